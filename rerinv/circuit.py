@@ -1,0 +1,200 @@
+"""What a crossbar circuit *is*: plain data that every engine and netlist writer reads.
+
+A :class:`Circuit` lists resistors, grounded input voltage sources, op-amps (non-inverting input
+grounded), inverter stages and transimpedance amplifiers; it says which nodes are the outputs.
+It knows nothing about how a simulator runs it. The generators :func:`inv_crossbar` and
+:func:`vmm_crossbar` are pure functions of programmed arrays and configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from rerinv.config import ArrayConfig, Config, OpAmpConfig
+from rerinv.errors import InputError
+from rerinv.mapping import CrossbarArrays
+
+Resistor = tuple[str, str, float]  # node a, node b, ohms
+
+
+@dataclass(frozen=True, eq=False)
+class Circuit:
+    """A DC/transient crossbar circuit.
+
+    Attributes
+    ----------
+    title : str
+    opamp : OpAmpConfig
+        The op-amp model used by every row amplifier, inverter and TIA.
+    resistors : list of (node, node, ohms)
+    inputs : tuple of str
+        Nodes driven by an ideal voltage source to ground (source ``v<node>``), in input order.
+    input_values : numpy.ndarray
+        Initial source voltages (V).
+    opamps : list of (inverting input, output)
+        Bare op-amps with the non-inverting input grounded.
+    inverters : list of (input, output, r1, r2)
+        Inverting amplifiers ``out = -(r2 / r1) in`` (ideally), each with its own op-amp.
+    tias : list of (input, output, r_f)
+        Transimpedance amplifiers holding ``input`` at virtual ground.
+    outputs : tuple of str
+        The nodes whose voltages are the circuit's result, in order.
+    notes : tuple of str
+        Comment lines for the netlist.
+    """
+
+    title: str
+    opamp: OpAmpConfig
+    resistors: list[Resistor]
+    inputs: tuple[str, ...]
+    input_values: np.ndarray
+    opamps: list[tuple[str, str]]
+    inverters: list[tuple[str, str, float, float]]
+    tias: list[tuple[str, str, float]]
+    outputs: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def amplifier_outputs(self) -> tuple[str, ...]:
+        """Every node an op-amp drives: these are checked against the rails."""
+        return (
+            tuple(out for _, out in self.opamps)
+            + tuple(out for _, out, _, _ in self.inverters)
+            + tuple(out for _, out, _ in self.tias)
+        )
+
+
+def _cells(
+    g: np.ndarray, row_nodes: list[str], col_nodes: list[str], prefix: str, r_wire: float
+) -> list[Resistor]:
+    """Resistors of one array: a cell per (i, j) and, with ``r_wire > 0``, a wire segment
+    before every cell along its row line (fed from ``row_nodes[i]``) and its column line
+    (fed from ``col_nodes[j]``); each cell then has its own row and column node."""
+    n_rows, n_cols = g.shape
+    r = (1.0 / g).tolist()
+    if r_wire == 0:
+        return [(row_nodes[i], col_nodes[j], r[i][j]) for i in range(n_rows) for j in range(n_cols)]
+    resistors = []
+    for i in range(n_rows):
+        for j in range(n_cols):
+            row, col = f"{prefix}r{i}_{j}", f"{prefix}c{i}_{j}"
+            row_prev = row_nodes[i] if j == 0 else f"{prefix}r{i}_{j - 1}"
+            col_prev = col_nodes[j] if i == 0 else f"{prefix}c{i - 1}_{j}"
+            resistors += [(row_prev, row, r_wire), (col_prev, col, r_wire), (row, col, r[i][j])]
+    return resistors
+
+
+def _inverter_resistors(
+    array: ArrayConfig, n: int, seed: int | np.random.Generator | None
+) -> np.ndarray:
+    """(n, 2) resistor values of n inverter stages, with seeded mismatch when configured."""
+    nominal = np.full((n, 2), array.r_inv)
+    if array.inverter_mismatch == 0:
+        return nominal
+    if seed is None:
+        raise InputError("array.inverter_mismatch > 0 needs an explicit seed for its draw")
+    rng = np.random.default_rng(seed)
+    return nominal * (1 + array.inverter_mismatch * rng.standard_normal((n, 2)))
+
+
+def inv_crossbar(
+    arrays: CrossbarArrays,
+    config: Config,
+    inputs: np.ndarray | None = None,
+    *,
+    seed: int | np.random.Generator | None = None,
+) -> Circuit:
+    """Closed-loop INV crossbar (Sun et al., PNAS 2019).
+
+    Op-amp ``i`` holds row ``i`` at virtual ground and drives column ``i`` (node ``x<i>``); an
+    inverter drives column ``i`` of the negative array with ``-x<i>`` (node ``nx<i>``). Input
+    ``k`` is a DAC voltage on node ``in<k>`` through ``array.r_in`` into row ``k``. KCL at the
+    rows gives ``x = -G^-1 v_in / r_in`` with ``G = g_pos - g_neg`` for ideal parts.
+
+    Parameters
+    ----------
+    arrays : CrossbarArrays
+        Programmed conductances (S).
+    config : Config
+    inputs : numpy.ndarray, optional
+        Initial DAC voltages (V); zeros by default (engines change them per solve).
+    seed : int or numpy.random.Generator, optional
+        Draws the inverter resistor mismatch (required when it is non-zero).
+    """
+    n = arrays.n
+    rows = [f"r{i}" for i in range(n)]
+    xs = [f"x{j}" for j in range(n)]
+    nxs = [f"nx{j}" for j in range(n)]
+    ins = [f"in{i}" for i in range(n)]
+    r_wire = config.array.r_wire
+    resistors = [(ins[i], rows[i], config.array.r_in) for i in range(n)]
+    resistors += _cells(arrays.g_pos, rows, xs, "p", r_wire)
+    resistors += _cells(arrays.g_neg, rows, nxs, "n", r_wire)
+    r_inv = _inverter_resistors(config.array, n, seed)
+    return Circuit(
+        title=f"rerinv INV crossbar {n}x{n}",
+        opamp=config.opamp,
+        resistors=resistors,
+        inputs=tuple(ins),
+        input_values=_initial_inputs(inputs, n),
+        opamps=list(zip(rows, xs, strict=True)),
+        inverters=[(xs[j], nxs[j], r_inv[j, 0], r_inv[j, 1]) for j in range(n)],
+        tias=[],
+        outputs=tuple(xs),
+        notes=(
+            f"INV crossbar, N={n}, opamp model {config.opamp.model},"
+            f" r_in={config.array.r_in:g} ohm, r_wire={r_wire:g} ohm per segment",
+            "KCL at row i: (v(in_i)-v(r_i))/r_in"
+            " + sum_j Gp_ij (x_j - v(r_i)) + Gn_ij (nx_j - v(r_i)) = 0",
+        ),
+    )
+
+
+def vmm_crossbar(
+    arrays: CrossbarArrays, config: Config, inputs: np.ndarray | None = None
+) -> Circuit:
+    """Open-loop VMM crossbar with differential columns.
+
+    Row ``i`` is driven by a DAC voltage on node ``in<i>``. Column ``j`` of the positive array
+    ends in a TIA (feedback ``array.r_f``) whose output is ``y<j>``; column ``j`` of the negative
+    array ends in its own TIA (output ``u<j>``), which feeds the positive TIA's input through a
+    second ``r_f``. Hence ``y = -r_f (g_pos - g_neg)^T v`` for ideal parts.
+    """
+    n_rows, n_cols = arrays.g_pos.shape
+    ins = [f"in{i}" for i in range(n_rows)]
+    cps = [f"cp{j}" for j in range(n_cols)]
+    cns = [f"cn{j}" for j in range(n_cols)]
+    ys = [f"y{j}" for j in range(n_cols)]
+    us = [f"u{j}" for j in range(n_cols)]
+    r_f, r_wire = config.array.r_f, config.array.r_wire
+    resistors = _cells(arrays.g_pos, ins, cps, "p", r_wire)
+    resistors += _cells(arrays.g_neg, ins, cns, "n", r_wire)
+    resistors += [(us[j], cps[j], r_f) for j in range(n_cols)]
+    return Circuit(
+        title=f"rerinv VMM crossbar {n_rows}x{n_cols}",
+        opamp=config.opamp,
+        resistors=resistors,
+        inputs=tuple(ins),
+        input_values=_initial_inputs(inputs, n_rows),
+        opamps=[],
+        inverters=[],
+        tias=[(cps[j], ys[j], r_f) for j in range(n_cols)]
+        + [(cns[j], us[j], r_f) for j in range(n_cols)],
+        outputs=tuple(ys),
+        notes=(
+            f"VMM crossbar, {n_rows}x{n_cols}, opamp model {config.opamp.model}, r_f={r_f:g} ohm,"
+            f" r_wire={r_wire:g} ohm per segment",
+            "y_j = -r_f * sum_i (Gp_ij - Gn_ij) v(in_i)",
+        ),
+    )
+
+
+def _initial_inputs(inputs: np.ndarray | None, n: int) -> np.ndarray:
+    if inputs is None:
+        return np.zeros(n)
+    inputs = np.asarray(inputs, dtype=float)
+    if inputs.shape != (n,):
+        raise InputError(f"expected {n} input voltages, got shape {inputs.shape}")
+    return inputs

@@ -1,0 +1,289 @@
+"""One typed, frozen configuration tree: device, op-amp, converters, array.
+
+Every part of rerinv reads a :class:`Config`. It loads from TOML, dumps back to TOML
+(``Config.from_toml(c.to_toml()) == c``), takes ``section.key=value`` overrides, and is stored
+verbatim next to every result.
+
+Units are SI throughout: siemens, ohms, volts, hertz.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from rerinv.errors import ConfigError
+
+OPAMP_MODELS = ("ideal", "finite_gain", "single_pole")
+
+#: Open-loop gain used for the ``ideal`` op-amp model: large enough that the loop error
+#: (about ``||G^-1 D|| / gain``) stays far below 1e-6 for any stable matrix we accept.
+IDEAL_GAIN = 1e12
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    """ReRAM cell: conductance window, levels, programming error, read noise, stuck cells."""
+
+    g_min: float = 0.5e-6  #: lowest programmable conductance (S)
+    g_max: float = 35e-6  #: highest programmable conductance (S)
+    bits: int = 8  #: bits per cell: 2**bits levels evenly spaced in [g_min, g_max]
+    sigma_abs: float = 0.0  #: absolute programming error, std as a fraction of g_max
+    sigma_rel: float = 0.0  #: proportional programming error, std as a fraction of the target
+    read_noise: float = 0.0  #: read noise per read, std as a fraction of the cell conductance
+    p_stuck_low: float = 0.0  #: probability a cell is stuck at g_min
+    p_stuck_high: float = 0.0  #: probability a cell is stuck at g_max
+
+    def validate(self) -> None:
+        _positive(self, "g_min")
+        if not self.g_max > self.g_min:
+            raise ConfigError(
+                f"device.g_max ({self.g_max}) must exceed device.g_min ({self.g_min})"
+            )
+        if not 1 <= self.bits <= 48:
+            raise ConfigError(f"device.bits must be between 1 and 48, got {self.bits}")
+        for key in ("sigma_abs", "sigma_rel", "read_noise"):
+            _non_negative(self, key)
+        for key in ("p_stuck_low", "p_stuck_high"):
+            value = getattr(self, key)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"device.{key} is a probability in [0, 1], got {value}")
+        if self.p_stuck_low + self.p_stuck_high > 1.0:
+            raise ConfigError("device.p_stuck_low + device.p_stuck_high must not exceed 1")
+
+
+@dataclass(frozen=True)
+class OpAmpConfig:
+    """Op-amp used by every INV row, inverter and TIA.
+
+    ``ideal``: gain :data:`IDEAL_GAIN`, no pole. ``finite_gain``: DC gain ``gain``.
+    ``single_pole``: DC gain ``gain`` with one pole at ``gbw / gain``. Offset, rails and output
+    resistance apply to every model.
+    """
+
+    model: str = "single_pole"  #: ideal | finite_gain | single_pole
+    gain: float = 1e5  #: open-loop DC gain (V/V)
+    gbw: float = 100e6  #: gain-bandwidth product (Hz), single_pole only
+    offset: float = 0.0  #: input offset voltage (V)
+    v_rail: float = 1.5  #: output rails at +-v_rail (V)
+    r_out: float = 0.0  #: open-loop output resistance (ohm)
+
+    def validate(self) -> None:
+        if self.model not in OPAMP_MODELS:
+            raise ConfigError(
+                f"opamp.model must be one of {', '.join(OPAMP_MODELS)}, got {self.model!r}"
+            )
+        for key in ("gain", "gbw", "v_rail"):
+            _positive(self, key)
+        _non_negative(self, "r_out")
+        _finite(self, "offset")
+
+    @property
+    def dc_gain(self) -> float:
+        """Open-loop DC gain the circuit actually has (V/V)."""
+        return IDEAL_GAIN if self.model == "ideal" else self.gain
+
+
+@dataclass(frozen=True)
+class ConverterConfig:
+    """DAC on every input, ADC on every output; symmetric ranges +-range (V)."""
+
+    dac_bits: int = 6
+    adc_bits: int = 8
+    dac_range: float = 1.0  #: DAC full scale: outputs in [-dac_range, +dac_range] (V)
+    adc_range: float = 1.0  #: ADC full scale: inputs beyond +-adc_range saturate (V)
+
+    def validate(self) -> None:
+        for key in ("dac_bits", "adc_bits"):
+            value = getattr(self, key)
+            if not 1 <= value <= 32:
+                raise ConfigError(f"converters.{key} must be between 1 and 32, got {value}")
+        _positive(self, "dac_range")
+        _positive(self, "adc_range")
+
+
+@dataclass(frozen=True)
+class ArrayConfig:
+    """Crossbar size, interconnect and the resistors around the arrays."""
+
+    max_size: int = 256  #: largest N a single crossbar holds
+    r_wire: float = 0.0  #: wire resistance per cell segment (ohm); 0 = off (1.73 for 40-nm 1T1R)
+    r_in: float = 100e3  #: INV input resistor from each DAC to its row (ohm)
+    r_f: float = 10e3  #: VMM transimpedance feedback resistor (ohm)
+    r_inv: float = 100e3  #: inverter stage resistors (ohm), both nominally equal
+    inverter_mismatch: float = 0.0  #: std of the relative mismatch of each inverter resistor
+
+    def validate(self) -> None:
+        if self.max_size < 1:
+            raise ConfigError(f"array.max_size must be at least 1, got {self.max_size}")
+        for key in ("r_in", "r_f", "r_inv"):
+            _positive(self, key)
+        _non_negative(self, "r_wire")
+        _non_negative(self, "inverter_mismatch")
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration tree. Build with ``Config()`` for the built-in default."""
+
+    device: DeviceConfig = field(default_factory=DeviceConfig)
+    opamp: OpAmpConfig = field(default_factory=OpAmpConfig)
+    converters: ConverterConfig = field(default_factory=ConverterConfig)
+    array: ArrayConfig = field(default_factory=ArrayConfig)
+
+    def __post_init__(self) -> None:
+        for section in fields(self):
+            getattr(self, section.name).validate()
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, source: str = "configuration") -> Config:
+        sections = {f.name: f for f in fields(cls)}
+        unknown = set(data) - set(sections)
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown section(s) {sorted(unknown)}; known: {sorted(sections)}"
+            )
+        built = {}
+        for name, section_field in sections.items():
+            values = data.get(name, {})
+            if not isinstance(values, dict):
+                raise ConfigError(f"{source}: [{name}] must be a table of key = value")
+            default = section_field.default_factory()
+            built[name] = replace(
+                default, **{k: _coerce(default, name, k, v) for k, v in values.items()}
+            )
+        return cls(**built)
+
+    def to_toml(self) -> str:
+        lines = ["# rerinv configuration (SI units: S, ohm, V, Hz)"]
+        for name, values in self.to_dict().items():
+            lines.append(f"\n[{name}]")
+            lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
+        return "\n".join(lines) + "\n"
+
+    @classmethod
+    def from_toml(cls, text: str, *, source: str = "configuration") -> Config:
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
+        return cls.from_dict(data, source=source)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {path}: {exc}") from exc
+        return cls.from_toml(text, source=str(path))
+
+    # -- overrides -----------------------------------------------------------------------
+    def with_overrides(self, assignments: list[str] | tuple[str, ...]) -> Config:
+        """Apply ``section.key=value`` overrides, e.g. ``["device.sigma_rel=0.01"]``."""
+        data = self.to_dict()
+        for assignment in assignments:
+            section, key, raw = _split_assignment(assignment)
+            if section not in data:
+                raise ConfigError(
+                    f"--set {assignment}: unknown section {section!r}; known: {sorted(data)}"
+                )
+            default = getattr(self, section)
+            data[section][key] = _coerce(default, section, key, raw, parse_text=True)
+        return Config.from_dict(data, source="--set")
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
+    """The built-in default, or the file at ``path``, with ``overrides`` applied."""
+    config = Config() if path is None else Config.load(path)
+    return config.with_overrides(overrides or [])
+
+
+# -- helpers -------------------------------------------------------------------------------
+def _split_assignment(assignment: str) -> tuple[str, str, str]:
+    name, sep, raw = assignment.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot or not key:
+        raise ConfigError(
+            f"--set {assignment!r}: expected section.key=value, e.g. device.sigma_rel=0.01"
+        )
+    return section, key.strip(), raw.strip()
+
+
+def _coerce(section_obj: Any, section: str, key: str, value: Any, parse_text: bool = False):
+    types = {f.name: f.type for f in fields(section_obj)}
+    if key not in types:
+        raise ConfigError(
+            f"unknown key {section}.{key}; known keys of [{section}]: {sorted(types)}"
+        )
+    kind = types[key]
+    try:
+        if kind == "str":
+            if not isinstance(value, str):
+                raise TypeError
+            return value.strip().strip("'\"") if parse_text else value
+        if kind == "int":
+            if isinstance(value, bool):
+                raise TypeError
+            number = float(value) if parse_text else value
+            if isinstance(number, float):
+                if not number.is_integer():
+                    raise TypeError
+                number = int(number)
+            if not isinstance(number, int):
+                raise TypeError
+            return number
+        if kind == "float":
+            if isinstance(value, bool):
+                raise TypeError
+            number = float(value)
+            if not math.isfinite(number):
+                raise TypeError
+            return number
+    except (TypeError, ValueError):
+        pass
+    else:
+        raise AssertionError(f"unhandled field type {kind}")  # pragma: no cover
+    raise ConfigError(f"{section}.{key} must be a finite {kind}, got {value!r}")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, str):
+        return f'"{value}"'
+    return repr(value)
+
+
+def _positive(section: Any, key: str) -> None:
+    value = getattr(section, key)
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{_name(section)}.{key} must be positive, got {value}")
+
+
+def _non_negative(section: Any, key: str) -> None:
+    value = getattr(section, key)
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{_name(section)}.{key} must be >= 0, got {value}")
+
+
+def _finite(section: Any, key: str) -> None:
+    value = getattr(section, key)
+    if not math.isfinite(value):
+        raise ConfigError(f"{_name(section)}.{key} must be finite, got {value}")
+
+
+def _name(section: Any) -> str:
+    return {
+        DeviceConfig: "device",
+        OpAmpConfig: "opamp",
+        ConverterConfig: "converters",
+        ArrayConfig: "array",
+    }[type(section)]

@@ -1,0 +1,150 @@
+"""The ``nodal`` engine: modified nodal analysis of the same :class:`Circuit`, in scipy.
+
+It stamps exactly the elements the SPICE netlist holds (resistors, input sources, op-amps as
+voltage-controlled sources with the model's DC gain, offset and output resistance; inverter and
+TIA stages expanded as in ``pyspice_models/``), factorises once and re-solves per input vector.
+DC only and linear: when the linear solution would put an amplifier beyond its rails the
+circuit saturates, which this engine does not model, so it raises
+:class:`rerinv.errors.SaturationError` rather than guessing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from rerinv.circuit import Circuit
+from rerinv.engines import check_inputs, check_rails
+from rerinv.errors import SimulationError
+from rerinv.spice import MIN_R_OUT
+
+GROUND = "0"
+
+
+class _Builder:
+    """Collects MNA stamps; node voltages first, then branch currents."""
+
+    def __init__(self) -> None:
+        self.nodes: dict[str, int] = {}
+        self.rows: list[int] = []
+        self.cols: list[int] = []
+        self.vals: list[float] = []
+        self.branches = 0
+        self.branch_rows: list[tuple[str, list[tuple[str, float]], float]] = []
+
+    def node(self, name: str) -> int:
+        if name == GROUND:
+            return -1
+        return self.nodes.setdefault(name, len(self.nodes))
+
+    def conductance(self, a: str, b: str, g: float) -> None:
+        i, j = self.node(a), self.node(b)
+        for p, q, v in ((i, i, g), (j, j, g), (i, j, -g), (j, i, -g)):
+            if p >= 0 and q >= 0:
+                self.rows.append(p)
+                self.cols.append(q)
+                self.vals.append(v)
+
+    def voltage_source(self, node: str, terms: list[tuple[str, float]], const: float) -> int:
+        """Branch forcing ``v(node) - sum(c * v(n)) = const``; its current leaves ``node``.
+        Returns the branch index."""
+        self.node(node)
+        for n, _ in terms:
+            self.node(n)
+        self.branch_rows.append((node, terms, const))
+        self.branches += 1
+        return self.branches - 1
+
+    def opamp(self, inn: str, out: str, gain: float, offset: float, r_out: float) -> None:
+        internal = f"{out}#oi"
+        # v(oi) = gain * (v(inp) - vos - v(inn)) with inp grounded
+        self.voltage_source(internal, [(inn, -gain)], -gain * offset)
+        self.conductance(internal, out, 1.0 / r_out)
+
+
+@dataclass(eq=False)
+class NodalSession:
+    """A factorised circuit: each solve is one sparse triangular solve pair."""
+
+    circuit: Circuit
+    lu: spla.SuperLU
+    n_nodes: int
+    input_branches: np.ndarray
+    constant_rhs: np.ndarray
+    output_index: np.ndarray
+    monitor_index: np.ndarray
+    monitored: tuple[str, ...]
+
+    def solve(self, inputs: np.ndarray | None = None) -> np.ndarray:
+        inputs = check_inputs(self.circuit, inputs)
+        rhs = self.constant_rhs.copy()
+        rhs[self.n_nodes + self.input_branches] = inputs
+        x = self.lu.solve(rhs)
+        if not np.all(np.isfinite(x)):
+            raise SimulationError(f"nodal solve of {self.circuit.title} gave non-finite values")
+        check_rails(self.circuit, self.monitored, x[self.monitor_index], "nodal")
+        return x[self.output_index]
+
+    def close(self) -> None:
+        """Nothing to free beyond Python objects (kept for symmetry with ngspice)."""
+
+
+class NodalEngine:
+    """Fast DC engine for big sweeps; agrees with ngspice on the same circuit."""
+
+    name = "nodal"
+
+    def load(self, circuit: Circuit) -> NodalSession:
+        oa = circuit.opamp
+        gain, offset, r_out = oa.dc_gain, oa.offset, max(oa.r_out, MIN_R_OUT)
+        b = _Builder()
+        inputs = [b.voltage_source(node, [], 0.0) for node in circuit.inputs]
+        for a, c, ohms in circuit.resistors:
+            b.conductance(a, c, 1.0 / ohms)
+        for inn, out in circuit.opamps:
+            b.opamp(inn, out, gain, offset, r_out)
+        for k, (a, out, r1, r2) in enumerate(circuit.inverters):
+            mid = f"inverter{k}#n"
+            b.conductance(a, mid, 1.0 / r1)
+            b.conductance(mid, out, 1.0 / r2)
+            b.opamp(mid, out, gain, offset, r_out)
+        for a, out, rf in circuit.tias:
+            b.conductance(a, out, 1.0 / rf)
+            b.opamp(a, out, gain, offset, r_out)
+        # railing is decided on the op-amps' internal (pre-r_out) outputs, as the SPICE clamp is
+        amplifiers = circuit.amplifier_outputs
+
+        n = len(b.nodes)
+        rows, cols, vals = b.rows, b.cols, b.vals
+        rhs = np.zeros(n + b.branches)
+        for k, (node, terms, const) in enumerate(b.branch_rows):
+            i = b.nodes[node]
+            # KCL: the branch current leaves `node`; constraint row: v(node) - sum c v(n) = const
+            rows += [i, n + k]
+            cols += [n + k, i]
+            vals += [1.0, 1.0]
+            for other, coefficient in terms:
+                j = b.node(other)
+                if j >= 0:
+                    rows.append(n + k)
+                    cols.append(j)
+                    vals.append(-coefficient)
+            rhs[n + k] = const
+        matrix = sp.csc_matrix((vals, (rows, cols)), shape=(n + b.branches,) * 2)
+        try:
+            lu = spla.splu(matrix)
+        except RuntimeError as exc:
+            raise SimulationError(f"nodal matrix of {circuit.title} is singular: {exc}") from exc
+        return NodalSession(
+            circuit=circuit,
+            lu=lu,
+            n_nodes=n,
+            input_branches=np.asarray(inputs, dtype=int),
+            constant_rhs=rhs,
+            output_index=np.array([b.nodes[o] for o in circuit.outputs]),
+            monitor_index=np.array([b.nodes[f"{out}#oi"] for out in amplifiers]),
+            monitored=amplifiers,
+        )

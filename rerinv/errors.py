@@ -1,0 +1,46 @@
+"""Exceptions raised by rerinv; each message says what was wrong and how to fix it."""
+
+
+class RerinvError(Exception):
+    """Base class of every rerinv error."""
+
+
+class InputError(RerinvError, ValueError):
+    """A matrix, vector or value given by the user is unusable."""
+
+
+class UnstableMatrixError(InputError):
+    """The mapped matrix has an eigenvalue with non-positive real part: the loop would rail."""
+
+
+class ConfigError(RerinvError, ValueError):
+    """A configuration file or ``--set`` override names an unknown key or a bad value."""
+
+
+class NgspiceMissingError(RerinvError, RuntimeError):
+    """The ngspice shared library cannot be found or loaded."""
+
+
+class SimulationError(RerinvError, RuntimeError):
+    """ngspice rejected the netlist or the analysis did not converge."""
+
+
+class SaturationError(RerinvError, RuntimeError):
+    """One or more op-amp outputs sit at the rails: the circuit did not produce a solution.
+
+    Attributes
+    ----------
+    nodes : list of str
+        The railed output nodes.
+    values : numpy.ndarray
+        Their voltages (V).
+    """
+
+    def __init__(self, message: str, nodes=(), values=()):
+        super().__init__(message)
+        self.nodes = list(nodes)
+        self.values = values
+
+
+class UnsupportedByEngineError(RerinvError, NotImplementedError):
+    """The chosen engine cannot model this circuit faithfully (e.g. rails it would hit)."""

@@ -1,0 +1,307 @@
+"""Matrices and vectors: loading (``.npy``, ``.csv``, ``.txt``, ``.mtx``), validation, workloads.
+
+The ``check_*`` functions return clean float64 copies or raise :class:`~rerinv.errors.InputError`
+saying what is wrong and how to fix it. The generators (explicit ``seed``, no global RNG) give
+K-FAC-like Kronecker factors and classic matrices whose eigenvalues all have positive real parts.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+import scipy.sparse
+
+from rerinv.errors import InputError, UnstableMatrixError
+
+SUPPORTED_FORMATS = (".npy", ".csv", ".txt", ".mtx")
+CLASSIC_MATRICES = (
+    "identity",
+    "laplacian_1d",
+    "diag_dominant",
+    "random_spd",
+    "nonsymmetric_stable",
+)
+_FORMATS = "supported formats: .npy, .csv (comma separated), .txt (whitespace or comma), .mtx"
+
+
+def _read(path: Path, suffix: str) -> np.ndarray:
+    if suffix == ".npy":
+        return np.load(path, allow_pickle=False)
+    if suffix == ".mtx":
+        data = scipy.io.mmread(path)
+        return data.toarray() if scipy.sparse.issparse(data) else np.asarray(data)
+    lines = [ln for ln in path.read_text().splitlines() if ln.split("#")[0].strip()]
+    if not lines:
+        return np.empty(0)
+    comma = suffix == ".csv" or "," in lines[0].split("#")[0]
+    return np.loadtxt(path, delimiter="," if comma else None, dtype=np.float64)
+
+
+def load_matrix(path: str | os.PathLike) -> np.ndarray:
+    """Load a matrix (or a vector) from a file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        ``.npy``, ``.csv`` (comma separated), ``.txt`` (whitespace or comma separated, detected
+        from the first data line; ``#`` starts a comment) or ``.mtx`` (Matrix Market, made dense).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64; 2-D for a matrix, 1-D for a text file of one row or one column.
+
+    Raises
+    ------
+    InputError
+        Unknown extension, missing file, or content that is not a real numeric array.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_FORMATS:
+        raise InputError(f"cannot load {str(path)!r}: unknown extension {suffix!r}; {_FORMATS}")
+    if not path.is_file():
+        raise InputError(f"cannot load {str(path)!r}: no such file; check the path ({_FORMATS})")
+    try:
+        data = _read(path, suffix)
+    except Exception as exc:  # numpy/scipy raise many types for bad content
+        raise InputError(
+            f"cannot read {str(path)!r} as {suffix} ({type(exc).__name__}: {exc}); {_FORMATS}"
+        ) from exc
+    data = np.atleast_1d(_as_float(data, repr(str(path))))
+    if data.size == 0:
+        raise InputError(f"{str(path)!r} holds no numbers; write the matrix into it ({_FORMATS})")
+    return data
+
+
+def load_vector(path: str | os.PathLike) -> np.ndarray:
+    """Load a 1-D vector like :func:`load_matrix`; an ``N x 1`` or ``1 x N`` array is flattened.
+
+    Raises InputError as :func:`load_matrix` does, or if the file holds a genuine matrix.
+    """
+    data = load_matrix(path)
+    if data.ndim == 2 and 1 in data.shape:
+        data = data.ravel()
+    if data.ndim != 1:
+        raise InputError(
+            f"{str(path)!r} holds an array of shape {data.shape}, not a vector; "
+            "store one row or one column of numbers"
+        )
+    return data
+
+
+def _non_finite(a: np.ndarray, name: str) -> None:
+    bad = ~np.isfinite(a)
+    if bad.any():
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise InputError(
+            f"{name} has {int(np.isnan(a).sum())} NaN and {int(np.isinf(a).sum())} inf entries "
+            f"(first at index {first} = {a[first]}); replace them with finite numbers"
+        )
+
+
+def _as_float(a, name: str) -> np.ndarray:
+    try:
+        complex_ = np.iscomplexobj(a)
+        out = None if complex_ else np.array(a, dtype=np.float64, copy=True)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{name} is not a real numeric array ({exc}); give numbers") from exc
+    if complex_:
+        raise InputError(f"{name} is complex; rerinv solves real systems only")
+    return out
+
+
+def check_matrix(a, *, max_size: int | None = None, name: str = "matrix") -> np.ndarray:
+    """Validate a square matrix and return a float64 copy.
+
+    Parameters
+    ----------
+    a : array_like
+        The matrix.
+    max_size : int, optional
+        Largest ``N`` one crossbar holds (``array.max_size`` in the configuration).
+    name : str
+        What to call the matrix in error messages.
+
+    Raises InputError if ``a`` is not 2-D, empty, not square, holds NaN or inf, or exceeds
+    ``max_size``.
+    """
+    a = _as_float(a, name)
+    if a.ndim != 2:
+        raise InputError(f"{name} must be a 2-D array, got {a.ndim}-D with shape {a.shape}")
+    if a.size == 0:
+        raise InputError(f"{name} is empty (shape {a.shape}); give at least a 1 x 1 matrix")
+    if a.shape[0] != a.shape[1]:
+        raise InputError(f"{name} must be square, got shape {a.shape}; INV solves N x N systems")
+    _non_finite(a, name)
+    if max_size is not None and a.shape[0] > max_size:
+        raise InputError(
+            f"{name} is {a.shape[0]} x {a.shape[0]}, larger than array.max_size = {max_size}; "
+            "block mode is not available for single crossbar solves: raise array.max_size "
+            "(e.g. --set array.max_size=N) or pass a smaller matrix"
+        )
+    return a
+
+
+def check_vector(b, n: int, *, name: str = "rhs") -> np.ndarray:
+    """Validate a length-``n`` vector and return a float64 copy; InputError if its shape is not
+    ``(n,)`` or it holds NaN or inf."""
+    b = _as_float(b, name)
+    if b.shape != (n,):
+        raise InputError(
+            f"{name} must have shape ({n},) to match the {n} x {n} matrix, got shape {b.shape}; "
+            "pass a 1-D vector (flatten column vectors with numpy.ravel)"
+        )
+    _non_finite(b, name)
+    return b
+
+
+def check_stable(a, *, name: str = "matrix") -> None:
+    """Refuse matrices the closed-loop INV circuit cannot solve.
+
+    Raises
+    ------
+    InputError
+        The matrix is singular (2-norm condition number above 1e15), or fails :func:`check_matrix`.
+    UnstableMatrixError
+        An eigenvalue has real part ``<= 1e-12 * max|eig|``.
+    """
+    a = check_matrix(a, name=name)
+    cond = np.linalg.cond(a)
+    if not cond <= 1e15:
+        raise InputError(
+            f"{name} is singular (condition number {cond:.3g} > 1e15): A x = b has no unique "
+            "solution; regularise it (e.g. add a small multiple of the identity)"
+        )
+    eig = np.linalg.eigvals(a)
+    bad = eig.real <= 1e-12 * np.max(np.abs(eig))
+    if bad.any():
+        worst = eig[np.argmin(eig.real)]
+        raise UnstableMatrixError(
+            f"{name} has {int(bad.sum())} eigenvalue(s) without a positive real part "
+            f"(e.g. {worst:.6g}): the closed-loop INV circuit is stable only if every eigenvalue "
+            "of the mapped matrix has a positive real part; its outputs would run to the rails. "
+            "Solve A^T A x = A^T b instead, or shift the spectrum"
+        )
+
+
+def _positive_int(n: int, what: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise InputError(f"{what} must be a positive integer, got {n!r}")
+    return int(n)
+
+
+def _orthogonal(n: int, rng: np.random.Generator) -> np.ndarray:
+    q, r = np.linalg.qr(rng.standard_normal((n, n)))
+    return q * np.where(np.diag(r) < 0, -1.0, 1.0)  # Haar-distributed
+
+
+def kfac_factor(
+    n: int,
+    *,
+    seed: int | np.random.Generator,
+    samples: int | None = None,
+    spread: float = 1e2,
+    damping: float = 1e-3,
+) -> np.ndarray:
+    """A K-FAC-like Kronecker factor: a damped, mildly correlated Wishart matrix.
+
+    ``A = X^T X / m + damping * mean(diag(X^T X / m)) * I`` with ``X`` an ``m x n`` Gaussian
+    matrix whose column standard deviations are log-spaced from 1 to ``sqrt(spread)`` (randomly
+    permuted), mixed with a random orthogonal rotation, ``X <- X (0.75 I + 0.25 Q)``.
+    The result is symmetric positive definite. Its condition number grows with ``spread`` and
+    shrinks with ``damping``; with the defaults it is about 5e2 at ``n = 32`` (measured:
+    510 for seed 0, 333 to 792 over seeds 0-9; about 36 with ``spread=1``).
+
+    Parameters
+    ----------
+    n : int
+        Size of the factor.
+    seed : int or numpy.random.Generator
+        Random source, passed to :func:`numpy.random.default_rng`.
+    samples : int, optional
+        Rows ``m`` of ``X`` (default ``2 * n``).
+    spread : float
+        Ratio of the largest to the smallest column variance (>= 1).
+    damping : float
+        Tikhonov damping relative to the mean diagonal (>= 0; > 0 if ``samples < n``).
+    """
+    n = _positive_int(n, "n")
+    m = 2 * n if samples is None else _positive_int(samples, "samples")
+    if not spread >= 1.0:
+        raise InputError(f"spread must be >= 1 (ratio of column variances), got {spread!r}")
+    if not damping >= 0.0 or (damping == 0.0 and m < n):
+        raise InputError(f"damping must be >= 0, and > 0 when samples < n; got {damping!r}")
+    rng = np.random.default_rng(seed)
+    scales = rng.permutation(np.logspace(0.0, 0.5 * np.log10(spread), n))
+    x = rng.standard_normal((m, n)) * scales
+    x = x @ (0.75 * np.eye(n) + 0.25 * _orthogonal(n, rng))
+    a = x.T @ x / m
+    a += damping * np.mean(np.diag(a)) * np.eye(n)
+    return (a + a.T) / 2
+
+
+def classic_matrix(name: str, n: int, *, seed: int | np.random.Generator = 0) -> np.ndarray:
+    """A classic test matrix; every one has eigenvalues with positive real parts.
+
+    Parameters
+    ----------
+    name : str
+        One of :data:`CLASSIC_MATRICES`:
+
+        - ``"identity"``
+        - ``"laplacian_1d"``: tridiagonal (-1, 2, -1) plus ``1e-2 * I`` so that the condition
+          number stays below 401 for every ``n`` (pure Dirichlet Laplacian grows as ``n**2``).
+        - ``"diag_dominant"``: random nonsymmetric, strictly diagonally dominant rows with a
+          positive diagonal (Gershgorin: stable).
+        - ``"random_spd"``: ``Q diag(logspace(0, -2, n)) Q^T``, condition number 100.
+        - ``"nonsymmetric_stable"``: random Gaussian matrix shifted by a multiple of ``I`` so that
+          every eigenvalue has real part >= 0.1 * spectral radius (checked).
+    n : int
+        Size.
+    seed : int or numpy.random.Generator
+        Random source for the random ones.
+
+    Raises InputError for an unknown name.
+    """
+    n = _positive_int(n, "n")
+    rng = np.random.default_rng(seed)
+    if name == "identity":
+        return np.eye(n)
+    if name == "laplacian_1d":
+        off = -np.ones(n - 1)
+        return np.diag(np.full(n, 2.0 + 1e-2)) + np.diag(off, 1) + np.diag(off, -1)
+    if name == "diag_dominant":
+        a = rng.uniform(-1.0, 1.0, (n, n))
+        np.fill_diagonal(a, 0.0)
+        np.fill_diagonal(a, np.abs(a).sum(axis=1) + rng.uniform(0.5, 1.0, n))
+        return a
+    if name == "random_spd":
+        q = _orthogonal(n, rng)
+        a = (q * np.logspace(0.0, -2.0, n)) @ q.T
+        return (a + a.T) / 2
+    if name == "nonsymmetric_stable":
+        a = rng.standard_normal((n, n)) / np.sqrt(n)
+        eig = np.linalg.eigvals(a)
+        # min Re + s >= 0.11 (rho + s) >= 0.11 * rho(shifted): margin over the 0.1 promised
+        a += max((0.11 * np.max(np.abs(eig)) - np.min(eig.real)) / 0.89, 0.0) * np.eye(n)
+        eig = np.linalg.eigvals(a)
+        if np.min(eig.real) <= 0 or np.min(eig.real) < 0.1 * np.max(np.abs(eig)):
+            raise RuntimeError("internal error: nonsymmetric_stable shift failed; please report")
+        return a
+    raise InputError(
+        f"unknown classic matrix {name!r}; choose one of {', '.join(CLASSIC_MATRICES)}"
+    )
+
+
+def random_rhs(n: int, *, seed: int | np.random.Generator) -> np.ndarray:
+    """A standard-normal right-hand side of length ``n`` (seed as in :func:`kfac_factor`)."""
+    return np.random.default_rng(seed).standard_normal(_positive_int(n, "n"))
+
+
+def condition_number(a) -> float:
+    """2-norm condition number ``sigma_max / sigma_min`` (``inf`` for a singular matrix)."""
+    return float(np.linalg.cond(check_matrix(a)))

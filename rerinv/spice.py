@@ -1,0 +1,93 @@
+"""SPICE netlist writer for :class:`rerinv.circuit.Circuit` (ngspice dialect).
+
+The op-amp, inverter and TIA sub-circuits come from ``pyspice_models/*.lib`` and are written
+inline, so a netlist stands alone: ``ngspice -b FILE.cir`` runs it.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+from rerinv.circuit import Circuit
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "pyspice_models"
+MODEL_LIBS = ("opamp.lib", "inverter.lib", "tia.lib")
+
+#: Floor on the op-amp output resistance: SPICE rejects a zero-ohm resistor. Every engine
+#: uses the same value.
+MIN_R_OUT = 1e-6
+
+
+@cache
+def model_library() -> str:
+    """Text of the sub-circuit libraries, concatenated."""
+    try:
+        return "\n".join((MODELS_DIR / name).read_text() for name in MODEL_LIBS)
+    except OSError as exc:  # pragma: no cover - broken install
+        raise FileNotFoundError(
+            f"rerinv's SPICE models are missing from {MODELS_DIR}: reinstall with "
+            "`pip install -e .` from a full checkout"
+        ) from exc
+
+
+def opamp_params(circuit: Circuit) -> str:
+    """Instance parameters of every amplifier of ``circuit``."""
+    oa = circuit.opamp
+    return (
+        f"gain={oa.gain:.17g} gbw={oa.gbw:.17g} vos={oa.offset:.17g} vrail={oa.v_rail:.17g}"
+        f" rout={max(oa.r_out, MIN_R_OUT):.17g}"
+    )
+
+
+def source_name(node: str) -> str:
+    """Name of the voltage source driving input ``node``."""
+    return f"v{node}"
+
+
+def to_spice(circuit: Circuit, *, control: str = "", options: str = "") -> str:
+    """The netlist text of ``circuit``.
+
+    Parameters
+    ----------
+    circuit : Circuit
+    control : str
+        Optional ``.control`` block body (e.g. ``"op\\nprint v(x0)"``).
+    options : str
+        Optional ``.options`` line content.
+    """
+    model = circuit.opamp.model
+    params = opamp_params(circuit)
+    lines = [f"* {circuit.title}"]
+    lines += [f"* {note}" for note in circuit.notes]
+    lines.append(model_library())
+    if options:
+        lines.append(f".options {options}")
+    lines += [
+        f"{source_name(node)} {node} 0 DC {value:.17g}"
+        for node, value in zip(circuit.inputs, circuit.input_values, strict=True)
+    ]
+    lines += [f"R{k} {a} {b} {ohms:.17g}" for k, (a, b, ohms) in enumerate(circuit.resistors)]
+    lines += [
+        f"XA{k} 0 {inn} {out} opamp_{model} {params}" for k, (inn, out) in enumerate(circuit.opamps)
+    ]
+    lines += [
+        f"XI{k} {a} {out} inverter_{model} r1={r1:.17g} r2={r2:.17g} {params}"
+        for k, (a, out, r1, r2) in enumerate(circuit.inverters)
+    ]
+    lines += [
+        f"XT{k} {a} {out} tia_{model} rf={rf:.17g} {params}"
+        for k, (a, out, rf) in enumerate(circuit.tias)
+    ]
+    if control:
+        lines += [".control", control, ".endc"]
+    lines.append(".end")
+    return "\n".join(lines) + "\n"
+
+
+def batch_netlist(circuit: Circuit, header: tuple[str, ...] = ()) -> str:
+    """A standalone netlist for ``ngspice -b``: runs the operating point and prints every
+    output as ``v(node) = value``."""
+    prints = "\n".join(f"print v({node})" for node in circuit.outputs)
+    text = to_spice(circuit, control=f"set numdgt=15\nop\n{prints}\nquit")
+    return "".join(f"* {line}\n" for line in header) + text
