@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -12,6 +13,7 @@ import numpy as np
 
 from rerinv.config import Config, load_config
 from rerinv.errors import RerinvError
+from rerinv.schemes import SCHEMES
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -110,6 +112,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_solve(args: argparse.Namespace) -> int:
+    from rerinv.matrices import load_matrix, load_vector, random_rhs
+    from rerinv.schemes import solve
+
+    config = _config(args)
+    a = load_matrix(args.matrix)
+    b = load_vector(args.rhs) if args.rhs else random_rhs(a.shape[0], seed=args.seed)
+    result = solve(
+        a,
+        b,
+        config,
+        scheme=args.scheme,
+        engine=args.engine,
+        target_bits=args.target_bits,
+        max_passes=args.max_passes,
+        seed=args.seed,
+    )
+    if args.json:
+        print(json.dumps(result.to_dict()))
+        return 0
+    print(
+        f"{result.scheme} on the {result.engine} engine, N = {result.n}, target "
+        f"{result.target_bits:g} bits, {config.device.bits}-bit INV cells, residual "
+        f"{config.scheme.residual}, equilibration {'on' if config.scheme.equilibrate else 'off'}"
+    )
+    print(f"{'pass':>4} {'effective bits':>14} {'residual':>10} {'INV solves':>10} {'VMM ops':>8}")
+    for k, record in enumerate(result.history, 1):
+        print(
+            f"{k:>4} {record.effective_bits:>14.2f} {record.residual_norm:>10.2e} "
+            f"{record.inv_solves:>10} {record.vmm_ops:>8}"
+        )
+    verdict = "reached" if result.reached_target else "did NOT reach"
+    print(
+        f"status {result.status}: {result.effective_bits:.2f} effective bits, {verdict} "
+        f"{result.target_bits:g} bits; {result.inv_solves} INV solves, {result.vmm_ops} VMM ops, "
+        f"{result.conversions} conversions, {result.wall_time:.2f} s"
+    )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rerinv",
@@ -131,6 +173,18 @@ def build_parser() -> argparse.ArgumentParser:
     netlist.add_argument("--out", required=True, help="netlist file to write (.cir)")
     netlist.add_argument("--seed", type=int, default=0, help="seed of the programming draw")
     netlist.set_defaults(func=cmd_netlist)
+
+    solve = commands.add_parser("solve", help="solve A x = b with a precision scheme")
+    _common(solve)
+    solve.add_argument("--matrix", required=True, help=".npy, .csv, .txt or .mtx file")
+    solve.add_argument("--rhs", help="right-hand side b (default: drawn from --seed)")
+    solve.add_argument("--scheme", choices=SCHEMES, default="refine")
+    solve.add_argument("--engine", choices=("spice", "nodal"), default="spice")
+    solve.add_argument("--target-bits", type=float, default=16.0)
+    solve.add_argument("--max-passes", type=int, default=8)
+    solve.add_argument("--seed", type=int, default=0, help="seed of b and of every device draw")
+    solve.add_argument("--json", action="store_true", help="print one JSON object")
+    solve.set_defaults(func=cmd_solve)
 
     demo = commands.add_parser("demo", help="one default INV solve through ngspice vs numpy")
     _common(demo)

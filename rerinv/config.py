@@ -127,6 +127,60 @@ class ArrayConfig:
         _non_negative(self, "inverter_mismatch")
 
 
+RESIDUAL_MODES = ("analog", "digital")
+
+
+@dataclass(frozen=True)
+class SchemeConfig:
+    """How the precision schemes use the analog machine."""
+
+    equilibrate: bool = True  #: diagonal (Ruiz) scaling before mapping
+    dac_slices: int = 2  #: b slicing: each INV input applied as this many DAC slices
+    residual: str = "analog"  #: residual VMM: analog (bit-sliced crossbars) | digital (float64)
+    vmm_cell_bits: int = 0  #: bits per cell of the residual VMM slices; 0 = largest exact for N
+    vmm_weight_bits: int = 24  #: fixed-point bits of the matrix in the residual VMM
+    vmm_input_bits: int = 24  #: fixed-point bits of the vector in the residual VMM
+    neumann_terms: int = 2  #: repast: most Neumann terms per pass
+    restart: int = 20  #: krylov: FGMRES restart length
+    margin_bits: float = 4.0  #: stop when ||r||/||b|| <= 2**-(target_bits + margin_bits)
+    stall_passes: int = 3  #: passes without a 20 % lower residual before calling it stalled
+
+    def validate(self) -> None:
+        if self.residual not in RESIDUAL_MODES:
+            raise ConfigError(
+                f"scheme.residual must be one of {', '.join(RESIDUAL_MODES)}, got {self.residual!r}"
+            )
+        for key, low, high in (
+            ("dac_slices", 1, 8),
+            ("vmm_cell_bits", 0, 8),
+            ("vmm_weight_bits", 2, 52),
+            ("vmm_input_bits", 2, 52),
+            ("neumann_terms", 1, 16),
+            ("restart", 1, 1000),
+            ("stall_passes", 1, 100),
+        ):
+            value = getattr(self, key)
+            if not low <= value <= high:
+                raise ConfigError(f"scheme.{key} must be between {low} and {high}, got {value}")
+        _non_negative(self, "margin_bits")
+
+
+@dataclass(frozen=True)
+class WorkloadConfig:
+    """Matrices that Monte Carlo trials and ``rerinv verify`` draw (K-FAC-like factors)."""
+
+    samples_per_n: float = 8.0  #: Wishart samples per matrix column (batch size / width)
+    spread: float = 100.0  #: ratio of the largest to the smallest column variance
+    damping: float = 1e-3  #: Tikhonov damping relative to the mean diagonal
+    fresh_matrix: bool = True  #: draw a new matrix per trial (else one for the whole run)
+
+    def validate(self) -> None:
+        _positive(self, "samples_per_n")
+        if not self.spread >= 1:
+            raise ConfigError(f"workload.spread must be >= 1, got {self.spread}")
+        _non_negative(self, "damping")
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole configuration tree. Build with ``Config()`` for the built-in default."""
@@ -135,6 +189,8 @@ class Config:
     opamp: OpAmpConfig = field(default_factory=OpAmpConfig)
     converters: ConverterConfig = field(default_factory=ConverterConfig)
     array: ArrayConfig = field(default_factory=ArrayConfig)
+    scheme: SchemeConfig = field(default_factory=SchemeConfig)
+    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
 
     def __post_init__(self) -> None:
         for section in fields(self):
@@ -227,6 +283,21 @@ def _coerce(section_obj: Any, section: str, key: str, value: Any, parse_text: bo
         )
     kind = types[key]
     try:
+        if kind == "bool":
+            if isinstance(value, bool):
+                return value
+            if parse_text and value.lower() in (
+                "true",
+                "false",
+                "1",
+                "0",
+                "yes",
+                "no",
+                "on",
+                "off",
+            ):
+                return value.lower() in ("true", "1", "yes", "on")
+            raise TypeError
         if kind == "str":
             if not isinstance(value, str):
                 raise TypeError
@@ -253,12 +324,16 @@ def _coerce(section_obj: Any, section: str, key: str, value: Any, parse_text: bo
         pass
     else:
         raise AssertionError(f"unhandled field type {kind}")  # pragma: no cover
-    raise ConfigError(f"{section}.{key} must be a finite {kind}, got {value!r}")
+    raise ConfigError(
+        f"{section}.{key} must be a {'finite ' if kind != 'bool' else ''}{kind}, got {value!r}"
+    )
 
 
 def _toml_value(value: Any) -> str:
     if isinstance(value, str):
         return f'"{value}"'
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return repr(value)
 
 
@@ -286,4 +361,6 @@ def _name(section: Any) -> str:
         OpAmpConfig: "opamp",
         ConverterConfig: "converters",
         ArrayConfig: "array",
+        SchemeConfig: "scheme",
+        WorkloadConfig: "workload",
     }[type(section)]

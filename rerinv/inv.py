@@ -57,12 +57,18 @@ class InvCrossbar:
 
 
 def build_inv(
-    a: np.ndarray, config: Config, *, seed: int = 0, equilibrated: bool = False
+    a: np.ndarray,
+    config: Config,
+    *,
+    seed: int | np.random.SeedSequence = 0,
+    equilibrated: bool = False,
 ) -> InvCrossbar:
     """Check ``a``, map it, program the arrays from ``seed`` and build the INV circuit."""
     a = check_matrix(a, max_size=config.array.max_size)
     check_stable(a)
-    programming, mismatch = np.random.SeedSequence(seed).spawn(2)
+    if not isinstance(seed, np.random.SeedSequence):
+        seed = np.random.SeedSequence(seed)
+    programming, mismatch = seed.spawn(2)
     target = map_matrix(a, config.device, equilibrated=equilibrated)
     arrays = program_conductances(target, config.device, np.random.default_rng(programming))
     check_loop_stability(arrays, config)

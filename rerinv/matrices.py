@@ -223,14 +223,15 @@ def kfac_factor(
     seed : int or numpy.random.Generator
         Random source, passed to :func:`numpy.random.default_rng`.
     samples : int, optional
-        Rows ``m`` of ``X`` (default ``2 * n``).
+        Rows ``m`` of ``X`` (default ``8 * n``: a K-FAC factor averages over a batch of many
+        more samples than the layer is wide).
     spread : float
         Ratio of the largest to the smallest column variance (>= 1).
     damping : float
         Tikhonov damping relative to the mean diagonal (>= 0; > 0 if ``samples < n``).
     """
     n = _positive_int(n, "n")
-    m = 2 * n if samples is None else _positive_int(samples, "samples")
+    m = 8 * n if samples is None else _positive_int(samples, "samples")
     if not spread >= 1.0:
         raise InputError(f"spread must be >= 1 (ratio of column variances), got {spread!r}")
     if not damping >= 0.0 or (damping == 0.0 and m < n):

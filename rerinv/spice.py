@@ -9,6 +9,8 @@ from __future__ import annotations
 from functools import cache
 from pathlib import Path
 
+import numpy as np
+
 from rerinv.circuit import Circuit
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "pyspice_models"
@@ -45,7 +47,13 @@ def source_name(node: str) -> str:
     return f"v{node}"
 
 
-def to_spice(circuit: Circuit, *, control: str = "", options: str = "") -> str:
+#: Sweep source that selects the input vector of a batch (see ``to_spice(batch=...)``).
+BATCH_SELECTOR = "vbatchsel"
+
+
+def to_spice(
+    circuit: Circuit, *, control: str = "", options: str = "", batch: np.ndarray | None = None
+) -> str:
     """The netlist text of ``circuit``.
 
     Parameters
@@ -55,6 +63,10 @@ def to_spice(circuit: Circuit, *, control: str = "", options: str = "") -> str:
         Optional ``.control`` block body (e.g. ``"op\\nprint v(x0)"``).
     options : str
         Optional ``.options`` line content.
+    batch : numpy.ndarray, optional
+        ``(K, n_inputs)`` input vectors. Each input then follows
+        ``pwl(v(batchsel), 0, u_0, 1, u_1, ...)``, so one ``dc`` sweep of ``BATCH_SELECTOR``
+        over ``0 .. K-1`` solves all K vectors with a single matrix ordering.
     """
     model = circuit.opamp.model
     params = opamp_params(circuit)
@@ -63,10 +75,18 @@ def to_spice(circuit: Circuit, *, control: str = "", options: str = "") -> str:
     lines.append(model_library())
     if options:
         lines.append(f".options {options}")
-    lines += [
-        f"{source_name(node)} {node} 0 DC {value:.17g}"
-        for node, value in zip(circuit.inputs, circuit.input_values, strict=True)
-    ]
+    if batch is None:
+        lines += [
+            f"{source_name(node)} {node} 0 DC {value:.17g}"
+            for node, value in zip(circuit.inputs, circuit.input_values, strict=True)
+        ]
+    else:
+        lines.append(f"{BATCH_SELECTOR} batchsel 0 DC 0")
+        for k, node in enumerate(circuit.inputs):
+            table = ", ".join(f"{t}, {u:.17g}" for t, u in enumerate(batch[:, k]))
+            if batch.shape[0] == 1:
+                table += f", 1, {batch[0, k]:.17g}"
+            lines.append(f"B{source_name(node)} {node} 0 V = pwl(v(batchsel), {table})")
     lines += [f"R{k} {a} {b} {ohms:.17g}" for k, (a, b, ohms) in enumerate(circuit.resistors)]
     lines += [
         f"XA{k} 0 {inn} {out} opamp_{model} {params}" for k, (inn, out) in enumerate(circuit.opamps)

@@ -31,6 +31,12 @@ class Session(Protocol):
         """Outputs (V) for input voltages ``inputs`` (V); the circuit's own when None."""
         ...
 
+    def solve_batch(self, inputs: np.ndarray) -> np.ndarray:
+        """Outputs (K, n_outputs) for K independent input vectors (K, n_inputs)."""
+        ...
+
+    def close(self) -> None: ...
+
 
 class Engine(Protocol):
     name: str

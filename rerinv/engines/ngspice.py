@@ -20,13 +20,20 @@ import numpy as np
 from rerinv.circuit import Circuit
 from rerinv.engines import check_inputs, check_rails
 from rerinv.errors import NgspiceMissingError, SimulationError
-from rerinv.spice import source_name, to_spice
+from rerinv.spice import BATCH_SELECTOR, source_name, to_spice
 
 _INSTALL_HINT = (
     "install it with `apt-get install -y ngspice libngspice0` (Debian/Ubuntu) or point "
     "NGSPICE_LIBRARY_PATH at libngspice.so"
 )
-_FAILURE_MARKERS = ("aborted", "singular matrix", "iteration limit", "no convergence", "error")
+_FAILURE_MARKERS = (
+    "aborted",
+    "singular matrix",
+    "iteration limit",
+    "no convergence",
+    "timestep too small",
+    "error:",
+)
 
 _shared = None  # the process's NgSpiceShared instance
 _loaded: list[int] = []  # ids of the circuits ngspice holds, oldest first
@@ -85,15 +92,18 @@ def ngspice_version() -> str:
     return str(ngspice().ngspice_version)
 
 
-def _command(command: str) -> str:
+def _command(command: str, *, analysis: bool = False) -> str:
+    """Run an ngspice command. For an analysis, notes on stderr (gmin or source stepping)
+    are not failures by themselves: the caller judges the plot it produced."""
     ng = ngspice()
     try:
-        output = ng.exec_command(command)
+        return ng.exec_command(command)
     except Exception as exc:
+        if analysis and "NgSpiceCommandError" in type(exc).__name__:
+            return ng.stdout
         raise SimulationError(
             f"ngspice failed on `{command}`: {' '.join(ng._stderr)[-600:] or exc}"
         ) from exc
-    return output
 
 
 def _select(circuit_id: int) -> None:
@@ -125,27 +135,29 @@ class NgspiceSession:
         check_rails(self.circuit, self.monitored, volts, "spice")
         return volts[: len(self.circuit.outputs)]
 
-    def _operating_point(self) -> np.ndarray:
-        from PySpice.Spice.NgSpice.Shared import ffi
+    def solve_batch(self, inputs: np.ndarray) -> np.ndarray:
+        """Outputs (K, n_outputs) for K input vectors (K, n_inputs), solved in one ``dc``
+        sweep of a batch variant of the circuit (one matrix ordering for all K)."""
+        inputs = np.atleast_2d(np.asarray(inputs, dtype=float))
+        if inputs.shape[0] == 1:
+            return self.solve(inputs[0])[None, :]
+        for row in inputs:
+            check_inputs(self.circuit, row)
+        batch = _load(self.circuit, to_spice(self.circuit, batch=inputs))
+        try:
+            _select(batch)
+            volts = _analysis(f"dc {BATCH_SELECTOR} 0 {inputs.shape[0] - 1} 1", "dc", self)
+        finally:
+            _select(batch)
+            _command("remcirc")
+            _loaded.remove(batch)
+            _forget_current()
+        for column in volts.T:
+            check_rails(self.circuit, self.monitored, column, "spice")
+        return volts[: len(self.circuit.outputs)].T
 
-        ng = ngspice()
-        output = _command("op")
-        plot = ng.last_plot
-        text = (output + " ".join(ng._stderr)).lower()
-        if not plot.startswith("op") or any(m in text for m in _FAILURE_MARKERS):
-            raise SimulationError(
-                f"ngspice's operating point did not converge for {self.circuit.title}: "
-                f"{text.strip()[-600:]}. Check the matrix is stable and the op-amp settings sane."
-            )
-        volts = np.empty(len(self.monitored))
-        lib = ng._ngspice_shared
-        for k, node in enumerate(self.monitored):
-            info = lib.ngGet_Vec_Info(f"{plot}.{node}".encode())
-            if info == ffi.NULL or info.v_length < 1:
-                raise SimulationError(f"ngspice returned no value for node {node}")
-            volts[k] = info.v_realdata[0]
-        _command(f"destroy {plot}")
-        return volts
+    def _operating_point(self) -> np.ndarray:
+        return _analysis("op", "op", self)[:, 0]
 
     def close(self) -> None:
         """Remove the circuit from ngspice (frees its memory)."""
@@ -163,6 +175,53 @@ class NgspiceSession:
         self.close()
 
 
+def _forget_current() -> None:
+    global _current
+    _current = None
+
+
+def _load(circuit: Circuit, text: str) -> int:
+    """Parse ``text`` into ngspice as a new circuit; returns its id."""
+    global _current, _next_id
+    ng = ngspice()
+    try:
+        ng.load_circuit(text)
+    except Exception as exc:
+        raise SimulationError(
+            f"ngspice rejected the netlist of {circuit.title}: {ng.stdout[-600:] or exc}"
+        ) from exc
+    _next_id += 1
+    _loaded.append(_next_id)
+    _current = _next_id
+    return _next_id
+
+
+def _analysis(command: str, kind: str, session: NgspiceSession) -> np.ndarray:
+    """Run ``command`` and return the monitored node voltages, shape (nodes, points)."""
+    from PySpice.Spice.NgSpice.Shared import ffi
+
+    ng = ngspice()
+    previous = ng.last_plot
+    output = _command(command, analysis=True)
+    plot = ng.last_plot
+    text = (output + " ".join(ng._stderr)).lower()
+    if plot == previous or not plot.startswith(kind) or any(m in text for m in _FAILURE_MARKERS):
+        raise SimulationError(
+            f"ngspice's {kind} analysis did not converge for {session.circuit.title}: "
+            f"{text.strip()[-600:]}. Check the matrix is stable and the op-amp settings sane."
+        )
+    lib = ng._ngspice_shared
+    rows = []
+    for node in session.monitored:
+        info = lib.ngGet_Vec_Info(f"{plot}.{node}".encode())
+        if info == ffi.NULL or info.v_length < 1:
+            raise SimulationError(f"ngspice returned no value for node {node}")
+        rows.append(np.frombuffer(ffi.buffer(info.v_realdata, 8 * info.v_length), np.float64))
+    volts = np.array(rows)
+    _command(f"destroy {plot}")
+    return volts
+
+
 class NgspiceEngine:
     """Solves circuits with ngspice (the reference engine)."""
 
@@ -170,18 +229,8 @@ class NgspiceEngine:
 
     def load(self, circuit: Circuit) -> NgspiceSession:
         """Parse ``circuit`` into ngspice; raise :class:`SimulationError` if it is rejected."""
-        global _current, _next_id
-        ng = ngspice()
-        try:
-            ng.load_circuit(to_spice(circuit))
-        except Exception as exc:
-            raise SimulationError(
-                f"ngspice rejected the netlist of {circuit.title}: {ng.stdout[-600:] or exc}"
-            ) from exc
-        _next_id += 1
-        _loaded.append(_next_id)
-        _current = _next_id
+        circuit_id = _load(circuit, to_spice(circuit))
         monitored = circuit.outputs + tuple(
             n for n in circuit.amplifier_outputs if n not in set(circuit.outputs)
         )
-        return NgspiceSession(circuit, _next_id, circuit.input_values.copy(), monitored)
+        return NgspiceSession(circuit, circuit_id, circuit.input_values.copy(), monitored)

@@ -88,6 +88,20 @@ class NodalSession:
         check_rails(self.circuit, self.monitored, x[self.monitor_index], "nodal")
         return x[self.output_index]
 
+    def solve_batch(self, inputs: np.ndarray) -> np.ndarray:
+        """Outputs (K, n_outputs) for K input vectors (K, n_inputs)."""
+        inputs = np.atleast_2d(np.asarray(inputs, dtype=float))
+        for row in inputs:
+            check_inputs(self.circuit, row)
+        rhs = np.repeat(self.constant_rhs[:, None], inputs.shape[0], axis=1)
+        rhs[self.n_nodes + self.input_branches, :] = inputs.T
+        x = self.lu.solve(rhs)
+        if not np.all(np.isfinite(x)):
+            raise SimulationError(f"nodal solve of {self.circuit.title} gave non-finite values")
+        for column in x[self.monitor_index].T:
+            check_rails(self.circuit, self.monitored, column, "nodal")
+        return x[self.output_index].T
+
     def close(self) -> None:
         """Nothing to free beyond Python objects (kept for symmetry with ngspice)."""
 
