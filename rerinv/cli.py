@@ -195,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-equilibrate", action="store_true", help="map the matrix without diagonal scaling"
     )
     demo.set_defaults(func=cmd_demo)
+
+    from rerinv.export import add_export_command
+
+    add_export_command(commands)
     return parser
 
 

@@ -72,6 +72,7 @@ class OpAmpConfig:
     offset: float = 0.0  #: input offset voltage (V)
     v_rail: float = 1.5  #: output rails at +-v_rail (V)
     r_out: float = 0.0  #: open-loop output resistance (ohm)
+    power: float = 1e-3  #: static supply power per op-amp (W); energy estimates only
 
     def validate(self) -> None:
         if self.model not in OPAMP_MODELS:
@@ -81,6 +82,7 @@ class OpAmpConfig:
         for key in ("gain", "gbw", "v_rail"):
             _positive(self, key)
         _non_negative(self, "r_out")
+        _non_negative(self, "power")
         _finite(self, "offset")
 
     @property

@@ -77,12 +77,10 @@ class NodalSession:
     output_index: np.ndarray
     monitor_index: np.ndarray
     monitored: tuple[str, ...]
+    node_index: dict[str, int]
 
     def solve(self, inputs: np.ndarray | None = None) -> np.ndarray:
-        inputs = check_inputs(self.circuit, inputs)
-        rhs = self.constant_rhs.copy()
-        rhs[self.n_nodes + self.input_branches] = inputs
-        x = self.lu.solve(rhs)
+        x = self.lu.solve(self._rhs(check_inputs(self.circuit, inputs)))
         if not np.all(np.isfinite(x)):
             raise SimulationError(f"nodal solve of {self.circuit.title} gave non-finite values")
         check_rails(self.circuit, self.monitored, x[self.monitor_index], "nodal")
@@ -101,6 +99,20 @@ class NodalSession:
         for column in x[self.monitor_index].T:
             check_rails(self.circuit, self.monitored, column, "nodal")
         return x[self.output_index].T
+
+    def dissipated_power(self, inputs: np.ndarray | None = None) -> float:
+        """Power the circuit's resistors (cells, wires, r_in, feedback) dissipate (W)."""
+        x = self.lu.solve(self._rhs(check_inputs(self.circuit, inputs)))
+        v = np.append(x[: self.n_nodes], 0.0)  # index -1 is ground
+        a = np.array([self.node_index.get(r[0], -1) for r in self.circuit.resistors])
+        b = np.array([self.node_index.get(r[1], -1) for r in self.circuit.resistors])
+        ohms = np.array([r[2] for r in self.circuit.resistors])
+        return float(np.sum((v[a] - v[b]) ** 2 / ohms))
+
+    def _rhs(self, inputs: np.ndarray) -> np.ndarray:
+        rhs = self.constant_rhs.copy()
+        rhs[self.n_nodes + self.input_branches] = inputs
+        return rhs
 
     def close(self) -> None:
         """Nothing to free beyond Python objects (kept for symmetry with ngspice)."""
@@ -161,4 +173,5 @@ class NodalEngine:
             output_index=np.array([b.nodes[o] for o in circuit.outputs]),
             monitor_index=np.array([b.nodes[f"{out}#oi"] for out in amplifiers]),
             monitored=amplifiers,
+            node_index=b.nodes,
         )

@@ -1,0 +1,419 @@
+import argparse
+import configparser
+import json
+import math
+import re
+import sys
+import types
+from enum import Enum
+from pathlib import Path
+
+import pytest
+
+from rerinv.card import (
+    CARD_SCHEMA,
+    card_schema_markdown,
+    example_card,
+    load_card,
+    new_card,
+    validate_card,
+)
+from rerinv.config import Config
+from rerinv.errors import InputError
+from rerinv.export import TARGETS, add_export_command, card_fields, export_card
+
+DOC = Path(__file__).resolve().parents[1] / "docs" / "parameter-card.md"
+G_MIN, G_MAX, R_WIRE = 0.5e-6, 35e-6, 1.73
+
+
+def calibrated_card(*overrides: str) -> dict:
+    """A valid card with non-trivial device errors, wires and stuck cells."""
+    config = Config().with_overrides(
+        [
+            "device.sigma_rel=0.01",
+            "device.read_noise=0.002",
+            "device.p_stuck_low=0.001",
+            f"array.r_wire={R_WIRE}",
+            *overrides,
+        ]
+    )
+    example = example_card()
+    return new_card(
+        config,
+        timing=example["timing"],
+        accuracy=example["accuracy"],
+        energy=example["energy"],
+        created="2025-06-01T12:00:00Z",
+    )
+
+
+# -- schema and validation -----------------------------------------------------------------
+def test_example_card_validates_and_survives_json():
+    card = example_card()
+    validate_card(card)
+    validate_card(json.loads(json.dumps(card)))
+    assert card["example"] is True and card["format"] == "rerinv-parameter-card"
+    assert card["config"] == Config().to_dict()
+    assert card["device"]["g_max_siemens"] == Config().device.g_max
+
+
+def test_nulls_are_allowed_where_models_give_no_estimate():
+    card = example_card()
+    card["energy"].update(inv_op_j=None, vmm_op_j=None, opamp_power_w=None)
+    card["timing"]["inv_settle_fit"] = None
+    card["accuracy"]["inv_error_rel_fullscale"] = None
+    validate_card(card)
+
+
+def _delete(card, *keys):
+    node = card
+    for key in keys[:-1]:
+        node = node[key]
+    del node[keys[-1]]
+
+
+def _set(card, value, *keys):
+    node = card
+    for key in keys[:-1]:
+        node = node[key]
+    node[keys[-1]] = value
+
+
+@pytest.mark.parametrize(
+    ("breaking", "message"),
+    [
+        (lambda c: _delete(c, "timing", "vmm_settle_s"), r"\$\.timing\.vmm_settle_s: required"),
+        (lambda c: _delete(c, "energy"), r"\$\.energy: required"),
+        (
+            lambda c: _set(c, -1e-9, "timing", "inv_settle_typical_s"),
+            r"\$\.timing\.inv_settle_typical_s: must be > 0, got -1e-09",
+        ),
+        (lambda c: _set(c, 0.0, "timing", "vmm_settle_s"), r"\$\.timing\.vmm_settle_s: must be >"),
+        (lambda c: _set(c, "card", "format"), r"\$\.format: must be one of"),
+        (lambda c: _set(c, 2, "version"), r"\$\.version: must be one of \[1\]"),
+        (
+            lambda c: _set(c, "tau", "timing", "inv_settle_fit", "model"),
+            r"\$\.timing\.inv_settle_fit\.model: must be one of",
+        ),
+        (lambda c: _set(c, 8.5, "device", "cell_bits"), r"\$\.device\.cell_bits: expected integer"),
+        (lambda c: _set(c, True, "device", "p_stuck_low"), r"\$\.device\.p_stuck_low: expected"),
+        (
+            lambda c: _set(c, math.nan, "energy", "inv_op_j"),
+            r"\$\.energy\.inv_op_j: must be finite",
+        ),
+        (lambda c: _set(c, 1, "device", "colour"), r"\$\.device\.colour: unknown field"),
+        (
+            lambda c: _set(c, 1.5, "accuracy", "schemes", "refine", "success_rate"),
+            r"\$\.accuracy\.schemes\.refine\.success_rate: must be <= 1",
+        ),
+        (lambda c: _set(c, "2025-01-01T00:00:00", "created"), r"\$\.created: must be an ISO"),
+        (lambda c: _set(c, None, "software", "numpy"), r"\$\.software\.numpy: expected string"),
+        (
+            lambda c: _set(c, 40e-6, "device", "g_max_siemens"),
+            r"\$\.device\.g_max_siemens: 4e-05 differs from \$\.config\.device\.g_max",
+        ),
+        (lambda c: _set(c, 0, "config", "device", "bits"), r"\$\.config: .*device\.bits"),
+        (lambda c: _delete(c, "config", "opamp"), r"\$\.config\.opamp: required"),
+    ],
+)
+def test_broken_cards_name_the_path(breaking, message):
+    card = example_card()
+    breaking(card)
+    with pytest.raises(InputError, match=message):
+        validate_card(card)
+
+
+def test_not_a_dict_is_rejected():
+    with pytest.raises(InputError, match=r"at \$: expected object"):
+        validate_card([])
+
+
+def _leaves(schema, path=""):
+    for key, sub in schema.get("properties", {}).items():
+        yield from _leaves(sub, f"{path}.{key}" if path else key)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict) and "properties" in extra:
+        yield from _leaves(extra, f"{path}.<name>")
+    if "properties" not in schema:
+        yield path, schema
+
+
+def _as_list(kind):
+    return [kind] if isinstance(kind, str) else kind
+
+
+def test_every_numeric_field_states_its_unit():
+    suffix = {"S": "_siemens", "ohm": "_ohm", "V": "_v", "s": "_s", "Hz": "_hz", "J": "_j"}
+    suffix["W"] = "_w"
+    numeric = [
+        (path, schema)
+        for path, schema in _leaves(CARD_SCHEMA)
+        if {"number", "integer"} & set(_as_list(schema["type"]))
+    ]
+    assert len(numeric) > 30
+    for path, schema in numeric:
+        if path == "version":
+            continue
+        assert schema["description"].endswith(f"[{schema['unit']}]"), path
+        if schema["unit"] in suffix:
+            assert path.endswith(suffix[schema["unit"]]), path
+
+
+def test_docs_are_up_to_date():
+    assert card_schema_markdown() in DOC.read_text(), (
+        "docs/parameter-card.md is stale: run "
+        "python -c 'from rerinv.card import update_card_docs; update_card_docs()'"
+    )
+    for paragraph in ("**CrossSim**", "**aihwkit**", "**NeuroSim**", "**MNSIM**"):
+        assert paragraph in DOC.read_text()
+
+
+# -- exports -------------------------------------------------------------------------------
+def _assert_unexpressed_recorded(result, card, *texts):
+    """The unexpressed list is a non-empty part of the card's fields, recorded in the files."""
+    fields = card_fields(card)
+    assert result.unexpressed and set(result.unexpressed) <= set(fields)
+    assert "config.opamp.gbw" in result.unexpressed and "energy.inv_op_j" in result.unexpressed
+    for name in result.unexpressed:
+        assert any(name in text for text in texts), name
+
+
+def test_crosssim_export(tmp_path):
+    card = calibrated_card()
+    result = export_card(card, "crosssim", tmp_path / "p.crosssim.json")
+    tree = json.loads(result.path.read_text())
+    device = tree["xbar"]["device"]
+    assert device["Rmin"] == pytest.approx(1 / G_MAX) and device["Rmax"] == pytest.approx(1 / G_MIN)
+    assert device["cell_bits"] == 8
+    assert device["programming_error"] == {
+        "enable": True,
+        "model": "NormalProportionalDevice",
+        "magnitude": 0.01,
+    }
+    assert device["read_noise"]["model"] == "NormalProportionalDevice"
+    assert device["read_noise"]["magnitude"] == 0.002
+    parasitics = tree["xbar"]["array"]["parasitics"]
+    assert parasitics["enable"] is True
+    assert parasitics["Rp_row"] == pytest.approx(R_WIRE * G_MAX)  # normalised to Rmin
+    assert parasitics["Rp_col"] == parasitics["Rp_row"]
+    assert tree["xbar"]["adc"]["mvm"] == tree["xbar"]["adc"]["vmm"] == {"bits": 8}
+    assert tree["xbar"]["dac"]["mvm"] == tree["xbar"]["dac"]["vmm"] == {"bits": 6}
+    assert tree["core"] == {"rows_max": 256, "cols_max": 256}
+    (notes_path,) = result.companions
+    notes = json.loads(notes_path.read_text())
+    assert notes["unexpressed"] == result.unexpressed and notes["r_wire_ohm"] == R_WIRE
+    assert (
+        "device.p_stuck_low" in result.unexpressed and "timing.vmm_settle_s" in result.unexpressed
+    )
+    assert "device.cell_bits" not in result.unexpressed
+    _assert_unexpressed_recorded(result, card, notes_path.read_text())
+
+
+def test_crosssim_takes_one_programming_error_model(tmp_path):
+    card = calibrated_card("device.sigma_abs=0.001")
+    result = export_card(card, "crosssim", tmp_path / "p.json")
+    error = json.loads(result.path.read_text())["xbar"]["device"]["programming_error"]
+    assert error["model"] == "NormalProportionalDevice"
+    assert "device.programming_error_abs_frac" in result.unexpressed
+    ideal = export_card(example_card(), "crosssim", tmp_path / "ideal.json")
+    device = json.loads(ideal.path.read_text())["xbar"]["device"]
+    assert (
+        device["programming_error"]["enable"] is False and device["read_noise"]["enable"] is False
+    )
+    assert "device.programming_error_abs_frac" not in ideal.unexpressed
+
+
+def _fake_aihwkit(monkeypatch):
+    """Stand-ins for the aihwkit names the snippet imports, recording what it sets."""
+
+    class WeightNoiseType(Enum):
+        NONE = "None"
+        ADDITIVE_CONSTANT = "AdditiveConstant"
+
+    class InferenceRPUConfig:
+        def __init__(self):
+            self.forward = types.SimpleNamespace()
+            self.mapping = types.SimpleNamespace()
+
+    class Recorder:
+        def __init__(self, **kwargs):
+            self.kwargs = kwargs
+
+    modules = {
+        "aihwkit": types.ModuleType("aihwkit"),
+        "aihwkit.simulator": types.ModuleType("aihwkit.simulator"),
+        "aihwkit.simulator.configs": types.SimpleNamespace(
+            InferenceRPUConfig=InferenceRPUConfig, WeightNoiseType=WeightNoiseType
+        ),
+        "aihwkit.inference": types.ModuleType("aihwkit.inference"),
+        "aihwkit.inference.converter": types.ModuleType("aihwkit.inference.converter"),
+        "aihwkit.inference.converter.conductance": types.SimpleNamespace(
+            SinglePairConductanceConverter=type("SinglePair", (Recorder,), {})
+        ),
+        "aihwkit.inference.noise": types.ModuleType("aihwkit.inference.noise"),
+        "aihwkit.inference.noise.custom": types.SimpleNamespace(
+            StateIndependentNoiseModel=type("StateIndependent", (Recorder,), {})
+        ),
+    }
+    for name, module in modules.items():
+        monkeypatch.setitem(sys.modules, name, module)
+    return WeightNoiseType
+
+
+def test_aihwkit_export(tmp_path, monkeypatch):
+    card = calibrated_card()
+    result = export_card(card, "aihwkit", tmp_path / "cfg.py")
+    source = result.path.read_text()
+    code = compile(source, str(result.path), "exec")
+    weight_noise_type = _fake_aihwkit(monkeypatch)
+    namespace = {}
+    exec(code, namespace)
+    rpu = namespace["rpu_config"]
+    assert rpu.forward.inp_res == pytest.approx(1 / (2**6 - 2))
+    assert rpu.forward.out_res == pytest.approx(1 / (2**8 - 2))
+    assert rpu.forward.w_noise_type is weight_noise_type.ADDITIVE_CONSTANT
+    assert rpu.forward.w_noise == 0.002 and rpu.forward.out_noise == 0.0
+    assert rpu.forward.ir_drop == 1.0
+    assert rpu.forward.ir_drop_g_ratio == pytest.approx(1 / (R_WIRE * G_MAX))
+    assert rpu.mapping.max_input_size == rpu.mapping.max_output_size == 256
+    noise = rpu.noise_model.kwargs
+    assert noise["g_converter"].kwargs == {
+        "g_max": pytest.approx(35.0),
+        "g_min": pytest.approx(0.5),
+    }
+    assert noise["prog_coeff"] == pytest.approx([0.0, 0.01 * 35.0, 0.0])
+    assert noise["drift_nu_mean"] == noise["read_noise_scale"] == 0.0
+    (json_path,) = result.companions
+    assert json_path == tmp_path / "cfg.json"
+    kwargs = json.loads(json_path.read_text())
+    assert kwargs["forward"]["inp_res"] == rpu.forward.inp_res
+    assert kwargs["forward"]["w_noise_type"] == "AdditiveConstant"
+    assert kwargs["unexpressed"] == result.unexpressed
+    assert "device.cell_bits" in result.unexpressed
+    assert "device.read_noise_frac" in result.approximate
+    _assert_unexpressed_recorded(result, card, source, json_path.read_text())
+
+
+def test_aihwkit_out_must_name_the_snippet(tmp_path):
+    with pytest.raises(InputError, match="names the .py snippet"):
+        export_card(example_card(), "aihwkit", tmp_path / "cfg.json")
+
+
+def test_neurosim_export(tmp_path):
+    card = calibrated_card()
+    result = export_card(card, "neurosim", tmp_path / "Param.cpp")
+    text = result.path.read_text()
+    assignment = re.compile(r"^param->(\w+) = ([^;]+);(  // .*)?$")
+    params = {}
+    for line in text.splitlines():
+        if not line.startswith("//"):
+            match = assignment.match(line)
+            assert match, line
+            params[match.group(1)] = match.group(2)
+    assert params["cellBit"] == "8" and params["memcelltype"] == "2"
+    assert float(params["resistanceOn"]) == pytest.approx(1 / G_MAX)
+    assert float(params["resistanceOff"]) == pytest.approx(1 / G_MIN)
+    assert params["levelOutput"] == "256"
+    assert params["numRowSubArray"] == params["numColSubArray"] == "256"
+    assert float(params["wireResistanceRow"]) == float(params["wireResistanceCol"]) == R_WIRE
+    (command,) = [line for line in text.splitlines() if "python inference.py" in line]
+    flags = dict(re.findall(r"(--\w+) (\S+)", command))
+    assert flags["--ADCprecision"] == "8" and flags["--cellBit"] == "8"
+    assert flags["--wl_activate"] == "6" and float(flags["--vari"]) == 0.01
+    assert float(flags["--onoffratio"]) == pytest.approx(G_MAX / G_MIN)
+    assert "device.read_noise_frac" in result.unexpressed
+    _assert_unexpressed_recorded(result, card, text)
+
+
+def test_mnsim_export(tmp_path):
+    card = calibrated_card()
+    result = export_card(card, "mnsim", tmp_path / "SimConfig.ini")
+    assert configparser.ConfigParser().read(result.path) == [str(result.path)]
+    ini = configparser.ConfigParser()
+    ini.optionxform = str
+    ini.read(result.path)
+    device = ini["Device level"]
+    resistances = [float(r) for r in device["Device_Resistance"].split(",")]
+    assert int(device["Device_Level"]) == len(resistances) == 256
+    assert resistances[0] == pytest.approx(1 / G_MIN) and resistances[-1] == pytest.approx(
+        1 / G_MAX
+    )
+    assert resistances == sorted(resistances, reverse=True)  # from HRS to LRS
+    assert device["Device_SAF"] == "0.1,0.0" and float(device["Device_Variation"]) == 1.0
+    assert len(device["Read_Voltage"].split(",")) == int(device["Read_Level"])
+    assert ini["Crossbar level"]["Xbar_Size"] == "256,256"
+    assert float(ini["Crossbar level"]["Wire_Resistance"]) == R_WIRE
+    interface = ini["Interface level"]
+    assert interface["DAC_Choice"] == "5" and interface["ADC_Choice"] == "2"
+    assert interface["DAC_Precision"] == "6" and interface["ADC_Precision"] == "8"
+    _assert_unexpressed_recorded(result, card, result.path.read_text())
+
+
+def test_mnsim_falls_back_to_two_levels_for_many_bits(tmp_path):
+    result = export_card(calibrated_card("device.bits=12"), "mnsim", tmp_path / "s.ini")
+    ini = configparser.ConfigParser()
+    ini.read(result.path)
+    assert ini["Device level"]["device_level"] == "2"
+    assert "device.cell_bits" in result.unexpressed
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_default_output_sits_next_to_the_card(tmp_path, target):
+    result = export_card(example_card(), target, None, card_path=tmp_path / "params.json")
+    suffix = {"crosssim": "json", "aihwkit": "py", "neurosim": "cpp", "mnsim": "ini"}[target]
+    assert result.path == tmp_path / f"params.{target}.{suffix}" and result.path.exists()
+    written = [result.path, *result.companions]
+    assert any("EXAMPLE" in path.read_text() for path in written)
+    assert "accuracy.schemes.krylov" in result.unexpressed
+
+
+def test_export_rejects_invalid_cards_and_unknown_targets(tmp_path):
+    card = example_card()
+    card["timing"]["vmm_settle_s"] = -1.0
+    with pytest.raises(InputError, match=r"\$\.timing\.vmm_settle_s"):
+        export_card(card, "crosssim", tmp_path / "x.json")
+    assert not (tmp_path / "x.json").exists()
+    with pytest.raises(InputError, match="unknown export target 'spice'"):
+        export_card(example_card(), "spice", tmp_path / "x.json")
+
+
+# -- command line --------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rerinv")
+    add_export_command(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def _run(*argv: str) -> int:
+    args = _parser().parse_args(list(argv))
+    return args.func(args)
+
+
+def test_export_command(tmp_path, capsys):
+    card_path = tmp_path / "params.json"
+    card_path.write_text(json.dumps(calibrated_card()))
+    assert load_card(card_path)["array"]["r_wire_ohm"] == R_WIRE
+    assert _run("export", str(card_path), "--to", "crosssim") == 0
+    out = capsys.readouterr().out
+    assert f"wrote {tmp_path / 'params.crosssim.json'}" in out
+    assert "not expressible" in out and "config.opamp.gbw = 100000000.0" in out
+    assert _run("export", str(card_path), "--to", "mnsim", "--out", str(tmp_path / "o/s.ini")) == 0
+    assert (tmp_path / "o" / "s.ini").exists()
+
+
+def test_export_command_errors(tmp_path):
+    bad = tmp_path / "bad.json"
+    card = example_card()
+    card["converters"]["adc_bits"] = "eight"
+    bad.write_text(json.dumps(card))
+    with pytest.raises(
+        InputError, match=r"bad\.json: .*\$\.converters\.adc_bits: expected integer"
+    ):
+        _run("export", str(bad), "--to", "neurosim")
+    bad.write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        _run("export", str(bad), "--to", "neurosim")
+    with pytest.raises(InputError, match="cannot read parameter card"):
+        _run("export", str(tmp_path / "missing.json"), "--to", "neurosim")
+    with pytest.raises(SystemExit):
+        _parser().parse_args(["export", str(bad), "--to", "spice"])
