@@ -12,7 +12,7 @@ import glob
 import logging
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +155,29 @@ class NgspiceSession:
         for column in volts.T:
             check_rails(self.circuit, self.monitored, column, "spice")
         return volts[: len(self.circuit.outputs)].T
+
+    def transient(
+        self, step: float, stop: float, inputs: np.ndarray, rise: float = 1e-11
+    ) -> dict[str, np.ndarray]:
+        """Step response: every input source ramps from 0 V at ``t = 0`` to ``inputs`` (V) at
+        ``t = rise`` (s), then holds; ngspice runs ``tran step stop 0 step`` (``step`` is also
+        the largest internal time step, s) from the operating point with all inputs at 0 V.
+
+        Returns ``{"time": t, node: v(node), ...}`` for every monitored node (outputs first,
+        then the other amplifier outputs), as float64 arrays over ngspice's accepted time
+        points. The sources keep their DC values, so :meth:`solve` is unaffected.
+        """
+        inputs = check_inputs(self.circuit, inputs)
+        if self.circuit_id not in _loaded:
+            raise SimulationError("this circuit was closed; load it again")
+        if not 0 < rise < stop or not 0 < step <= stop:
+            raise SimulationError(f"bad transient times: step={step}, stop={stop}, rise={rise}")
+        _select(self.circuit_id)
+        for node, value in zip(self.circuit.inputs, inputs, strict=True):
+            _command(f"alter @{source_name(node)}[pwl] = [ 0 0 {rise:.17g} {value:.17g} ]")
+        probe = replace(self, monitored=("time", *self.monitored))
+        rows = _analysis(f"tran {step:.17g} {stop:.17g} 0 {step:.17g}", "tran", probe)
+        return {node: row.copy() for node, row in zip(probe.monitored, rows, strict=True)}
 
     def _operating_point(self) -> np.ndarray:
         return _analysis("op", "op", self)[:, 0]
