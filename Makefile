@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test lint bench setup ngspice clean
 
 demo: setup
-	$(BIN)/rerinv demo
+	$(BIN)/rerinv verify
 
 test: setup
 	$(BIN)/python -m pytest

@@ -196,8 +196,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=cmd_demo)
 
+    from rerinv.calibrate import add_calibrate_command
     from rerinv.export import add_export_command
+    from rerinv.montecarlo import add_mc_command
+    from rerinv.report import add_report_command
+    from rerinv.settle import add_settle_command
+    from rerinv.verify import add_verify_command
 
+    add_mc_command(commands)
+    add_report_command(commands)
+    add_verify_command(commands)
+    add_settle_command(commands)
+    add_calibrate_command(commands)
     add_export_command(commands)
     return parser
 

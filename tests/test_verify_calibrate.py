@@ -1,0 +1,75 @@
+"""`rerinv verify` (the main job) and `rerinv calibrate` end to end."""
+
+import json
+
+import numpy as np
+import pytest
+
+from rerinv.calibrate import settle_timing
+from rerinv.card import validate_card
+from rerinv.cli import main
+from rerinv.config import Config
+from rerinv.settle import settle
+from rerinv.store import load_results
+
+
+def test_verify_writes_report_results_and_summary(tmp_path, capsys):
+    out = tmp_path / "results"
+    assert main(["verify", "--out", str(out), "--trials", "2", "--n", "16", "--workers", "1"]) == 0
+    printed = capsys.readouterr().out
+    results = load_results(out / "results.h5")
+    assert results.done.all() and results.description.engine == "spice"
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") >= 3
+    schemes = [p.scheme for p in results.description.points]
+    for scheme in ("single", "repast", "refine", "krylov"):
+        row = next(line for line in printed.splitlines() if line.split()[:1] == [scheme])
+        mask = np.array(schemes) == scheme
+        bits = results.effective_bits[mask]
+        share = results.reached_target[mask].mean()
+        assert float(row.split()[2]) == pytest.approx(np.median(bits), abs=0.006)
+        assert row.split()[4] == f"{share:.0%}"
+    single = results.effective_bits[np.array(schemes) == "single"]
+    assert np.all(single < 16)
+
+
+def test_calibrate_writes_a_valid_consistent_card(tmp_path, capsys):
+    card_path = tmp_path / "params.json"
+    assert main(["calibrate", "--out", str(card_path), "--trials", "4", "--n", "16"]) == 0
+    card = json.loads(card_path.read_text())
+    validate_card(card)
+    timing = card["timing"]
+    assert timing["inv_settle_typical_s"] > 0 and timing["vmm_settle_s"] > 0
+    fit = timing["inv_settle_fit"]
+    assert fit["n_points"] >= 2 and 0.5 < fit["a"] < 1.5
+    # consistent with `rerinv settle` on the same case
+    again = settle("inv", 32, Config(), seed=0)
+    assert timing["inv_settle_typical_s"] == pytest.approx(again.settling_time, rel=1e-6)
+    assert card["energy"]["inv_op_j"] > 0 and card["energy"]["vmm_op_j"] > 0
+    schemes = card["accuracy"]["schemes"]
+    assert schemes["refine"]["success_rate"] == 1.0 and schemes["single"]["success_rate"] == 0.0
+    assert 0 < card["accuracy"]["inv_error_rel_fullscale"]["mean"] < 0.2
+    assert main(["export", str(card_path), "--to", "crosssim"]) == 0
+
+
+def test_settle_timing_skips_cases_the_formula_does_not_describe():
+    timing = settle_timing(Config(), seed=1, sizes=(8,), r_ins=(100e3,))
+    fit = timing["inv_settle_fit"]
+    assert fit is None or fit["max_rel_error"] < 0.25
+
+
+def test_spice_subset_of_the_accuracy_map_agrees_with_nodal(tmp_path):
+    from rerinv.montecarlo import SweepSpec, parse_sweep, run_monte_carlo
+
+    base = Config()
+    axes = parse_sweep(["device.sigma_rel=0,0.01", "scheme=refine,krylov"], base)
+    stored = {}
+    for engine in ("nodal", "spice"):
+        spec = SweepSpec(base=base, axes=axes, trials=10, engine=engine, n=16, master_seed=7)
+        run_monte_carlo(spec, tmp_path / f"{engine}.h5", workers=2)
+        stored[engine] = load_results(tmp_path / f"{engine}.h5")
+    nodal, spice = stored["nodal"], stored["spice"]
+    assert nodal.done.all() and spice.done.all()
+    assert (nodal.status == spice.status).all()
+    assert np.allclose(nodal.effective_bits, spice.effective_bits, atol=1e-6)
+    assert (nodal.reached_target == spice.reached_target).all()
