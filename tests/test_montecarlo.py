@@ -166,12 +166,14 @@ def test_sweep_values_are_validated():
     ]
 
 
-def test_same_seed_same_results_in_process_processes_and_dask(tmp_path):
+@pytest.mark.parametrize("trial_fn", [synthetic_trial, run_trial], ids=["synthetic", "real"])
+def test_same_seed_same_results_in_process_processes_and_dask(tmp_path, trial_fn):
+    """Same master seed, same file, whoever runs the trials (the real trials: nodal engine)."""
     from distributed import LocalCluster
 
     spec = _spec()
-    run_monte_carlo(spec, tmp_path / "w1.h5", workers=1, trial_fn=synthetic_trial)
-    run_monte_carlo(spec, tmp_path / "w2.h5", workers=2, trial_fn=synthetic_trial)
+    run_monte_carlo(spec, tmp_path / "w1.h5", workers=1, trial_fn=trial_fn)
+    run_monte_carlo(spec, tmp_path / "w2.h5", workers=2, trial_fn=trial_fn)
     with LocalCluster(
         n_workers=2,
         threads_per_worker=1,
@@ -183,7 +185,7 @@ def test_same_seed_same_results_in_process_processes_and_dask(tmp_path):
             spec,
             tmp_path / "dask.h5",
             scheduler=cluster.scheduler_address,
-            trial_fn=synthetic_trial,
+            trial_fn=trial_fn,
         )
     assert summary.stored == summary.total == 24 and not summary.interrupted
     assert_same_results(tmp_path / "w1.h5", tmp_path / "w2.h5")

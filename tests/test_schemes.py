@@ -47,41 +47,18 @@ def test_programming_error_stalls_refine_but_not_krylov():
     assert krylov.reached_target and krylov.effective_bits >= 16
 
 
-def test_refine_without_equilibration_diverges_and_says_so(capsys, tmp_path):
-    a = kfac_factor(32, seed=0)
-    np.save(tmp_path / "a.npy", a)
-    assert (
-        main(
-            [
-                "solve",
-                "--matrix",
-                str(tmp_path / "a.npy"),
-                "--scheme",
-                "refine",
-                "--set",
-                "scheme.equilibrate=false",
-                "--engine",
-                "spice",
-            ]
-        )
-        == 0
+def _solve_cli(matrix, *extra) -> int:
+    return main(
+        ["solve", "--matrix", str(matrix), "--scheme", "refine", "--engine", "spice", *extra]
     )
+
+
+def test_refine_without_equilibration_diverges_and_says_so(capsys, tmp_path):
+    np.save(tmp_path / "a.npy", kfac_factor(32, seed=0))
+    assert _solve_cli(tmp_path / "a.npy", "--set", "scheme.equilibrate=false") == 0
     out = capsys.readouterr().out
     assert "status diverged" in out and "did NOT reach" in out
-    assert (
-        main(
-            [
-                "solve",
-                "--matrix",
-                str(tmp_path / "a.npy"),
-                "--scheme",
-                "refine",
-                "--engine",
-                "spice",
-            ]
-        )
-        == 0
-    )
+    assert _solve_cli(tmp_path / "a.npy") == 0
     assert "status converged" in capsys.readouterr().out
 
 

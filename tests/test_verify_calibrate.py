@@ -75,30 +75,6 @@ def test_spice_subset_of_the_accuracy_map_agrees_with_nodal(tmp_path):
     assert (nodal.reached_target == spice.reached_target).all()
 
 
-def test_real_trials_same_seed_same_file_with_1_2_workers_and_dask(tmp_path):
-    from distributed import LocalCluster
-
-    from rerinv.montecarlo import SweepSpec, parse_sweep, run_monte_carlo
-
-    from .test_montecarlo import assert_same_results
-
-    base = Config()
-    axes = parse_sweep(["scheme=refine,krylov", "device.sigma_rel=0,0.01"], base)
-    spec = SweepSpec(base=base, axes=axes, trials=3, engine="nodal", n=16, master_seed=11)
-    run_monte_carlo(spec, tmp_path / "w1.h5", workers=1)
-    run_monte_carlo(spec, tmp_path / "w2.h5", workers=2)
-    with LocalCluster(
-        n_workers=1,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-    ) as cluster:
-        run_monte_carlo(spec, tmp_path / "dask.h5", scheduler=cluster.scheduler_address)
-    assert_same_results(tmp_path / "w1.h5", tmp_path / "w2.h5")
-    assert_same_results(tmp_path / "w1.h5", tmp_path / "dask.h5")
-
-
 def test_a_real_failing_trial_is_stored_and_the_others_complete(tmp_path):
     from rerinv.montecarlo import SweepSpec, parse_sweep, run_monte_carlo
 
