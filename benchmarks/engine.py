@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 
-from rerinv.circuit import inv_crossbar
+from rerinv.hw.circuit import inv_crossbar
 from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.engines.ngspice import ngspice_version
-from rerinv.inv import build_inv
+from rerinv.analog.inv import build_inv
 from rerinv.matrices import kfac_factor
-from rerinv.spice import to_spice
+from rerinv.hw.netlist import to_spice
 
 
 def _time(fn, repeats=1):

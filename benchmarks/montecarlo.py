@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from rerinv.config import Config
-from rerinv.montecarlo import SweepSpec, parse_sweep, run_monte_carlo
-from rerinv.report import point_statistics, write_report
-from rerinv.store import load_results
+from rerinv.studies.mc import SweepSpec, parse_sweep, run_monte_carlo
+from rerinv.studies.report import point_statistics, write_report
+from rerinv.studies.mc.store import load_results
 
 MAP_AXES = ["device.sigma_rel=0,0.005,0.01,0.02", "n=16,32,64", "scheme=refine,krylov"]
 

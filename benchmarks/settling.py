@@ -33,7 +33,7 @@ import numpy as np
 from rerinv.config import Config
 from rerinv.engines.ngspice import ngspice_version
 from rerinv.matrices import classic_matrix, kfac_factor
-from rerinv.settle import settle
+from rerinv.studies.transient.settle import settle
 
 CASES = ("kfac/random", "kfac/slowest", "pos0.3/slowest", "pos0.01/slowest", "lap/slowest")
 LARGE_CASES = ("kfac/slowest", "pos0.01/slowest")

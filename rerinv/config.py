@@ -20,6 +20,10 @@ import tomllib
 from rerinv.errors import ConfigError
 
 OPAMP_MODELS = ("ideal", "finite_gain", "single_pole")
+#: Names of the engines (:mod:`rerinv.engines` registers one class per name).
+ENGINES = ("spice", "nodal")
+#: Names of the precision schemes (:mod:`rerinv.schemes` has one loop per name).
+SCHEMES = ("single", "repast", "refine", "krylov")
 
 #: Open-loop gain used for the ``ideal`` op-amp model: large enough that the loop error
 #: (about ``||G^-1 D|| / gain``) stays far below 1e-6 for any stable matrix we accept.
@@ -184,6 +188,37 @@ class WorkloadConfig:
 
 
 @dataclass(frozen=True)
+class SimulationConfig:
+    """What a run does with the hardware: engine, scheme, accuracy target, pass budget, and
+    the size of the generated workload matrices (Monte Carlo, ``verify``, ``calibrate``).
+
+    A CLI flag (``--scheme krylov``), a preset and a Monte Carlo axis
+    (``--sweep simulation.scheme=refine,krylov``) all set these same fields.
+    """
+
+    engine: str = "spice"  #: spice (ngspice) | nodal (scipy MNA of the same circuit)
+    scheme: str = "refine"  #: single | repast | refine | krylov
+    target_bits: float = 16.0  #: bits the scheme aims for (sets its stopping residual)
+    max_passes: int = 8  #: pass budget of the scheme
+    n: int = 16  #: size of generated workload matrices (ignored when a matrix is given)
+
+    def validate(self) -> None:
+        for key, allowed in (("engine", ENGINES), ("scheme", SCHEMES)):
+            value = getattr(self, key)
+            if value not in allowed:
+                raise ConfigError(
+                    f"simulation.{key} must be one of {', '.join(allowed)}, got {value!r}"
+                )
+        _finite(self, "target_bits")
+        if not 1 <= self.max_passes <= 10_000:
+            raise ConfigError(
+                f"simulation.max_passes must be between 1 and 10000, got {self.max_passes}"
+            )
+        if self.n < 1:
+            raise ConfigError(f"simulation.n must be a positive matrix size, got {self.n}")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole configuration tree. Build with ``Config()`` for the built-in default."""
 
@@ -193,6 +228,7 @@ class Config:
     array: ArrayConfig = field(default_factory=ArrayConfig)
     scheme: SchemeConfig = field(default_factory=SchemeConfig)
     workload: WorkloadConfig = field(default_factory=WorkloadConfig)
+    simulation: SimulationConfig = field(default_factory=SimulationConfig)
 
     def __post_init__(self) -> None:
         for section in fields(self):
@@ -246,6 +282,17 @@ class Config:
         return cls.from_toml(text, source=str(path))
 
     # -- overrides -----------------------------------------------------------------------
+    def with_values(self, section: str, **values: Any) -> Config:
+        """A validated copy with ``values`` set in ``section``, e.g.
+        ``config.with_values("simulation", scheme="krylov", engine="nodal")``."""
+        data = self.to_dict()
+        if section not in data:
+            raise ConfigError(f"unknown section {section!r}; known: {sorted(data)}")
+        default = getattr(self, section)
+        for key, value in values.items():
+            data[section][key] = _coerce(default, section, key, value)
+        return Config.from_dict(data, source=f"[{section}]")
+
     def with_overrides(self, assignments: list[str] | tuple[str, ...]) -> Config:
         """Apply ``section.key=value`` overrides, e.g. ``["device.sigma_rel=0.01"]``."""
         data = self.to_dict()
@@ -365,4 +412,5 @@ def _name(section: Any) -> str:
         ArrayConfig: "array",
         SchemeConfig: "scheme",
         WorkloadConfig: "workload",
+        SimulationConfig: "simulation",
     }[type(section)]

@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rerinv.circuit import vmm_crossbar
+from rerinv.hw.circuit import vmm_crossbar
 from rerinv.cli import main
 from rerinv.config import Config
 from rerinv.engines import get_engine
-from rerinv.inv import solve_inv
-from rerinv.mapping import map_matrix
+from rerinv.analog.inv import solve_inv
+from rerinv.hw.mapping import map_matrix
 
 from .conftest import nonsymmetric, rel_err
 

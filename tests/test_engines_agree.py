@@ -3,12 +3,12 @@
 import numpy as np
 import pytest
 
-import rerinv.machine
-from rerinv.circuit import vmm_crossbar
+import rerinv.analog.machine
+from rerinv.hw.circuit import vmm_crossbar
 from rerinv.config import Config
 from rerinv.engines import get_engine
-from rerinv.inv import build_inv
-from rerinv.mapping import map_matrix
+from rerinv.analog.inv import build_inv
+from rerinv.hw.mapping import map_matrix
 from rerinv.matrices import kfac_factor, random_rhs
 from rerinv.schemes import solve
 
@@ -46,13 +46,13 @@ class _Recording:
 @pytest.mark.parametrize("scheme", ["refine", "krylov"])
 def test_every_spice_solve_of_a_scheme_matches_nodal(monkeypatch, scheme, r_wire):
     log = []
-    real = rerinv.machine.get_engine
-    monkeypatch.setattr(rerinv.machine, "get_engine", lambda name: _Recording(real(name), log))
+    real = rerinv.analog.machine.get_engine
+    monkeypatch.setattr(rerinv.analog.machine, "get_engine", lambda name: _Recording(real(name), log))
     config = Config().with_overrides([f"array.r_wire={r_wire}"])
     a, b = kfac_factor(16, seed=2), random_rhs(16, seed=3)
     spice = solve(a, b, config, scheme=scheme, engine="spice", seed=4)
     spice_log = list(log)
-    monkeypatch.setattr(rerinv.machine, "get_engine", real)
+    monkeypatch.setattr(rerinv.analog.machine, "get_engine", real)
     nodal = solve(a, b, config, scheme=scheme, engine="nodal", seed=4)
     assert len(spice_log) > 20
     sessions = {}

@@ -10,7 +10,7 @@ import pytest
 from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.errors import InputError, SaturationError, UnstableMatrixError
-from rerinv.inv import build_inv, solve_inv
+from rerinv.analog.inv import build_inv, solve_inv
 
 from .conftest import spd
 

@@ -3,11 +3,11 @@
 import numpy as np
 import pytest
 
-from rerinv.circuit import inv_crossbar, vmm_crossbar
+from rerinv.hw.circuit import inv_crossbar, vmm_crossbar
 from rerinv.config import Config
 from rerinv.engines import get_engine
-from rerinv.inv import build_inv, row_conductance, solve_inv
-from rerinv.mapping import map_matrix
+from rerinv.analog.inv import build_inv, row_conductance, solve_inv
+from rerinv.hw.mapping import map_matrix
 
 from .conftest import nonsymmetric, rel_err, spd
 

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 
 from rerinv.config import DeviceConfig
-from rerinv.mapping import equilibrate, map_matrix, program_conductances
+from rerinv.hw.mapping import equilibrate, map_matrix, program_conductances
 
 from .conftest import spd
 

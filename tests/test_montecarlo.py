@@ -1,7 +1,7 @@
 """Monte Carlo driver, HDF5 store and report.
 
 These tests are about the driver, the store and the report, not about circuits: they run
-:func:`synthetic_trial`, a fake, deterministic stand-in for ``rerinv.trial.run_trial`` defined
+:func:`synthetic_trial`, a fake, deterministic stand-in for ``rerinv.studies.trial.run_trial`` defined
 at module level so worker processes and Dask workers can import it. One test at the end runs
 two real trials through the driver.
 """
@@ -26,16 +26,16 @@ import pytest
 
 from rerinv.config import Config
 from rerinv.errors import ConfigError, InputError, RerinvError
-from rerinv.montecarlo import (
+from rerinv.studies.mc import (
     SweepSpec,
     add_mc_command,
     parse_sweep,
     run_monte_carlo,
     trial_seed,
 )
-from rerinv.report import QUANTILE_METHOD, add_report_command, write_report
-from rerinv.store import load_results
-from rerinv.trial import TrialResult, run_trial
+from rerinv.studies.report import QUANTILE_METHOD, add_report_command, write_report
+from rerinv.studies.mc.store import load_results
+from rerinv.studies.trial import TrialResult, run_trial
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -122,7 +122,7 @@ def _mc_command(out: Path, trial_fn: str, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "rerinv.montecarlo",
+        "rerinv.studies.mc",
         "--trial-function",
         f"tests.test_montecarlo:{trial_fn}",
         "--engine",
@@ -407,7 +407,7 @@ def test_real_trials_through_the_driver(tmp_path):
     try:
         run_trial(Config(), scheme="refine", engine="nodal", n=4, seed=0, max_passes=1)
     except NotImplementedError:
-        pytest.skip("rerinv.trial.run_trial is not implemented yet")
+        pytest.skip("rerinv.studies.trial.run_trial is not implemented yet")
     spec = SweepSpec(trials=2, scheme="refine", engine="nodal", n=16, master_seed=1)
     summary = run_monte_carlo(spec, tmp_path / "real.h5", workers=1)
     results = load_results(tmp_path / "real.h5")

@@ -7,7 +7,7 @@ import pytest
 
 from rerinv.cli import main
 from rerinv.config import Config
-from rerinv.inv import effective_bits
+from rerinv.analog.inv import effective_bits
 from rerinv.matrices import kfac_factor, random_rhs
 from rerinv.schemes import solve
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from rerinv import __version__
-from rerinv.circuit import inv_crossbar
+from rerinv.hw.circuit import inv_crossbar
 from rerinv.config import Config
 from rerinv.errors import InputError, UnstableMatrixError
-from rerinv.inv import build_inv
-from rerinv.mapping import map_matrix
+from rerinv.analog.inv import build_inv
+from rerinv.hw.mapping import map_matrix
 from rerinv.matrices import classic_matrix
-from rerinv.settle import (
+from rerinv.studies.transient.settle import (
     add_settle_command,
     settle,
     settle_circuit,
@@ -23,7 +23,7 @@ from rerinv.settle import (
     simulate_step,
     step_case,
 )
-from rerinv.waveforms import GOLDEN_CASES, compare_to_golden, golden_path, read_waveforms
+from rerinv.studies.transient.waveforms import GOLDEN_CASES, compare_to_golden, golden_path, read_waveforms
 
 
 def positive_spd(n: int, delta: float, seed: int = 0) -> np.ndarray:

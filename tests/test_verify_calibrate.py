@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from rerinv.calibrate import settle_timing
+from rerinv.studies.calibrate import settle_timing
 from rerinv.card import validate_card
 from rerinv.cli import main
 from rerinv.config import Config
-from rerinv.settle import settle
-from rerinv.store import load_results
+from rerinv.studies.transient.settle import settle
+from rerinv.studies.mc.store import load_results
 
 
 def test_verify_writes_report_results_and_summary(tmp_path, capsys):
@@ -59,7 +59,7 @@ def test_settle_timing_skips_cases_the_formula_does_not_describe():
 
 
 def test_spice_subset_of_the_accuracy_map_agrees_with_nodal(tmp_path):
-    from rerinv.montecarlo import SweepSpec, parse_sweep, run_monte_carlo
+    from rerinv.studies.mc import SweepSpec, parse_sweep, run_monte_carlo
 
     base = Config()
     axes = parse_sweep(["device.sigma_rel=0,0.01", "scheme=refine,krylov"], base)
@@ -76,7 +76,7 @@ def test_spice_subset_of_the_accuracy_map_agrees_with_nodal(tmp_path):
 
 
 def test_a_real_failing_trial_is_stored_and_the_others_complete(tmp_path):
-    from rerinv.montecarlo import SweepSpec, parse_sweep, run_monte_carlo
+    from rerinv.studies.mc import SweepSpec, parse_sweep, run_monte_carlo
 
     base = Config()
     axes = parse_sweep(["device.read_noise=0,0.01"], base)  # read noise: refused by the machine

@@ -1,4 +1,4 @@
-"""Engines that solve a :class:`rerinv.circuit.Circuit`: ``spice`` (ngspice) and ``nodal``.
+"""Engines that solve a :class:`rerinv.hw.circuit.Circuit`: ``spice`` (ngspice) and ``nodal``.
 
 Both load a circuit once and then re-solve it for new input voltages::
 
@@ -6,82 +6,40 @@ Both load a circuit once and then re-solve it for new input voltages::
     outputs = session.solve(input_voltages)   # volts at circuit.outputs
 
 A solve whose amplifier outputs sit at (or, for the linear nodal engine, beyond) the rails
-raises :class:`rerinv.errors.SaturationError` instead of returning numbers.
+raises :class:`rerinv.errors.SaturationError` instead of returning numbers. The engine names
+are :data:`rerinv.config.ENGINES`; this module is their one registry.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+import importlib
 
-import numpy as np
+from rerinv.config import ENGINES
+from rerinv.engines.base import RAIL_MARGIN, Engine, Session, check_inputs, check_rails
+from rerinv.errors import InputError
 
-from rerinv.circuit import Circuit
-from rerinv.errors import InputError, SaturationError
-
-ENGINES = ("spice", "nodal")
-
-#: An amplifier output within this fraction of the rail counts as railed.
-RAIL_MARGIN = 1e-3
-
-
-class Session(Protocol):
-    circuit: Circuit
-
-    def solve(self, inputs: np.ndarray | None = None) -> np.ndarray:
-        """Outputs (V) for input voltages ``inputs`` (V); the circuit's own when None."""
-        ...
-
-    def solve_batch(self, inputs: np.ndarray) -> np.ndarray:
-        """Outputs (K, n_outputs) for K independent input vectors (K, n_inputs)."""
-        ...
-
-    def close(self) -> None: ...
-
-
-class Engine(Protocol):
-    name: str
-
-    def load(self, circuit: Circuit) -> Session: ...
+#: name -> "module:class"; imported on first use (ngspice loads a shared library).
+_REGISTRY = {
+    "spice": "rerinv.engines.ngspice:NgspiceEngine",
+    "nodal": "rerinv.engines.nodal:NodalEngine",
+}
+assert tuple(_REGISTRY) == ENGINES, "rerinv.config.ENGINES and the engine registry disagree"
 
 
 def get_engine(name: str) -> Engine:
-    """The engine called ``name`` (``spice`` or ``nodal``)."""
-    if name == "spice":
-        from rerinv.engines.ngspice import NgspiceEngine
-
-        return NgspiceEngine()
-    if name == "nodal":
-        from rerinv.engines.nodal import NodalEngine
-
-        return NodalEngine()
-    raise InputError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    """A new engine called ``name`` (one of :data:`rerinv.config.ENGINES`)."""
+    if name not in _REGISTRY:
+        raise InputError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
+    module, _, cls = _REGISTRY[name].partition(":")
+    return getattr(importlib.import_module(module), cls)()
 
 
-def check_inputs(circuit: Circuit, inputs: np.ndarray | None) -> np.ndarray:
-    if inputs is None:
-        return circuit.input_values
-    inputs = np.asarray(inputs, dtype=float)
-    if inputs.shape != (len(circuit.inputs),):
-        raise InputError(f"expected {len(circuit.inputs)} input voltages, got shape {inputs.shape}")
-    if not np.all(np.isfinite(inputs)):
-        raise InputError("input voltages must be finite")
-    return inputs
-
-
-def check_rails(circuit: Circuit, nodes: tuple[str, ...], volts: np.ndarray, engine: str) -> None:
-    """Raise :class:`SaturationError` when any amplifier output is at or beyond the rails."""
-    limit = circuit.opamp.v_rail * (1 - RAIL_MARGIN)
-    railed = np.flatnonzero(np.abs(volts) >= limit)
-    if railed.size:
-        names = [nodes[k] for k in railed]
-        shown = ", ".join(
-            f"{names[k]}={volts[railed[k]]:+.4g} V" for k in range(min(5, len(names)))
-        )
-        raise SaturationError(
-            f"{len(names)} amplifier output(s) at the +-{circuit.opamp.v_rail:g} V rails "
-            f"({engine} engine): {shown}{' ...' if len(names) > 5 else ''}. The circuit did not "
-            "settle to a solution: lower the input scale, or check that the matrix is stable "
-            "and well conditioned.",
-            nodes=names,
-            values=volts[railed],
-        )
+__all__ = [
+    "ENGINES",
+    "RAIL_MARGIN",
+    "Engine",
+    "Session",
+    "check_inputs",
+    "check_rails",
+    "get_engine",
+]

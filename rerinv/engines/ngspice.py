@@ -17,10 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rerinv.circuit import Circuit
-from rerinv.engines import check_inputs, check_rails
+from rerinv.engines.base import check_inputs, check_rails
 from rerinv.errors import NgspiceMissingError, SimulationError
-from rerinv.spice import BATCH_SELECTOR, source_name, to_spice
+from rerinv.hw.circuit import Circuit
+from rerinv.hw.netlist import BATCH_SELECTOR, source_name, to_spice
 
 _INSTALL_HINT = (
     "install it with `apt-get install -y ngspice libngspice0` (Debian/Ubuntu) or point "

@@ -16,10 +16,10 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from rerinv.circuit import Circuit
-from rerinv.engines import check_inputs, check_rails
+from rerinv.engines.base import check_inputs, check_rails
 from rerinv.errors import SimulationError
-from rerinv.spice import MIN_R_OUT
+from rerinv.hw.circuit import Circuit
+from rerinv.hw.netlist import MIN_R_OUT
 
 GROUND = "0"
 

@@ -9,24 +9,20 @@
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
+from rerinv.analog.machine import AnalogMachine
+from rerinv.analog.vmm import build_vmm, input_gain, output_factor
 from rerinv.card import new_card, software_versions
-from rerinv.circuit import vmm_crossbar
 from rerinv.config import Config
-from rerinv.converters import Converter
 from rerinv.engines import get_engine
-from rerinv.machine import AnalogMachine
-from rerinv.mapping import map_matrix, program_conductances
+from rerinv.hw.circuit import vmm_crossbar
+from rerinv.hw.converters import Converter
 from rerinv.schemes import SCHEMES
-from rerinv.trial import run_trial, workload_matrix
+from rerinv.studies.trial import run_trial, workload_matrix
 
 SETTLE_MODEL = "t = a * ln(1/eps) / (2*pi*gbw*lambda_min)"
 
@@ -42,7 +38,9 @@ def inv_error(config: Config, n: int, trials: int, seed: int, engine: str) -> di
     for child in np.random.SeedSequence(seed).spawn(trials):
         workload, device = child.spawn(2)
         a, b = workload_matrix(config, n, workload)
-        with AnalogMachine(a, config, engine=engine, seed=device) as machine:
+        with AnalogMachine(
+            a, config.with_values("simulation", engine=engine), seed=device
+        ) as machine:
             x = machine.inv(b)
         x_ref = np.linalg.solve(a, b)
         errors.append(np.max(np.abs(x - x_ref)) / np.max(np.abs(x_ref)))
@@ -58,16 +56,13 @@ def vmm_error(config: Config, n: int, trials: int, seed: int, engine: str) -> di
     for child in np.random.SeedSequence(seed).spawn(trials):
         workload, device = child.spawn(2)
         a, v = workload_matrix(config, n, workload)
-        target = map_matrix(a, config.device)
-        arrays = program_conductances(target, config.device, np.random.default_rng(device))
+        crossbar = build_vmm(a, config, seed=device)
         v_in = dac.convert(v / np.max(np.abs(v)) * config.converters.dac_range)
-        # input attenuation planned from the target arrays, as a designer sets ranges
-        planned = config.array.r_f * np.max(np.abs(target.conductance_matrix.T @ v_in))
-        gain = min(1.0, 0.8 * adc.full_scale / planned)
-        session = get_engine(engine).load(vmm_crossbar(arrays, config))
+        gain = input_gain(crossbar, v_in)
+        session = get_engine(engine).load(crossbar.circuit)
         volts = session.solve(gain * v_in)
         session.close()
-        y = adc.convert(volts) / (-config.array.r_f * arrays.scale * gain)
+        y = adc.convert(volts) * output_factor(crossbar, gain)
         exact = a.T @ v_in
         errors.append(np.max(np.abs(y - exact)) / np.max(np.abs(exact)))
     return _stats(errors)
@@ -82,7 +77,10 @@ def scheme_statistics(
         gains, to16 = [], []
         budget = 30 if scheme == "krylov" else 8
         for child in np.random.SeedSequence(seed).spawn(trials):
-            r = run_trial(config, scheme=scheme, engine=engine, n=n, seed=child, max_passes=budget)
+            case = config.with_values(
+                "simulation", scheme=scheme, engine=engine, n=n, max_passes=budget
+            )
+            r = run_trial(case, seed=child)
             bits = [b for b in r.history_bits if math.isfinite(b)]
             first = next((k for k, b in enumerate(bits, 1) if b >= 16), None)
             if bits:
@@ -105,7 +103,7 @@ def settle_timing(
 ) -> dict:
     """INV settling fit over sizes and input resistors (which move lambda_min), plus typical
     INV and VMM settling times, all from ngspice transients."""
-    from rerinv.settle import settle
+    from rerinv.studies.transient.settle import settle
 
     measured, predicted, skipped = [], [], 0
     for n in sizes:
@@ -141,13 +139,13 @@ def settle_timing(
 def energy(config: Config, n: int, timing: dict, seed: int) -> dict:
     """Op-amp static power x settling time, plus the crossbar's I^2 R at full-scale inputs
     (nodal solve of the same circuit); converters excluded."""
-    from rerinv.inv import build_inv, input_gain
+    from rerinv.analog import inv as inv_mod
 
     a, b = workload_matrix(config, n, np.random.SeedSequence(seed))
-    inv = build_inv(a, config, seed=seed, equilibrated=config.scheme.equilibrate)
-    inputs = input_gain(inv, b) * inv.arrays.row_scale * b
+    inv = inv_mod.build_inv(a, config, seed=seed, equilibrated=config.scheme.equilibrate)
+    inputs = inv_mod.input_gain(inv, b) * inv.arrays.row_scale * b
     inv_power = get_engine("nodal").load(inv.circuit).dissipated_power(inputs)
-    vmm_circuit = vmm_crossbar(inv.arrays, config)
+    vmm_circuit = vmm_crossbar(inv.arrays, config)  # the same programmed cells, read open-loop
     v = config.converters.dac_range * np.sign(b)
     vmm_power = get_engine("nodal").load(vmm_circuit).dissipated_power(0.1 * v)
     p_amp = config.opamp.power
@@ -187,42 +185,3 @@ def calibrate(config: Config, *, n: int = 32, trials: int = 20, seed: int = 0, l
         energy=energy(config, n, timing, seed),
         software=software_versions(ngspice=ngspice_version()),
     )
-
-
-def cmd_calibrate(args: argparse.Namespace) -> int:
-    from rerinv.cli import _config
-
-    card = calibrate(_config(args), n=args.n, trials=args.trials, seed=args.seed)
-    Path(args.out).write_text(json.dumps(card, indent=2) + "\n")
-    fit = card["timing"]["inv_settle_fit"]
-    if fit:
-        print(
-            f"INV settling: t = {fit['a']:.3f} x formula (+-{fit['a_std']:.3f}, "
-            f"{fit['n_points']} cases, worst {fit['max_rel_error']:.1%})"
-        )
-    for name, s in card["accuracy"]["schemes"].items():
-        print(
-            f"{name:>8}: {s['bits_per_pass'] or 0:.2f} bits/pass, passes to 16: "
-            f"{s['passes_to_16_median']}, success {s['success_rate']:.0%}"
-        )
-    print(f"wrote {args.out}")
-    return 0
-
-
-def add_calibrate_command(subparsers) -> argparse.ArgumentParser:
-    from rerinv.cli import _common
-
-    parser = subparsers.add_parser("calibrate", help="fill a parameter card from simulations")
-    _common(parser)
-    parser.add_argument("--out", default="params.json", help="card to write (JSON)")
-    parser.add_argument("--n", type=int, default=32, help="matrix size of the accuracy studies")
-    parser.add_argument("--trials", type=int, default=20, help="Monte Carlo trials per scheme")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.set_defaults(func=cmd_calibrate)
-    return parser
-
-
-if __name__ == "__main__":  # pragma: no cover
-    from rerinv.cli import main
-
-    sys.exit(main(["calibrate", *sys.argv[1:]]))

@@ -14,7 +14,7 @@ import numpy as np
 
 from rerinv.config import ArrayConfig, Config, OpAmpConfig
 from rerinv.errors import InputError
-from rerinv.mapping import CrossbarArrays
+from rerinv.hw.mapping import CrossbarArrays
 
 Resistor = tuple[str, str, float]  # node a, node b, ohms
 

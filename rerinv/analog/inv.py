@@ -11,15 +11,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rerinv.circuit import Circuit, inv_crossbar
+from rerinv.analog.vmm import OUTPUT_HEADROOM
 from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.errors import UnstableMatrixError
-from rerinv.mapping import CrossbarArrays, map_matrix, program_conductances
+from rerinv.hw.circuit import Circuit, inv_crossbar
+from rerinv.hw.mapping import CrossbarArrays, map_matrix, program_conductances
 from rerinv.matrices import check_matrix, check_stable, check_vector
-
-#: Outputs are planned to peak at this fraction of min(ADC range, rails).
-OUTPUT_HEADROOM = 0.8
 
 
 def row_conductance(arrays: CrossbarArrays, config: Config) -> np.ndarray:
@@ -109,25 +107,19 @@ def solve_inv(
     b: np.ndarray,
     config: Config,
     *,
-    engine: str = "spice",
     seed: int = 0,
     equilibrated: bool = False,
 ) -> InvSolution:
-    """One analog solve of ``a x = b`` on the INV crossbar (exact DAC voltages, no ADC)."""
+    """One analog solve of ``a x = b`` on the INV crossbar (exact DAC voltages, no ADC), on
+    the engine ``config.simulation.engine``."""
     inv = build_inv(a, config, seed=seed, equilibrated=equilibrated)
     b = check_vector(b, inv.arrays.n)
     k = input_gain(inv, b)
     inputs = k * inv.arrays.row_scale * b
-    session = get_engine(engine).load(inv.circuit)
+    session = get_engine(config.simulation.engine).load(inv.circuit)
     try:
         outputs = session.solve(inputs)
     finally:
         session.close()
     factor = output_factor(inv, k)
     return InvSolution(factor * outputs, outputs, inputs, factor)
-
-
-def effective_bits(x: np.ndarray, x_ref: np.ndarray) -> float:
-    """``-log2(max|x - x*| / max|x*|)``; ``inf`` for an exact match."""
-    error = np.max(np.abs(np.asarray(x) - x_ref)) / np.max(np.abs(x_ref))
-    return float("inf") if error == 0 else float(-np.log2(error))

@@ -7,7 +7,6 @@ interpolation), so a diverged trial with ``-inf`` bits counts as what it is.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import io
@@ -20,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from rerinv.errors import InputError
-from rerinv.store import Results, load_results
+from rerinv.studies.mc.store import Results, load_results
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -114,7 +113,7 @@ def make_plots(results: Results) -> list[Plot]:
     """Every plot of the report, as PNG bytes."""
     target = results.description.target_bits
     plots = [_final_bits(results, target), _bits_per_pass(results, target)]
-    others = [a for a in results.description.axes if a[0] != "scheme" and len(a[1]) > 1]
+    others = [a for a in results.description.axes if a[0] != "simulation.scheme" and len(a[1]) > 1]
     plots += [_reach_versus(results, axis, others) for axis in others]
     if not others:
         plots.append(_reach_per_point(results))
@@ -374,7 +373,9 @@ def write_report(results_path: str | Path, out: str | Path, fmt: str = "html") -
 def _blocks(results: Results, plots: list[Plot]) -> list[tuple]:
     d, a = results.description, results.attrs
     total, done, failed = results.done.size, int(results.done.sum()), int(results.failed.sum())
-    fixed = [k for k in ("scheme", "engine", "n") if k not in {name for name, _ in d.axes}]
+    swept = {name for name, _ in d.axes}
+    base = results.config.simulation
+    fixed = [k for k in ("scheme", "engine", "n") if f"simulation.{k}" not in swept]
     blocks: list[tuple] = [
         ("h1", "rerinv Monte Carlo report"),
         (
@@ -382,7 +383,7 @@ def _blocks(results: Results, plots: list[Plot]) -> list[tuple]:
             f"{results.path.name}: {done} of {total} trials stored ({failed} failed); "
             f"{len(d.points)} points x {d.trials} trials; target {d.target_bits:g} bits, at "
             f"most {d.max_passes} passes; master seed {d.master_seed}; "
-            + ", ".join(f"{k} {getattr(d, k)}" for k in fixed)
+            + ", ".join(f"{k} {getattr(base, k)}" for k in fixed)
             + f". Created {a.get('created', '?')} by: {a.get('command_line') or '?'}",
         ),
     ]
@@ -491,23 +492,3 @@ def _markdown(blocks: list[tuple], stem: str) -> str:
             lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
             parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
-
-
-def cmd_report(args: argparse.Namespace) -> int:
-    """``rerinv report``."""
-    fmt = args.format or ("md" if str(args.out).endswith(".md") else "html")
-    out = write_report(args.results, args.out, fmt)
-    print(f"wrote {out}")
-    return 0
-
-
-def add_report_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``rerinv report`` on the CLI's sub-command parsers."""
-    parser = subparsers.add_parser("report", help="HTML/Markdown report of a Monte Carlo file")
-    parser.add_argument("results", help="HDF5 file written by `rerinv mc`")
-    parser.add_argument("--out", required=True, help="report file (.html or .md)")
-    parser.add_argument(
-        "--format", choices=("html", "md"), help="default: md for a .md --out, else html"
-    )
-    parser.set_defaults(func=cmd_report)
-    return parser

@@ -1,4 +1,4 @@
-"""SPICE netlist writer for :class:`rerinv.circuit.Circuit` (ngspice dialect).
+"""SPICE netlist writer for :class:`rerinv.hw.circuit.Circuit` (ngspice dialect).
 
 The op-amp, inverter and TIA sub-circuits come from ``pyspice_models/*.lib`` and are written
 inline, so a netlist stands alone: ``ngspice -b FILE.cir`` runs it.
@@ -7,13 +7,12 @@ inline, so a netlist stands alone: ``ngspice -b FILE.cir`` runs it.
 from __future__ import annotations
 
 from functools import cache
-from pathlib import Path
 
 import numpy as np
 
-from rerinv.circuit import Circuit
+from rerinv.hw.circuit import Circuit
+from rerinv.resources import model_text
 
-MODELS_DIR = Path(__file__).resolve().parent.parent / "pyspice_models"
 MODEL_LIBS = ("opamp.lib", "inverter.lib", "tia.lib")
 
 #: Floor on the op-amp output resistance: SPICE rejects a zero-ohm resistor. Every engine
@@ -24,13 +23,7 @@ MIN_R_OUT = 1e-6
 @cache
 def model_library() -> str:
     """Text of the sub-circuit libraries, concatenated."""
-    try:
-        return "\n".join((MODELS_DIR / name).read_text() for name in MODEL_LIBS)
-    except OSError as exc:  # pragma: no cover - broken install
-        raise FileNotFoundError(
-            f"rerinv's SPICE models are missing from {MODELS_DIR}: reinstall with "
-            "`pip install -e .` from a full checkout"
-        ) from exc
+    return "\n".join(model_text(name) for name in MODEL_LIBS)
 
 
 def opamp_params(circuit: Circuit) -> str:

@@ -25,8 +25,6 @@ when their pole is within a factor 3 of the loop's.
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from dataclasses import dataclass, field, fields
 
@@ -34,14 +32,16 @@ import numpy as np
 import scipy.sparse
 import scipy.sparse.linalg
 
-from rerinv.circuit import Circuit, vmm_crossbar
+from rerinv.analog.inv import build_inv, input_gain, loop_matrix
+from rerinv.analog.vmm import OUTPUT_HEADROOM, build_vmm
+from rerinv.analog.vmm import input_gain as vmm_input_gain
 from rerinv.config import Config
 from rerinv.engines.ngspice import NgspiceEngine
 from rerinv.errors import InputError, SaturationError, SimulationError
-from rerinv.inv import OUTPUT_HEADROOM, build_inv, input_gain, loop_matrix
-from rerinv.mapping import CrossbarArrays, map_matrix, program_conductances
-from rerinv.matrices import check_matrix, check_vector, kfac_factor, load_matrix, random_rhs
-from rerinv.waveforms import (  # noqa: F401  (re-exported: settle's public API)
+from rerinv.hw.circuit import Circuit
+from rerinv.hw.mapping import CrossbarArrays
+from rerinv.matrices import check_matrix, check_vector, kfac_factor, random_rhs
+from rerinv.studies.transient.waveforms import (  # noqa: F401  (re-exported: settle's public API)
     POINTS,
     STATUSES,
     STEP_RISE_TIME,
@@ -264,11 +264,11 @@ def step_case(
     """The circuit, step inputs (V) and arrays of a settling study.
 
     The matrix is ``matrix_or_n``, or ``kfac_factor(n, seed=seed)`` for an int. INV:
-    :func:`rerinv.inv.build_inv` (equilibrated as ``scheme.equilibrate``, programming drawn
+    :func:`rerinv.analog.inv.build_inv` (equilibrated as ``scheme.equilibrate``, programming drawn
     from ``seed``). VMM: the programmed arrays of ``A`` compute ``-r_f G^T v``.
 
     ``excite="random"``: ``b = random_rhs(n, seed=seed + 1)``, DAC voltages scaled as
-    :func:`rerinv.inv.input_gain` does (INV) or as large as the DAC range and 80 % of the ADC
+    :func:`rerinv.analog.inv.input_gain` does (INV) or as large as the DAC range and 80 % of the ADC
     range allow (VMM). ``excite="slowest"``, the worst case the formula describes: the
     outputs settle onto the slowest eigenvector of ``D^-1 G`` (INV), or the step drives the
     slowest TIA hardest (VMM); outputs peak at 80 % of the ADC range unless the DAC limits.
@@ -291,13 +291,10 @@ def step_case(
         mode = vectors[:, np.argmin(eigenvalues.real)].real
         inputs = -config.array.r_in * arrays.conductance_matrix @ (limit * mode / max(abs(mode)))
     else:
-        target = map_matrix(a, config.device)
-        arrays = program_conductances(target, config.device, np.random.default_rng(seed))
-        circuit = vmm_crossbar(arrays, config)
+        crossbar = build_vmm(a, config, seed=seed)
+        arrays, circuit = crossbar.arrays, crossbar.circuit
         if excite == "random":
-            k = conv.dac_range / np.max(np.abs(b))
-            planned = config.array.r_f * target.scale * k * np.max(np.abs(a.T @ b))
-            return circuit, k * b * min(1.0, limit / planned), arrays
+            return circuit, vmm_input_gain(crossbar, b) * b, arrays
         slowest = np.argmin(tia_feedback_factors(circuit)) % a.shape[1]
         inputs = np.sign(arrays.conductance_matrix[:, slowest])
         inputs *= limit / (config.array.r_f * np.max(np.abs(arrays.conductance_matrix.T @ inputs)))
@@ -341,64 +338,3 @@ def settle(
     if plot is not None:
         plot_settling(report, plot)
     return report
-
-
-def add_settle_command(subparsers) -> argparse.ArgumentParser:
-    """Register ``settle`` on the ``rerinv`` sub-command parsers (``add_subparsers()``)."""
-    from rerinv.cli import _common
-
-    parser = subparsers.add_parser(
-        "settle",
-        help="transient settling study: step response through ngspice vs the prediction",
-        description="Step the inputs of an INV or VMM crossbar, simulate the transient with "
-        "ngspice (single_pole op-amps) and compare the settling time with ln(1/eps) / "
-        "(2 pi GBW lambda_min). Exit status 0 if settled, 1 otherwise.",
-    )
-    _common(parser)
-    parser.add_argument("--kind", choices=("inv", "vmm"), default="inv")
-    source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--matrix", help=".npy, .csv, .txt or .mtx file")
-    source.add_argument("--n", type=int, help="size of a K-FAC-like factor drawn from --seed")
-    parser.add_argument("--eps", type=float, help="band / ADC range (default half an LSB)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of A (with --n), b, devices")
-    parser.add_argument(
-        "--excite", choices=("random", "slowest"), default="random",
-        help="step of a random b, or onto the slowest mode (the formula's worst case)",
-    )  # fmt: skip
-    parser.add_argument("--out", metavar="FILE.h5", help="write the waveforms (HDF5)")
-    parser.add_argument("--plot", metavar="FILE.png", help="plot the waveforms")
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.set_defaults(func=cmd_settle)
-    return parser
-
-
-def cmd_settle(args: argparse.Namespace) -> int:
-    """Handler of ``rerinv settle``: a summary, or one JSON object with ``--json``."""
-    from rerinv.cli import _config
-
-    config = _config(args)
-    matrix = args.n if args.matrix is None else load_matrix(args.matrix)
-    r = settle(args.kind, matrix, config, eps=args.eps, seed=args.seed, excite=args.excite,
-               out=args.out, plot=args.plot)  # fmt: skip
-    if args.json:
-        print(json.dumps(r.to_dict()))
-        return 0 if r.status == "settled" else 1
-    what = "lambda_min(D^-1 G)" if r.kind == "inv" else "smallest TIA feedback factor"
-    lines = [
-        f"rerinv settle: {r.kind.upper()} N = {r.n}, {args.excite} step, op-amp GBW "
-        f"{config.opamp.gbw:.4g} Hz; status {r.status}: {r.message}",
-        f"  band          eps = {r.eps:.4g} of the ADC range = {1e3 * r.eps_abs:.4g} mV",
-        f"  measured      {_us(r.settling_time)}  (window {_us(r.t_stop).strip()})",
-        f"  predicted     {_us(r.predicted)}  ln(1/eps) / (2 pi GBW {r.lambda_min:.4g}), {what};"
-        f" measured / predicted = {r.settling_time / r.predicted:.3f}",
-        f"  small-signal  {_us(r.predicted_small_signal)}  slowest mode of every amplifier pole;"
-        f" inverter pole matters: {'yes' if r.inverter_pole_matters else 'no'}",
-        f"  final vs DC   max |V(t_stop) - V_dc| = {r.max_deviation:.3g} V;"
-        f" transient wall time {r.wall_time:.2f} s",
-    ]
-    print("\n".join(lines))
-    return 0 if r.status == "settled" else 1
-
-
-def _us(seconds: float) -> str:
-    return f"{1e6 * seconds:9.4f} us"

@@ -1,30 +1,29 @@
 """Step responses: simulating them (ngspice ``tran``), the record, what is measured on it,
 the HDF5 store, the plot and the golden regression set. The predictions and the settling
-study that use them are in :mod:`rerinv.settle`.
+study that use them are in :mod:`rerinv.studies.transient.settle`.
 
 The golden waveforms (``waveforms/*.h5`` at the top of the checkout) are the default
 configuration's step responses of INV and VMM crossbars, N = 4 and 8, seed 0. Regenerate them
 after a deliberate change of the circuits or models with::
 
-    .venv/bin/python -m rerinv.waveforms --regenerate-golden
+    .venv/bin/python -m rerinv.studies.transient.waveforms --regenerate-golden
 
 and check the current code against them with ``--check``.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from rerinv.circuit import Circuit
 from rerinv.config import Config
 from rerinv.engines import RAIL_MARGIN
 from rerinv.engines.ngspice import NgspiceEngine
 from rerinv.errors import InputError
+from rerinv.hw.circuit import Circuit
+from rerinv.resources import golden_dir
 
 SETTLED_FRACTION = 2 / 3  #: settled only if inside the band for the last third of the window
 STATUSES = ("settled", "not_settled", "oscillating", "unstable")
@@ -87,7 +86,7 @@ def simulate_step(
     """
     check_dynamic(circuit)
     if t_stop is None:
-        from rerinv.settle import small_signal_rates
+        from rerinv.studies.transient.settle import small_signal_rates
 
         t_stop = 20.0 / abs(np.min(small_signal_rates(circuit).real))
     t_step = t_stop / POINTS if t_step is None else t_step
@@ -184,7 +183,7 @@ def write_settle_hdf5(
     excite: str = "random",
     points: int | None = None,
 ) -> Path:
-    """Store the waveforms of a :class:`rerinv.settle.SettleReport` with everything needed to
+    """Store the waveforms of a :class:`rerinv.studies.transient.settle.SettleReport` with everything needed to
     reproduce and judge them.
 
     Datasets: ``time`` (s), ``outputs`` (n_outputs x n_times, V), ``amplifiers`` (the other
@@ -245,7 +244,7 @@ def read_waveforms(path: str | Path) -> tuple[Waveforms, dict]:
 
 # -- plot ----------------------------------------------------------------------------------
 def plot_settling(report, path: str | Path) -> Path:
-    """PNG of a :class:`rerinv.settle.SettleReport`: the outputs against time, and the
+    """PNG of a :class:`rerinv.studies.transient.settle.SettleReport`: the outputs against time, and the
     largest deviation from the DC solution on a log scale with the band ``eps_abs``, the
     measured settling time and the predictions marked."""
     import matplotlib
@@ -289,7 +288,7 @@ def plot_settling(report, path: str | Path) -> Path:
 
 
 # -- golden regression set -----------------------------------------------------------------
-GOLDEN_DIR = Path(__file__).resolve().parent.parent / "waveforms"
+GOLDEN_DIR = golden_dir()
 GOLDEN_CASES = (("inv", 4), ("inv", 8), ("vmm", 4), ("vmm", 8))  #: (kind, N), seed 0
 GOLDEN_SEED = 0
 GOLDEN_POINTS = 401
@@ -305,7 +304,7 @@ def golden_path(kind: str, n: int, directory: str | Path = GOLDEN_DIR) -> Path:
 def regenerate_golden(directory: str | Path = GOLDEN_DIR) -> list[Path]:
     """Simulate every :data:`GOLDEN_CASES` with the default configuration and store it,
     resampled to :data:`GOLDEN_POINTS` times."""
-    from rerinv.settle import settle
+    from rerinv.studies.transient.settle import settle
 
     config = Config()
     Path(directory).mkdir(parents=True, exist_ok=True)
@@ -342,7 +341,7 @@ def compare_to_golden(
 ) -> GoldenComparison:
     """Re-simulate a golden case (with its stored configuration, or ``config``) over the
     stored window and compare every node at the stored times (linear interpolation)."""
-    from rerinv.settle import simulate_step, step_case
+    from rerinv.studies.transient.settle import simulate_step, step_case
 
     golden, attrs = read_waveforms(path)
     if config is None:
@@ -356,37 +355,3 @@ def compare_to_golden(
     error = np.max(np.abs(now - golden.values), axis=1)
     worst = int(np.argmax(error))
     return GoldenComparison(Path(path), float(error[worst]), golden.nodes[worst], tolerance)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m rerinv.waveforms", description="Golden step-response waveforms."
-    )
-    parser.add_argument("--dir", default=str(GOLDEN_DIR), help="folder of the golden files")
-    action = parser.add_mutually_exclusive_group(required=True)
-    action.add_argument("--regenerate-golden", action="store_true", help="simulate and write")
-    action.add_argument("--check", action="store_true", help="compare the code with the files")
-    args = parser.parse_args(argv)
-    if args.regenerate_golden:
-        for path in regenerate_golden(args.dir):
-            _, attrs = read_waveforms(path)
-            print(
-                f"wrote {path} ({path.stat().st_size} bytes): {attrs['status']}, settling"
-                f" {1e6 * attrs['settling_time']:.4g} us, predicted"
-                f" {1e6 * attrs['predicted']:.4g} us"
-            )
-        return 0
-    failed = 0
-    for kind, n in GOLDEN_CASES:
-        result = compare_to_golden(golden_path(kind, n, args.dir))
-        failed += not result.passed
-        print(
-            f"{result.path.name}: max deviation {result.max_deviation:.3g} V at "
-            f"{result.worst_node} (tolerance {result.tolerance:g} V) "
-            f"{'ok' if result.passed else 'FAILED'}"
-        )
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -5,21 +5,18 @@ with :meth:`Config.with_overrides`, plus the pseudo-axes ``n``, ``scheme`` and `
 number of trials per point. Trial ``(p, t)`` draws everything from
 ``SeedSequence(master_seed).spawn(points)[p].spawn(trials)[t]`` (:func:`trial_seed`), so results
 never depend on worker count, order or placement. The driver alone writes the HDF5 file
-(:mod:`rerinv.store`), storing each trial by index as it arrives. ngspice keeps global state:
+(:mod:`rerinv.studies.mc.store`), storing each trial by index as it arrives. ngspice keeps global state:
 one process runs one trial at a time, never threads.
 """
 
 from __future__ import annotations
 
-import argparse
-import importlib
 import itertools
 import math
 import multiprocessing
 import os
 import pickle
 import platform
-import shlex
 import signal
 import socket
 import sys
@@ -40,12 +37,17 @@ import numpy as np
 import rerinv
 from rerinv.config import Config
 from rerinv.errors import InputError, RerinvError
-from rerinv.schemes import SCHEMES
-from rerinv.store import PointRecord, ResultStore, RunDescription, describe_mismatch
-from rerinv.trial import run_trial
+from rerinv.studies.mc.store import PointRecord, ResultStore, RunDescription, describe_mismatch
+from rerinv.studies.trial import run_trial
 
-ENGINES = ("spice", "nodal")
-PSEUDO_AXES = ("n", "scheme", "engine")
+#: Short axis names accepted by :func:`parse_sweep` (and ``--sweep``) for ``simulation.*``.
+AXIS_ALIASES = {
+    "n": "simulation.n",
+    "scheme": "simulation.scheme",
+    "engine": "simulation.engine",
+    "target_bits": "simulation.target_bits",
+    "max_passes": "simulation.max_passes",
+}
 CRASH_MESSAGE = (
     "WorkerCrash: the worker process died while running this trial (killed, out of memory or "
     "a crash in native code such as ngspice); it was retried alone and died again"
@@ -61,16 +63,13 @@ class SweepSpec:
     Parameters
     ----------
     base : Config
-        Configuration every point starts from.
+        Configuration every point starts from (``base.simulation`` gives the scheme, engine,
+        matrix size, target bits and pass budget where no axis sweeps them).
     axes : tuple of (name, values)
-        Swept axes in order; ``name`` is ``section.key``, ``n``, ``scheme`` or ``engine`` and
+        Swept axes in order; ``name`` is ``section.key`` (``simulation.scheme`` included) and
         ``values`` are the texts given on the command line. Build with :func:`parse_sweep`.
     trials : int
         Trials per point.
-    scheme, engine, n : str, str, int
-        Used where the matching pseudo-axis is not swept.
-    target_bits : float
-    max_passes : int
     master_seed : int
         Root of every trial's seed, in ``[0, 2**63)``.
     """
@@ -78,28 +77,16 @@ class SweepSpec:
     base: Config = field(default_factory=Config)
     axes: tuple[tuple[str, tuple[str, ...]], ...] = ()
     trials: int = 1
-    scheme: str = "refine"
-    engine: str = "spice"
-    n: int = 16
-    target_bits: float = 16.0
-    max_passes: int = 8
     master_seed: int = 0
 
     def __post_init__(self) -> None:
         if self.trials < 1:
             raise InputError(f"trials must be at least 1, got {self.trials}")
-        if self.max_passes < 1:
-            raise InputError(f"max_passes must be at least 1, got {self.max_passes}")
-        if not math.isfinite(self.target_bits):
-            raise InputError(f"target_bits must be finite, got {self.target_bits}")
         if not 0 <= self.master_seed < 2**63:
             raise InputError(f"the master seed must be in [0, 2**63), got {self.master_seed}")
-        _check_pseudo("scheme", [self.scheme])
-        _check_pseudo("engine", [self.engine])
-        _check_pseudo("n", [str(self.n)])
-        for name, values in self.axes:
-            if name in PSEUDO_AXES:
-                _check_pseudo(name, values)
+        for name, _ in self.axes:
+            if name in AXIS_ALIASES:
+                raise InputError(f"axis {name!r}: use its full name {AXIS_ALIASES[name]!r}")
 
     def points(self) -> list[PointRecord]:
         """The cartesian product of the axes, first axis slowest."""
@@ -107,15 +94,11 @@ class SweepSpec:
         records = []
         for index in itertools.product(*(range(len(values)) for _, values in self.axes)):
             chosen = {name: values[i] for (name, values), i in zip(self.axes, index, strict=True)}
-            overrides = [f"{k}={v}" for k, v in chosen.items() if k not in PSEUDO_AXES]
-            config = self.base.with_overrides(overrides)
+            config = self.base.with_overrides([f"{k}={v}" for k, v in chosen.items()])
             records.append(
                 PointRecord(
                     index=tuple(index),
                     label=", ".join(f"{k}={chosen[k]}" for k in names) or "base",
-                    scheme=chosen.get("scheme", self.scheme),
-                    engine=chosen.get("engine", self.engine),
-                    n=int(chosen.get("n", self.n)),
                     config_toml=config.to_toml(),
                 )
             )
@@ -128,11 +111,6 @@ class SweepSpec:
             points=tuple(self.points()),
             trials=self.trials,
             master_seed=self.master_seed,
-            target_bits=float(self.target_bits),
-            max_passes=self.max_passes,
-            scheme=self.scheme,
-            engine=self.engine,
-            n=self.n,
         )
 
 
@@ -140,6 +118,9 @@ def parse_sweep(
     assignments: list[str] | tuple[str, ...], base: Config
 ) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """Parse ``--sweep name=v1,v2,...`` texts into axes, validating every value.
+
+    ``name`` is ``section.key``; the short names of :data:`AXIS_ALIASES` (``n``, ``scheme``,
+    ``engine``, ...) stand for their ``simulation.*`` keys.
 
     Raises
     ------
@@ -149,7 +130,7 @@ def parse_sweep(
     axes: list[tuple[str, tuple[str, ...]]] = []
     for text in assignments:
         name, sep, raw = text.partition("=")
-        name = name.strip()
+        name = AXIS_ALIASES.get(name.strip(), name.strip())
         values = tuple(v.strip() for v in raw.split(","))
         if not sep or not name or not all(values):
             raise InputError(
@@ -159,14 +140,11 @@ def parse_sweep(
             raise InputError(f"--sweep {name} is given twice; put all its values in one --sweep")
         if len(set(values)) != len(values):
             raise InputError(f"--sweep {text!r}: a value is repeated")
-        if name in PSEUDO_AXES:
-            _check_pseudo(name, values)
-        else:
-            for value in values:
-                try:
-                    base.with_overrides([f"{name}={value}"])
-                except RerinvError as exc:
-                    raise type(exc)(f"--sweep {name}={value}: {exc}") from exc
+        for value in values:
+            try:
+                base.with_overrides([f"{name}={value}"])
+            except RerinvError as exc:
+                raise type(exc)(f"--sweep {name}={value}: {exc}") from exc
         axes.append((name, values))
     return tuple(axes)
 
@@ -183,11 +161,8 @@ class TrialTask:
 
     point: int
     trial: int
-    config: Config
-    scheme: str
-    engine: str
-    n: int
-    spec: SweepSpec  #: target_bits, max_passes and master_seed
+    config: Config  #: the point's configuration (``simulation`` says what to run)
+    master_seed: int
     trial_fn: TrialFunction
 
 
@@ -196,21 +171,12 @@ _ONE_AT_A_TIME = threading.Lock()  # one trial per process even on a multi-threa
 
 def execute_trial(task: TrialTask) -> dict[str, Any]:
     """Run one trial where it lands and return its record (a failure is a record too)."""
-    spec = task.spec
-    seed = trial_seed(spec.master_seed, task.point, task.trial)
+    seed = trial_seed(task.master_seed, task.point, task.trial)
     with _ONE_AT_A_TIME:
         start = time.perf_counter()
         try:
-            result = task.trial_fn(
-                task.config,
-                scheme=task.scheme,
-                engine=task.engine,
-                n=task.n,
-                seed=seed,
-                target_bits=spec.target_bits,
-                max_passes=spec.max_passes,
-            )
-            record = _record(result, spec.max_passes)
+            result = task.trial_fn(task.config, seed=seed)
+            record = _record(result, task.config.simulation.max_passes)
         except Exception as exc:  # a failed trial is data, not a crash
             record = failed_record(f"{type(exc).__name__}: {exc}")
         record["wall_time"] = time.perf_counter() - start
@@ -292,8 +258,8 @@ def run_monte_carlo(
         Open the existing ``out``, check it was written for the same ``spec`` and run only the
         trials it lacks.
     trial_fn : callable
-        ``trial_fn(config, *, scheme, engine, n, seed, target_bits, max_passes)`` returning a
-        :class:`rerinv.trial.TrialResult` (or a dict with its fields). Must be a module-level
+        ``trial_fn(config, *, seed)`` returning a
+        :class:`rerinv.studies.trial.TrialResult` (or a dict with its fields). Must be a module-level
         function when it runs in other processes.
     command_line : str, optional
         Stored as provenance and printed (with ``--resume``) when interrupted.
@@ -346,8 +312,8 @@ def run_monte_carlo(
     try:
         configs = [Config.from_toml(p.config_toml) for p in description.points]
         tasks = [
-            TrialTask(p, t, configs[p], point.scheme, point.engine, point.n, spec, trial_fn)
-            for p, point in enumerate(description.points)
+            TrialTask(p, t, configs[p], spec.master_seed, trial_fn)
+            for p in range(len(description.points))
             for t in range(spec.trials)
             if not store.done[p, t]
         ]
@@ -408,7 +374,7 @@ def run_monte_carlo(
 
 def provenance(description: RunDescription, command_line: str | None) -> dict[str, Any]:
     """Root attributes of a new results file: versions, time, command line."""
-    if any(p.engine == "spice" for p in description.points):
+    if any(p.config.simulation.engine == "spice" for p in description.points):
         from rerinv.engines.ngspice import ngspice_version
 
         ngspice = ngspice_version()
@@ -476,7 +442,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
     if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["rerinv.trial"])
+    context.set_forkserver_preload(["rerinv.studies.trial"])
     return context
 
 
@@ -623,140 +589,3 @@ class Progress:
 
 
 # -- command line --------------------------------------------------------------------------
-def _check_pseudo(name: str, values: list[str] | tuple[str, ...]) -> None:
-    allowed = {"scheme": SCHEMES, "engine": ENGINES}.get(name)
-    for value in values:
-        if allowed is not None and value not in allowed:
-            raise InputError(f"{name} {value!r} is not one of {', '.join(allowed)}")
-        if name == "n" and not (value.isdigit() and int(value) >= 1):
-            raise InputError(f"n must be a positive integer (matrix size), got {value!r}")
-
-
-def add_mc_arguments(parser: argparse.ArgumentParser) -> None:
-    """The ``mc`` options (``--config``/``--set`` included)."""
-    from rerinv.cli import _common
-
-    _common(parser)
-    add = parser.add_argument
-    add(
-        "--sweep",
-        action="append",
-        default=[],
-        metavar="NAME=V1,V2,...",
-        help="swept axis, repeatable: section.key (e.g. device.sigma_rel=0,0.01), n, scheme "
-        "or engine; points are the cartesian product",
-    )
-    add("--trials", type=int, required=True, help="trials per point")
-    add("--scheme", choices=SCHEMES, help="scheme where not swept (default refine)")
-    add("--engine", choices=ENGINES, help="engine where not swept (default spice)")
-    add("--n", type=int, help="matrix size where not swept (default 16)")
-    add("--target-bits", type=float, default=16.0)
-    add("--max-passes", type=int, default=8)
-    add("--seed", type=int, default=0, help="master seed of every trial's draws (default 0)")
-    where = parser.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, help="local processes (default: all cores)")
-    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Dask scheduler address")
-    add("--out", required=True, help="HDF5 results file")
-    add("--resume", action="store_true", help="complete an interrupted --out file")
-
-
-def add_mc_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``rerinv mc`` on the CLI's sub-command parsers."""
-    parser = subparsers.add_parser("mc", help="Monte Carlo run: sweep x trials into HDF5")
-    add_mc_arguments(parser)
-    parser.set_defaults(func=cmd_mc, mc_prog="rerinv mc")
-    return parser
-
-
-def spec_from_args(args: argparse.Namespace) -> SweepSpec:
-    """The :class:`SweepSpec` of parsed ``mc`` arguments."""
-    from rerinv.cli import _config
-
-    base = _config(args)
-    axes = parse_sweep(args.sweep, base)
-    swept = {name for name, _ in axes}
-    for name in PSEUDO_AXES:
-        if getattr(args, name) is not None and name in swept:
-            raise InputError(f"give --{name} or --sweep {name}=..., not both")
-    return SweepSpec(
-        base=base,
-        axes=axes,
-        trials=args.trials,
-        scheme=args.scheme or "refine",
-        engine=args.engine or "spice",
-        n=16 if args.n is None else args.n,
-        target_bits=args.target_bits,
-        max_passes=args.max_passes,
-        master_seed=args.seed,
-    )
-
-
-def command_line(args: argparse.Namespace) -> str:
-    """The ``mc`` command line of ``args`` (without ``--resume``), for provenance and hints."""
-    words = [*getattr(args, "mc_prog", "rerinv mc").split()]
-    if args.config:
-        words += ["--config", args.config]
-    for option, values in (("--set", args.overrides), ("--sweep", args.sweep)):
-        for value in values:
-            words += [option, value]
-    words += ["--trials", str(args.trials)]
-    for name in PSEUDO_AXES:
-        if getattr(args, name) is not None:
-            words += [f"--{name}", str(getattr(args, name))]
-    words += ["--target-bits", f"{args.target_bits:g}", "--max-passes", str(args.max_passes)]
-    words += ["--seed", str(args.seed)]
-    if args.workers is not None:
-        words += ["--workers", str(args.workers)]
-    if args.scheduler is not None:
-        words += ["--scheduler", args.scheduler]
-    return shlex.join([*words, "--out", args.out])
-
-
-def cmd_mc(args: argparse.Namespace, trial_fn: TrialFunction = run_trial) -> int:
-    """``rerinv mc``: exit status 0 when every trial is stored, 130 when interrupted."""
-    summary = run_monte_carlo(
-        spec_from_args(args),
-        args.out,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        resume=args.resume,
-        trial_fn=trial_fn,
-        command_line=command_line(args),
-    )
-    print(
-        f"rerinv mc: {summary.stored}/{summary.total} trials stored in {summary.path} "
-        f"({summary.ran} run now, {summary.failed} failed, {summary.elapsed:.1f} s)"
-    )
-    return 130 if summary.interrupted else 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m rerinv.montecarlo``: the ``rerinv mc`` command on its own."""
-    parser = argparse.ArgumentParser(prog="python -m rerinv.montecarlo", description=__doc__)
-    add_mc_arguments(parser)
-    parser.add_argument(
-        "--trial-function",
-        metavar="MODULE:NAME",
-        help="run this function instead of rerinv.trial.run_trial (tests, plug-ins)",
-    )
-    parser.set_defaults(mc_prog="python -m rerinv.montecarlo")
-    args = parser.parse_args(argv)
-    try:
-        trial_fn = run_trial
-        if args.trial_function:
-            module, _, name = args.trial_function.partition(":")
-            try:
-                trial_fn = getattr(importlib.import_module(module), name)
-            except (ImportError, AttributeError) as exc:
-                raise InputError(f"--trial-function {args.trial_function}: {exc}") from exc
-            args.mc_prog += f" --trial-function {args.trial_function}"
-        return cmd_mc(args, trial_fn=trial_fn)
-    except RerinvError as exc:
-        print(f"rerinv mc: error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    from rerinv.montecarlo import main as _main  # the importable module, for worker pickling
-
-    sys.exit(_main())

@@ -18,7 +18,6 @@ Targets and the versions whose field names were checked (see docs/parameter-card
 
 from __future__ import annotations
 
-import argparse
 import configparser
 import io
 import json
@@ -27,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rerinv.card import load_card, validate_card
+from rerinv.card import validate_card
 from rerinv.errors import InputError
 
 TARGETS = ("crosssim", "aihwkit", "neurosim", "mnsim")
@@ -448,32 +447,3 @@ def export_card(
         companions=[p for p in files if p != out],
         values={k: f" = {v!r}" for k in mapping.unexpressed() if _scalar(v := _lookup(card, k))},
     )
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    """Handler of ``rerinv export PARAMS.json --to TARGET [--out PATH]``."""
-    card_path = Path(args.card)
-    card = load_card(card_path)
-    out = Path(args.out) if args.out else None
-    result = export_card(card, args.to, out, card_path=card_path)
-    print(result.summary())
-    return 0
-
-
-def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Register ``export`` on the ``rerinv`` subcommand parser; returns the new parser."""
-    parser = subparsers.add_parser(
-        "export",
-        help="export a parameter card to CrossSim, aihwkit, NeuroSim or MNSIM",
-        description="Write a calibrated parameter card in another simulator's format and list"
-        " the card fields that format cannot express.",
-    )
-    parser.add_argument("card", metavar="PARAMS.json", help="parameter card (rerinv calibrate)")
-    parser.add_argument("--to", required=True, choices=TARGETS, help="target format")
-    parser.add_argument(
-        "--out",
-        metavar="PATH",
-        help="output file (default: next to the card, e.g. params.crosssim.json)",
-    )
-    parser.set_defaults(func=cmd_export)
-    return parser

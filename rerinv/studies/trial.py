@@ -53,18 +53,10 @@ class TrialResult:
         return asdict(self)
 
 
-def run_trial(
-    config: Config,
-    *,
-    scheme: str,
-    engine: str,
-    n: int,
-    seed: int | np.random.SeedSequence,
-    target_bits: float = 16.0,
-    max_passes: int = 8,
-) -> TrialResult:
-    """Draw a K-FAC-like ``n x n`` factor and right-hand side from ``seed``, program the
-    arrays from ``seed``, solve with ``scheme`` on ``engine`` and return the result.
+def run_trial(config: Config, *, seed: int | np.random.SeedSequence) -> TrialResult:
+    """Draw a K-FAC-like ``simulation.n x simulation.n`` factor and right-hand side from
+    ``seed``, program the arrays from ``seed``, solve as ``config.simulation`` says (scheme,
+    engine, target, budget) and return the result.
 
     A trial that raises inside the solve returns ``status="failed"`` with the message
     (rather than propagating), so one bad trial never kills a Monte Carlo run.
@@ -74,17 +66,8 @@ def run_trial(
         seed = np.random.SeedSequence(seed)
     workload_seed, device_seed = seed.spawn(2)
     try:
-        a, b = workload_matrix(config, n, workload_seed)
-        result = solve(
-            a,
-            b,
-            config,
-            scheme=scheme,
-            engine=engine,
-            target_bits=target_bits,
-            max_passes=max_passes,
-            seed=device_seed,
-        )
+        a, b = workload_matrix(config, config.simulation.n, workload_seed)
+        result = solve(a, b, config, seed=device_seed)
     except Exception as exc:  # a failed trial is data, not a crash
         return TrialResult(
             status="failed",

@@ -14,11 +14,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from rerinv.circuit import vmm_crossbar
 from rerinv.config import Config
-from rerinv.converters import Converter
 from rerinv.errors import InputError, SaturationError
-from rerinv.mapping import CrossbarArrays, program_conductances
+from rerinv.hw.circuit import vmm_crossbar
+from rerinv.hw.converters import Converter
+from rerinv.hw.mapping import CrossbarArrays, program_conductances
 
 
 def exact_cell_bits(n_rows: int, adc: Converter) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,11 @@ from rerinv.config import Config
 from rerinv.errors import InputError
 
 FORMAT_NAME = "rerinv-montecarlo"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+#: Versions :func:`load_results` reads. Version 1 (before the ``[simulation]`` section) kept
+#: the scheme, engine and size apart from each point's configuration; it is read (not resumed)
+#: by folding them back into it.
+READABLE_VERSIONS = (1, 2)
 
 #: Per-trial datasets of ``/trials`` (shape ``(points, trials)``) and their fill values.
 SCALAR_FIELDS: dict[str, tuple[Any, Any]] = {
@@ -33,16 +38,7 @@ SCALAR_FIELDS: dict[str, tuple[Any, Any]] = {
     "conversions": (np.int64, -1),
     "error": (h5py.string_dtype(), ""),
 }
-_SWEEP_ATTRS = (
-    "trials",
-    "master_seed",
-    "target_bits",
-    "max_passes",
-    "scheme",
-    "engine",
-    "n",
-    "trial_function",
-)
+_SWEEP_ATTRS = ("trials", "master_seed", "trial_function")
 _TIMING_FIELDS = ("wall_time", "finished_at", "worker")
 #: Per-pass datasets of ``/trials`` (shape ``(points, trials, max_passes)``, NaN padded).
 HISTORY_FIELDS = ("history_bits", "history_residual")
@@ -50,14 +46,28 @@ HISTORY_FIELDS = ("history_bits", "history_residual")
 
 @dataclass(frozen=True)
 class PointRecord:
-    """One sweep point as stored: axis value indices, resolved trial arguments, its config."""
+    """One sweep point as stored: axis value indices, a label and its full configuration
+    (whose ``[simulation]`` section says what its trials run)."""
 
     index: tuple[int, ...]
     label: str
-    scheme: str
-    engine: str
-    n: int
     config_toml: str
+
+    @cached_property
+    def config(self) -> Config:
+        return Config.from_toml(self.config_toml, source=f"point {self.label}")
+
+    @property
+    def scheme(self) -> str:
+        return self.config.simulation.scheme
+
+    @property
+    def engine(self) -> str:
+        return self.config.simulation.engine
+
+    @property
+    def n(self) -> int:
+        return self.config.simulation.n
 
 
 @dataclass(frozen=True)
@@ -69,12 +79,17 @@ class RunDescription:
     points: tuple[PointRecord, ...]
     trials: int
     master_seed: int
-    target_bits: float
-    max_passes: int
-    scheme: str  #: used where ``scheme`` is not swept
-    engine: str  #: used where ``engine`` is not swept
-    n: int  #: used where ``n`` is not swept
-    trial_function: str = "rerinv.trial:run_trial"  #: ``module:name`` of the trial function
+    trial_function: str = "rerinv.studies.trial:run_trial"  #: ``module:name`` of the trial function
+
+    @property
+    def max_passes(self) -> int:
+        """Largest pass budget of any point: the length of the stored histories."""
+        return max(p.config.simulation.max_passes for p in self.points)
+
+    @property
+    def target_bits(self) -> float:
+        """The target of the run (the largest, when points differ)."""
+        return max(p.config.simulation.target_bits for p in self.points)
 
 
 @dataclass(frozen=True)
@@ -167,10 +182,8 @@ class ResultStore:
                 len(d.points), len(d.axes)
             ),
         )
-        for key in ("label", "scheme", "engine"):
-            _strings(points, key, [getattr(p, key) for p in d.points])
+        _strings(points, "label", [p.label for p in d.points])
         _strings(points, "config", [p.config_toml for p in d.points])
-        points.create_dataset("n", data=np.array([p.n for p in d.points], dtype=np.int64))
         trials = f.create_group("trials")
         trials.create_dataset("done", shape=shape, dtype=np.bool_, fillvalue=False)
         entropy = np.full(shape, d.master_seed, dtype=np.uint64)
@@ -194,7 +207,15 @@ class ResultStore:
     @classmethod
     def open(cls, path: str | Path) -> ResultStore:
         """Open an existing results file for appending trials (``--resume``)."""
-        return cls(_open(path, "r+"))
+        f = _open(path, "r+")
+        if int(f.attrs["format_version"]) != FORMAT_VERSION:
+            version = int(f.attrs["format_version"])
+            f.close()
+            raise InputError(
+                f"{path} uses results format version {version}; this rerinv reads it but "
+                f"resumes only version {FORMAT_VERSION} files: start a new run"
+            )
+        return cls(f)
 
     # -- writing -----------------------------------------------------------------------------
     def write_trial(self, point: int, trial: int, record: dict[str, Any]) -> None:
@@ -273,12 +294,8 @@ def describe_mismatch(stored: RunDescription, given: RunDescription) -> list[str
             for key, value in values.items()
             if old[section][key] != value
         ] or ["base configuration text differs"]
-    for key in ("axes", "trials", "master_seed", "target_bits", "max_passes", "trial_function"):
+    for key in ("axes", "trials", "master_seed", "trial_function"):
         if getattr(stored, key) != getattr(given, key):
-            problems.append(f"{key}: stored {getattr(stored, key)}, given {getattr(given, key)}")
-    swept = {name for name, _ in given.axes}
-    for key in ("scheme", "engine", "n"):
-        if key not in swept and getattr(stored, key) != getattr(given, key):
             problems.append(f"{key}: stored {getattr(stored, key)}, given {getattr(given, key)}")
     if not problems and stored.points != given.points:
         problems.append("the per-point configurations differ (written by another rerinv version?)")
@@ -297,11 +314,11 @@ def _open(path: str | Path, mode: str) -> h5py.File:
         f.close()
         raise InputError(f"{path} is not a rerinv Monte Carlo results file (no format attribute)")
     version = int(f.attrs["format_version"])
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         f.close()
         raise InputError(
-            f"{path} uses results format version {version}; this rerinv reads version "
-            f"{FORMAT_VERSION}"
+            f"{path} uses results format version {version}; this rerinv reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}: upgrade rerinv"
         )
     return f
 
@@ -313,34 +330,48 @@ def _description(f: h5py.File) -> RunDescription:
         (name, tuple(_read_strings(sweep[f"axis_{i}"]).tolist())) for i, name in enumerate(names)
     )
     index = points["index"][...]
-    labels, schemes = _read_strings(points["label"]), _read_strings(points["scheme"])
-    engines, configs = _read_strings(points["engine"]), _read_strings(points["config"])
-    sizes = points["n"][...]
+    labels, configs = _read_strings(points["label"]), _read_strings(points["config"])
+    a = sweep.attrs
+    if int(f.attrs["format_version"]) == 1:  # scheme, engine, n, budget beside the config
+        configs = _fold_version_1(points, a, configs)
+        axes = tuple((_V1_AXES.get(name, name), values) for name, values in axes)
     records = tuple(
         PointRecord(
-            index=tuple(int(i) for i in index[p]),
-            label=str(labels[p]),
-            scheme=str(schemes[p]),
-            engine=str(engines[p]),
-            n=int(sizes[p]),
-            config_toml=str(configs[p]),
+            index=tuple(int(i) for i in index[p]), label=str(labels[p]), config_toml=configs[p]
         )
         for p in range(len(labels))
     )
-    a = sweep.attrs
     return RunDescription(
         base_config_toml=f["config"].asstr()[()],
         axes=axes,
         points=records,
         trials=int(a["trials"]),
         master_seed=int(a["master_seed"]),
-        target_bits=float(a["target_bits"]),
-        max_passes=int(a["max_passes"]),
-        scheme=str(a["scheme"]),
-        engine=str(a["engine"]),
-        n=int(a["n"]),
         trial_function=str(a["trial_function"]),
     )
+
+
+_V1_AXES = {"n": "simulation.n", "scheme": "simulation.scheme", "engine": "simulation.engine"}
+
+
+def _fold_version_1(points: h5py.Group, sweep_attrs: Any, configs: np.ndarray) -> list[str]:
+    """Version 1 point configurations with the then separate trial arguments put back in."""
+    schemes, engines = _read_strings(points["scheme"]), _read_strings(points["engine"])
+    sizes = points["n"][...]
+    budget = (float(sweep_attrs["target_bits"]), int(sweep_attrs["max_passes"]))
+    return [
+        Config.from_toml(str(text))
+        .with_values(
+            "simulation",
+            scheme=str(schemes[p]),
+            engine=str(engines[p]),
+            n=int(sizes[p]),
+            target_bits=budget[0],
+            max_passes=budget[1],
+        )
+        .to_toml()
+        for p, text in enumerate(configs)
+    ]
 
 
 def _strings(group: h5py.Group, name: str, values: list[str]) -> h5py.Dataset:

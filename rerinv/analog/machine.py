@@ -23,13 +23,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rerinv.analog.bitsliced import BitSlicedVMM, DigitalVMM
+from rerinv.analog.inv import build_inv, output_factor
 from rerinv.config import Config
-from rerinv.converters import Converter
 from rerinv.engines import get_engine
 from rerinv.errors import InputError, SaturationError
-from rerinv.hpvmm import BitSlicedVMM, DigitalVMM
-from rerinv.inv import build_inv
-from rerinv.mapping import map_matrix
+from rerinv.hw.converters import Converter
+from rerinv.hw.mapping import map_matrix
 
 MAX_RANGE_RETRIES = 12
 
@@ -51,13 +51,12 @@ class AnalogMachine:
     a : numpy.ndarray
         The intended (full-precision) matrix.
     config : Config
-    engine : str
-        ``spice`` or ``nodal``.
+        ``config.simulation.engine`` names the engine (``spice`` or ``nodal``).
     seed : int or numpy.random.SeedSequence
         Every programming draw (INV arrays, residual VMM slices, A_L slices) flows from it.
     """
 
-    def __init__(self, a, config: Config, *, engine: str = "spice", seed=0):
+    def __init__(self, a, config: Config, *, seed=0):
         if config.device.read_noise > 0:
             raise InputError(
                 "device.read_noise is not modelled by the analog machine yet (each read would "
@@ -67,8 +66,7 @@ class AnalogMachine:
             seed = np.random.SeedSequence(seed)
         self._seeds = dict(zip(("inv", "vmm", "low"), seed.spawn(3), strict=True))
         self.config = config
-        self.engine_name = engine
-        self.engine = get_engine(engine)
+        self.engine = get_engine(config.simulation.engine)
         self.crossbar = build_inv(
             a, config, seed=self._seeds["inv"], equilibrated=config.scheme.equilibrate
         )
@@ -101,7 +99,7 @@ class AnalogMachine:
                 continue
             volts, alpha = self._solve_ranged(codes)
             k = alpha * cfg.converters.dac_range / (peak * weight)  # volts per unit of v
-            x += -arrays.scale * cfg.array.r_in / k * arrays.col_scale * volts
+            x += output_factor(self.crossbar, k) * volts
         return x
 
     def vmm(self, x: np.ndarray) -> np.ndarray:

@@ -1,0 +1,61 @@
+"""Options every sub-command shares, and how they become a :class:`~rerinv.config.Config`."""
+
+from __future__ import annotations
+
+import argparse
+
+from rerinv.config import ENGINES, SCHEMES, Config, load_config
+
+#: ``--flag`` -> ``simulation.<key>``: shorthands for ``--set simulation.<key>=...``.
+SIMULATION_FLAGS = {
+    "engine": "engine",
+    "scheme": "scheme",
+    "target_bits": "target_bits",
+    "max_passes": "max_passes",
+    "n": "n",
+}
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """``--config FILE`` and repeatable ``--set section.key=value``."""
+    parser.add_argument("--config", metavar="FILE", help="TOML configuration (default: built-in)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        metavar="SECTION.KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one configuration value; repeatable (e.g. device.sigma_rel=0.01)",
+    )
+
+
+def add_simulation_options(parser: argparse.ArgumentParser, *names: str) -> None:
+    """Shorthand flags for ``simulation.*`` (default: the configuration's value)."""
+    add = parser.add_argument
+    for name in names:
+        if name == "engine":
+            add("--engine", choices=ENGINES, help="engine (default simulation.engine: spice)")
+        elif name == "scheme":
+            add("--scheme", choices=SCHEMES, help="scheme (default simulation.scheme: refine)")
+        elif name == "target_bits":
+            add("--target-bits", type=float, help="bits to reach (default 16)")
+        elif name == "max_passes":
+            add("--max-passes", type=int, help="pass budget (default 8)")
+        elif name == "n":
+            add("--n", type=int, help="size of the generated matrix (default 16)")
+        else:  # pragma: no cover - programming error
+            raise ValueError(name)
+
+
+def simulation_overrides(args: argparse.Namespace) -> list[str]:
+    """The ``simulation.*`` assignments the shorthand flags of ``args`` make."""
+    return [
+        f"simulation.{key}={getattr(args, flag)}"
+        for flag, key in SIMULATION_FLAGS.items()
+        if getattr(args, flag, None) is not None
+    ]
+
+
+def config_from(args: argparse.Namespace) -> Config:
+    """The configuration of parsed arguments: file (or built-in), ``--set``, then flags."""
+    return load_config(args.config, [*args.overrides, *simulation_overrides(args)])

@@ -1,0 +1,204 @@
+"""``rerinv mc``, ``report`` and ``verify``: Monte Carlo runs and what is made of them.
+
+``python -m rerinv.cli.mc`` is ``rerinv mc`` on its own, with ``--trial-function`` to run
+another trial function (tests, plug-ins).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import shlex
+import sys
+from pathlib import Path
+
+from rerinv.cli.common import add_config_options, config_from
+from rerinv.config import ENGINES, SCHEMES
+from rerinv.errors import InputError, RerinvError
+from rerinv.studies.mc import SweepSpec, TrialFunction, parse_sweep, run_monte_carlo
+from rerinv.studies.trial import run_trial
+
+
+def add_mc_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``mc`` options (``--config``/``--set`` included)."""
+    add_config_options(parser)
+    add = parser.add_argument
+    add(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="NAME=V1,V2,...",
+        help="swept axis, repeatable: section.key (e.g. device.sigma_rel=0,0.01 or "
+        "simulation.scheme=refine,krylov; n, scheme and engine are short for simulation.*); "
+        "points are the cartesian product",
+    )
+    add("--trials", type=int, required=True, help="trials per point")
+    for flag, key in (("scheme", "scheme"), ("engine", "engine"), ("n", "n")):
+        add(f"--{flag}", help=f"short for --set simulation.{key}=...")
+    add("--target-bits", help="short for --set simulation.target_bits=...")
+    add("--max-passes", help="short for --set simulation.max_passes=...")
+    add("--seed", type=int, default=0, help="master seed of every trial's draws (default 0)")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="local processes (default: all cores)")
+    where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Dask scheduler address")
+    add("--out", required=True, help="HDF5 results file")
+    add("--resume", action="store_true", help="complete an interrupted --out file")
+
+
+def spec_from_args(args: argparse.Namespace) -> SweepSpec:
+    """The :class:`SweepSpec` of parsed ``mc`` arguments."""
+    base = config_from(args)
+    axes = parse_sweep(args.sweep, base)
+    swept = {name for name, _ in axes}
+    for flag in ("scheme", "engine", "n", "target_bits", "max_passes"):
+        if getattr(args, flag) is not None and f"simulation.{flag}" in swept:
+            raise InputError(
+                f"give --{flag.replace('_', '-')} or --sweep simulation.{flag}=..., not both"
+            )
+    return SweepSpec(base=base, axes=axes, trials=args.trials, master_seed=args.seed)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The ``mc`` command line of ``args`` (without ``--resume``), for provenance and hints."""
+    words = [*getattr(args, "mc_prog", "rerinv mc").split()]
+    if args.config:
+        words += ["--config", args.config]
+    for option, values in (("--set", args.overrides), ("--sweep", args.sweep)):
+        for value in values:
+            words += [option, value]
+    words += ["--trials", str(args.trials)]
+    for flag in ("scheme", "engine", "n", "target_bits", "max_passes"):
+        if getattr(args, flag) is not None:
+            words += [f"--{flag.replace('_', '-')}", str(getattr(args, flag))]
+    words += ["--seed", str(args.seed)]
+    if args.workers is not None:
+        words += ["--workers", str(args.workers)]
+    if args.scheduler is not None:
+        words += ["--scheduler", args.scheduler]
+    return shlex.join([*words, "--out", args.out])
+
+
+def cmd_mc(args: argparse.Namespace, trial_fn: TrialFunction = run_trial) -> int:
+    """``rerinv mc``: exit status 0 when every trial is stored, 130 when interrupted."""
+    summary = run_monte_carlo(
+        spec_from_args(args),
+        args.out,
+        workers=args.workers,
+        scheduler=args.scheduler,
+        resume=args.resume,
+        trial_fn=trial_fn,
+        command_line=command_line(args),
+    )
+    print(
+        f"rerinv mc: {summary.stored}/{summary.total} trials stored in {summary.path} "
+        f"({summary.ran} run now, {summary.failed} failed, {summary.elapsed:.1f} s)"
+    )
+    return 130 if summary.interrupted else 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """``rerinv report``."""
+    from rerinv.studies.report import write_report
+
+    fmt = args.format or ("md" if str(args.out).endswith(".md") else "html")
+    out = write_report(args.results, args.out, fmt)
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``rerinv verify``: the main job (``make demo``)."""
+    from rerinv.studies.verify import verify
+
+    config = config_from(args)
+    sizes = tuple(args.sizes)
+    print(
+        f"rerinv verify: schemes {', '.join(SCHEMES)} x N = {', '.join(map(str, sizes))}, "
+        f"{args.trials} trials each, engine {config.simulation.engine}, K-FAC-like factors; "
+        f"{config.device.bits}-bit INV cells, {config.converters.dac_bits}-bit DAC, "
+        f"{config.converters.adc_bits}-bit ADC, op-amp {config.opamp.model}",
+        flush=True,
+    )
+    rows = verify(
+        config,
+        args.out,
+        trials=args.trials,
+        sizes=sizes,
+        workers=args.workers,
+        seed=args.seed,
+        resume=args.resume,
+    )
+    target = rows[0]["target_bits"] if rows else 16
+    print(
+        f"\n{'scheme':>8} {'trials':>6} {'median bits':>11} {'min bits':>8} "
+        f"{'reached ' + format(target, 'g'):>11} {'median passes':>13}"
+    )
+    for r in rows:
+        print(
+            f"{r['scheme']:>8} {r['trials']:>6} {r['median_bits']:>11.2f} {r['min_bits']:>8.2f} "
+            f"{r['reached_share']:>10.0%} {r['median_passes']:>13.1f}"
+        )
+    out = Path(args.out)
+    print(f"\nreport: {out / 'report.html'}   results: {out / 'results.h5'}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    mc = commands.add_parser("mc", help="Monte Carlo run: sweep x trials into HDF5")
+    add_mc_arguments(mc)
+    mc.set_defaults(func=cmd_mc, mc_prog="rerinv mc")
+
+    report = commands.add_parser("report", help="HTML/Markdown report of a Monte Carlo file")
+    report.add_argument("results", help="HDF5 file written by `rerinv mc`")
+    report.add_argument("--out", required=True, help="report file (.html or .md)")
+    report.add_argument(
+        "--format", choices=("html", "md"), help="default: md for a .md --out, else html"
+    )
+    report.set_defaults(func=cmd_report)
+
+    verify = commands.add_parser(
+        "verify", help="the main job: every scheme through ngspice, short Monte Carlo, report"
+    )
+    add_config_options(verify)
+    verify.add_argument("--out", default="results", help="output folder (default results/)")
+    verify.add_argument("--trials", type=int, default=10, help="trials per scheme and size")
+    verify.add_argument(
+        "--n", dest="sizes", type=int, nargs="+", default=[16, 32], help="matrix sizes"
+    )
+    verify.add_argument("--engine", choices=ENGINES, help="engine (default simulation.engine)")
+    verify.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
+    verify.add_argument("--seed", type=int, default=0, help="master seed")
+    verify.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    verify.set_defaults(func=cmd_verify)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m rerinv.cli.mc``: the ``rerinv mc`` command on its own."""
+    parser = argparse.ArgumentParser(prog="python -m rerinv.cli.mc", description=__doc__)
+    add_mc_arguments(parser)
+    parser.add_argument(
+        "--trial-function",
+        metavar="MODULE:NAME",
+        help="run this function instead of rerinv.studies.trial.run_trial (tests, plug-ins)",
+    )
+    parser.set_defaults(mc_prog="python -m rerinv.cli.mc")
+    args = parser.parse_args(argv)
+    try:
+        trial_fn = run_trial
+        if args.trial_function:
+            module, _, name = args.trial_function.partition(":")
+            try:
+                trial_fn = getattr(importlib.import_module(module), name)
+            except (ImportError, AttributeError) as exc:
+                raise InputError(f"--trial-function {args.trial_function}: {exc}") from exc
+            args.mc_prog += f" --trial-function {args.trial_function}"
+        return cmd_mc(args, trial_fn=trial_fn)
+    except RerinvError as exc:
+        print(f"rerinv mc: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    from rerinv.cli.mc import main as _main  # the importable module, for worker pickling
+
+    sys.exit(_main())

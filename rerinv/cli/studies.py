@@ -1,0 +1,185 @@
+"""``rerinv settle``, ``calibrate`` and ``export``, and the golden-waveform tool
+(``python -m rerinv.cli.studies --regenerate-golden | --check``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rerinv.cli.common import add_config_options, config_from
+from rerinv.export import TARGETS
+
+
+def add_settle_command(subparsers) -> argparse.ArgumentParser:
+    """Register ``settle`` on the ``rerinv`` sub-command parsers (``add_subparsers()``)."""
+    parser = subparsers.add_parser(
+        "settle",
+        help="transient settling study: step response through ngspice vs the prediction",
+        description="Step the inputs of an INV or VMM crossbar, simulate the transient with "
+        "ngspice (single_pole op-amps) and compare the settling time with ln(1/eps) / "
+        "(2 pi GBW lambda_min). Exit status 0 if settled, 1 otherwise.",
+    )
+    add_config_options(parser)
+    parser.add_argument("--kind", choices=("inv", "vmm"), default="inv")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--matrix", help=".npy, .csv, .txt or .mtx file")
+    source.add_argument("--n", type=int, help="size of a K-FAC-like factor drawn from --seed")
+    parser.add_argument("--eps", type=float, help="band / ADC range (default half an LSB)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of A (with --n), b, devices")
+    parser.add_argument(
+        "--excite", choices=("random", "slowest"), default="random",
+        help="step of a random b, or onto the slowest mode (the formula's worst case)",
+    )  # fmt: skip
+    parser.add_argument("--out", metavar="FILE.h5", help="write the waveforms (HDF5)")
+    parser.add_argument("--plot", metavar="FILE.png", help="plot the waveforms")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=cmd_settle)
+    return parser
+
+
+def cmd_settle(args: argparse.Namespace) -> int:
+    """Handler of ``rerinv settle``: a summary, or one JSON object with ``--json``."""
+    from rerinv.matrices import load_matrix
+    from rerinv.studies.transient.settle import settle
+
+    config = config_from(args)
+    matrix = args.n if args.matrix is None else load_matrix(args.matrix)
+    r = settle(args.kind, matrix, config, eps=args.eps, seed=args.seed, excite=args.excite,
+               out=args.out, plot=args.plot)  # fmt: skip
+    if args.json:
+        print(json.dumps(r.to_dict()))
+        return 0 if r.status == "settled" else 1
+    what = "lambda_min(D^-1 G)" if r.kind == "inv" else "smallest TIA feedback factor"
+    lines = [
+        f"rerinv settle: {r.kind.upper()} N = {r.n}, {args.excite} step, op-amp GBW "
+        f"{config.opamp.gbw:.4g} Hz; status {r.status}: {r.message}",
+        f"  band          eps = {r.eps:.4g} of the ADC range = {1e3 * r.eps_abs:.4g} mV",
+        f"  measured      {_us(r.settling_time)}  (window {_us(r.t_stop).strip()})",
+        f"  predicted     {_us(r.predicted)}  ln(1/eps) / (2 pi GBW {r.lambda_min:.4g}), {what};"
+        f" measured / predicted = {r.settling_time / r.predicted:.3f}",
+        f"  small-signal  {_us(r.predicted_small_signal)}  slowest mode of every amplifier pole;"
+        f" inverter pole matters: {'yes' if r.inverter_pole_matters else 'no'}",
+        f"  final vs DC   max |V(t_stop) - V_dc| = {r.max_deviation:.3g} V;"
+        f" transient wall time {r.wall_time:.2f} s",
+    ]
+    print("\n".join(lines))
+    return 0 if r.status == "settled" else 1
+
+
+def _us(seconds: float) -> str:
+    return f"{1e6 * seconds:9.4f} us"
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from rerinv.studies.calibrate import calibrate
+
+    card = calibrate(config_from(args), n=args.n, trials=args.trials, seed=args.seed)
+    Path(args.out).write_text(json.dumps(card, indent=2) + "\n")
+    fit = card["timing"]["inv_settle_fit"]
+    if fit:
+        print(
+            f"INV settling: t = {fit['a']:.3f} x formula (+-{fit['a_std']:.3f}, "
+            f"{fit['n_points']} cases, worst {fit['max_rel_error']:.1%})"
+        )
+    for name, s in card["accuracy"]["schemes"].items():
+        print(
+            f"{name:>8}: {s['bits_per_pass'] or 0:.2f} bits/pass, passes to 16: "
+            f"{s['passes_to_16_median']}, success {s['success_rate']:.0%}"
+        )
+    print(f"wrote {args.out}")
+    return 0
+
+
+def add_calibrate_command(subparsers) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser("calibrate", help="fill a parameter card from simulations")
+    add_config_options(parser)
+    parser.add_argument("--out", default="params.json", help="card to write (JSON)")
+    parser.add_argument("--n", type=int, default=32, help="matrix size of the accuracy studies")
+    parser.add_argument("--trials", type=int, default=20, help="Monte Carlo trials per scheme")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.set_defaults(func=cmd_calibrate)
+    return parser
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Handler of ``rerinv export PARAMS.json --to TARGET [--out PATH]``."""
+    from rerinv.card import load_card
+    from rerinv.export import export_card
+
+    card_path = Path(args.card)
+    card = load_card(card_path)
+    out = Path(args.out) if args.out else None
+    result = export_card(card, args.to, out, card_path=card_path)
+    print(result.summary())
+    return 0
+
+
+def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    """Register ``export`` on the ``rerinv`` subcommand parser; returns the new parser."""
+    parser = subparsers.add_parser(
+        "export",
+        help="export a parameter card to CrossSim, aihwkit, NeuroSim or MNSIM",
+        description="Write a calibrated parameter card in another simulator's format and list"
+        " the card fields that format cannot express.",
+    )
+    parser.add_argument("card", metavar="PARAMS.json", help="parameter card (rerinv calibrate)")
+    parser.add_argument("--to", required=True, choices=TARGETS, help="target format")
+    parser.add_argument(
+        "--out",
+        metavar="PATH",
+        help="output file (default: next to the card, e.g. params.crosssim.json)",
+    )
+    parser.set_defaults(func=cmd_export)
+    return parser
+
+
+def golden_main(argv: list[str] | None = None) -> int:
+    """``python -m rerinv.cli.studies``: regenerate or check the golden waveforms."""
+    from rerinv.studies.transient.waveforms import (
+        GOLDEN_CASES,
+        GOLDEN_DIR,
+        compare_to_golden,
+        golden_path,
+        read_waveforms,
+        regenerate_golden,
+    )
+
+    parser = argparse.ArgumentParser(
+        prog="python -m rerinv.cli.studies", description="Golden step-response waveforms."
+    )
+    parser.add_argument("--dir", default=str(GOLDEN_DIR), help="folder of the golden files")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--regenerate-golden", action="store_true", help="simulate and write")
+    action.add_argument("--check", action="store_true", help="compare the code with the files")
+    args = parser.parse_args(argv)
+    if args.regenerate_golden:
+        for path in regenerate_golden(args.dir):
+            _, attrs = read_waveforms(path)
+            print(
+                f"wrote {path} ({path.stat().st_size} bytes): {attrs['status']}, settling"
+                f" {1e6 * attrs['settling_time']:.4g} us, predicted"
+                f" {1e6 * attrs['predicted']:.4g} us"
+            )
+        return 0
+    failed = 0
+    for kind, n in GOLDEN_CASES:
+        result = compare_to_golden(golden_path(kind, n, args.dir))
+        failed += not result.passed
+        print(
+            f"{result.path.name}: max deviation {result.max_deviation:.3g} V at "
+            f"{result.worst_node} (tolerance {result.tolerance:g} V) "
+            f"{'ok' if result.passed else 'FAILED'}"
+        )
+    return 1 if failed else 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    add_settle_command(commands)
+    add_calibrate_command(commands)
+    add_export_command(commands)
+
+
+if __name__ == "__main__":
+    sys.exit(golden_main())

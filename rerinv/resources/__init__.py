@@ -1,0 +1,37 @@
+"""Files rerinv ships: the SPICE sub-circuit libraries and the golden transient set.
+
+The repository keeps them in its top-level ``pyspice_models/`` and ``waveforms/`` folders (the
+user-facing places); this package links to them, and the wheel carries copies as package data,
+so an installed rerinv finds them through :mod:`importlib.resources` wherever it runs.
+"""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+from rerinv.errors import RerinvError
+
+
+def _folder(name: str) -> Traversable:
+    return files(__name__) / name
+
+
+def model_text(name: str) -> str:
+    """Text of the sub-circuit library ``pyspice_models/<name>`` (e.g. ``opamp.lib``)."""
+    try:
+        return (_folder("pyspice_models") / name).read_text()
+    except OSError as exc:  # pragma: no cover - broken install
+        raise RerinvError(
+            f"rerinv's SPICE model {name} is missing from the installation ({exc}); "
+            "reinstall rerinv"
+        ) from exc
+
+
+def golden_dir() -> Path:
+    """Folder of the golden waveform files (the repository's ``waveforms/`` in a checkout).
+
+    rerinv installs as plain files (wheels are unpacked), so the folder is a real path.
+    """
+    return Path(str(_folder("waveforms")))
