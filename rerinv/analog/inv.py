@@ -18,6 +18,7 @@ from rerinv.errors import UnstableMatrixError
 from rerinv.hw.circuit import Circuit, inv_crossbar
 from rerinv.hw.mapping import CrossbarArrays, map_matrix, program_conductances
 from rerinv.matrices import check_matrix, check_stable, check_vector
+from rerinv.seeds import spawn
 
 
 def row_conductance(arrays: CrossbarArrays, config: Config) -> np.ndarray:
@@ -64,9 +65,7 @@ def build_inv(
     """Check ``a``, map it, program the arrays from ``seed`` and build the INV circuit."""
     a = check_matrix(a, max_size=config.array.max_size)
     check_stable(a)
-    if not isinstance(seed, np.random.SeedSequence):
-        seed = np.random.SeedSequence(seed)
-    programming, mismatch = seed.spawn(2)
+    programming, mismatch = spawn(seed, 2)
     target = map_matrix(a, config.device, equilibrated=equilibrated)
     arrays = program_conductances(target, config.device, np.random.default_rng(programming))
     check_loop_stability(arrays, config)

@@ -30,6 +30,7 @@ from rerinv.engines import get_engine
 from rerinv.errors import InputError, SaturationError
 from rerinv.hw.converters import Converter
 from rerinv.hw.mapping import map_matrix
+from rerinv.seeds import spawn
 
 MAX_RANGE_RETRIES = 12
 
@@ -62,9 +63,7 @@ class AnalogMachine:
                 "device.read_noise is not modelled by the analog machine yet (each read would "
                 "need new conductances); set it to 0"
             )
-        if not isinstance(seed, np.random.SeedSequence):
-            seed = np.random.SeedSequence(seed)
-        self._seeds = dict(zip(("inv", "vmm", "low"), seed.spawn(3), strict=True))
+        self._seeds = dict(zip(("inv", "vmm", "low"), spawn(seed, 3), strict=True))
         self.config = config
         self.engine = get_engine(config.simulation.engine)
         self.crossbar = build_inv(

@@ -15,6 +15,7 @@ import numpy as np
 from rerinv.config import Config
 from rerinv.matrices import kfac_factor, random_rhs
 from rerinv.schemes import solve
+from rerinv.seeds import spawn
 
 
 @dataclass
@@ -62,9 +63,7 @@ def run_trial(config: Config, *, seed: int | np.random.SeedSequence) -> TrialRes
     (rather than propagating), so one bad trial never kills a Monte Carlo run.
     """
     start = time.perf_counter()
-    if not isinstance(seed, np.random.SeedSequence):
-        seed = np.random.SeedSequence(seed)
-    workload_seed, device_seed = seed.spawn(2)
+    workload_seed, device_seed = spawn(seed, 2)
     try:
         a, b = workload_matrix(config, config.simulation.n, workload_seed)
         result = solve(a, b, config, seed=device_seed)
