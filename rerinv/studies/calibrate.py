@@ -22,6 +22,7 @@ from rerinv.engines import get_engine
 from rerinv.hw.circuit import vmm_crossbar
 from rerinv.hw.converters import Converter
 from rerinv.schemes import SCHEMES
+from rerinv.seeds import seed_sequence, spawn
 from rerinv.studies.trial import run_trial, workload_matrix
 
 SETTLE_MODEL = "t = a * ln(1/eps) / (2*pi*gbw*lambda_min)"
@@ -35,7 +36,7 @@ def _stats(values) -> dict:
 def inv_error(config: Config, n: int, trials: int, seed: int, engine: str) -> dict:
     """Error of one analog INV solve (DAC slices, INV crossbar, ADC) against float64."""
     errors = []
-    for child in np.random.SeedSequence(seed).spawn(trials):
+    for child in spawn(seed, trials):
         workload, device = child.spawn(2)
         a, b = workload_matrix(config, n, workload)
         with AnalogMachine(
@@ -53,7 +54,7 @@ def vmm_error(config: Config, n: int, trials: int, seed: int, engine: str) -> di
     dac = Converter(config.converters.dac_bits, config.converters.dac_range)
     adc = Converter(config.converters.adc_bits, config.converters.adc_range)
     errors = []
-    for child in np.random.SeedSequence(seed).spawn(trials):
+    for child in spawn(seed, trials):
         workload, device = child.spawn(2)
         a, v = workload_matrix(config, n, workload)
         crossbar = build_vmm(a, config, seed=device)
@@ -76,7 +77,7 @@ def scheme_statistics(
     for scheme in schemes:
         gains, to16 = [], []
         budget = 30 if scheme == "krylov" else 8
-        for child in np.random.SeedSequence(seed).spawn(trials):
+        for child in spawn(seed, trials):
             case = config.with_values(
                 "simulation", scheme=scheme, engine=engine, n=n, max_passes=budget
             )
@@ -141,7 +142,7 @@ def energy(config: Config, n: int, timing: dict, seed: int) -> dict:
     (nodal solve of the same circuit); converters excluded."""
     from rerinv.analog import inv as inv_mod
 
-    a, b = workload_matrix(config, n, np.random.SeedSequence(seed))
+    a, b = workload_matrix(config, n, seed_sequence(seed))
     inv = inv_mod.build_inv(a, config, seed=seed, equilibrated=config.scheme.equilibrate)
     inputs = inv_mod.input_gain(inv, b) * inv.arrays.row_scale * b
     inv_power = get_engine("nodal").load(inv.circuit).dissipated_power(inputs)

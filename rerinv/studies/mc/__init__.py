@@ -37,6 +37,7 @@ import numpy as np
 import rerinv
 from rerinv.config import Config
 from rerinv.errors import InputError, RerinvError
+from rerinv.seeds import trial_seed
 from rerinv.studies.mc.store import PointRecord, ResultStore, RunDescription, describe_mismatch
 from rerinv.studies.trial import run_trial
 
@@ -147,12 +148,6 @@ def parse_sweep(
                 raise type(exc)(f"--sweep {name}={value}: {exc}") from exc
         axes.append((name, values))
     return tuple(axes)
-
-
-def trial_seed(master_seed: int, point: int, trial: int) -> np.random.SeedSequence:
-    """The seed of trial ``trial`` of point ``point``: identical to
-    ``SeedSequence(master_seed).spawn(points)[point].spawn(trials)[trial]``."""
-    return np.random.SeedSequence(master_seed, spawn_key=(point, trial))
 
 
 @dataclass(frozen=True)
