@@ -39,7 +39,10 @@ def main() -> None:
                 if engine == "spice" and n > args.spice_max_n:
                     continue
                 budget = 30 if scheme == "krylov" else 8
-                r = solve(a, b, config, scheme=scheme, engine=engine, max_passes=budget)
+                case = config.with_values(
+                    "simulation", scheme=scheme, engine=engine, max_passes=budget
+                )
+                r = solve(a, b, case)
                 to16 = next((k for k, h in enumerate(r.history, 1) if h.effective_bits >= 16), None)
                 row = {
                     "n": n,

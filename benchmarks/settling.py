@@ -25,6 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -33,7 +35,8 @@ import numpy as np
 from rerinv.config import Config
 from rerinv.engines.ngspice import ngspice_version
 from rerinv.matrices import classic_matrix, kfac_factor
-from rerinv.studies.transient.settle import settle
+from rerinv.provenance import provenance
+from rerinv.studies.transient import settle
 
 CASES = ("kfac/random", "kfac/slowest", "pos0.3/slowest", "pos0.01/slowest", "lap/slowest")
 LARGE_CASES = ("kfac/slowest", "pos0.01/slowest")
@@ -116,7 +119,7 @@ def plot(rows: list[dict], path: str) -> None:
     for n, w, p in zip(sizes, wall, points, strict=True):
         axes[2].annotate(f"{p} pts", (n, w), fontsize=7, textcoords="offset points", xytext=(4, -8))
     axes[2].set_xlabel("N")
-    axes[2].set_ylabel("transient wall time (s), ngspice 39")
+    axes[2].set_ylabel(f"transient wall time (s), ngspice {ngspice_version()}")
     axes[2].set_xticks(sizes, [str(n) for n in sizes])
     fig.suptitle("INV crossbar step response, default configuration (GBW 100 MHz, eps 2^-8)")
     fig.tight_layout()
@@ -165,7 +168,7 @@ def main() -> None:
     Path(args.json).write_text(
         json.dumps(
             {
-                "ngspice": ngspice_version(),
+                "provenance": provenance(shlex.join([sys.executable, *sys.argv])),
                 "machine": platform.machine(),
                 "config": config.to_toml(),
                 "total_s": elapsed,

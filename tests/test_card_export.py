@@ -3,6 +3,7 @@ import configparser
 import json
 import math
 import re
+import subprocess
 import sys
 import types
 from enum import Enum
@@ -18,9 +19,12 @@ from rerinv.card import (
     new_card,
     validate_card,
 )
+from rerinv.cli import main
+from rerinv.cli.studies import add_export_command
 from rerinv.config import Config
 from rerinv.errors import InputError
-from rerinv.export import TARGETS, add_export_command, card_fields, export_card
+from rerinv.export import TARGETS, card_fields, export_card
+from rerinv.provenance import software_versions
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "parameter-card.md"
 G_MIN, G_MAX, R_WIRE = 0.5e-6, 35e-6, 1.73
@@ -55,6 +59,40 @@ def test_example_card_validates_and_survives_json():
     assert card["example"] is True and card["format"] == "rerinv-parameter-card"
     assert card["config"] == Config().to_dict()
     assert card["device"]["g_max_siemens"] == Config().device.g_max
+
+
+def test_new_cards_carry_the_provenance_software_versions():
+    card = calibrated_card()
+    assert card["software"] == software_versions(ngspice=False)
+    assert card["software"]["ngspice"] == "not used"
+    assert {"rerinv", "numpy", "scipy", "h5py", "hdf5", "python", "platform"} <= set(
+        example_card()["software"]
+    )
+
+
+def _card_written_before_provenance() -> dict:
+    """The example card as docs/parameter-card.md showed it before rerinv.provenance: four
+    software versions (ngspice null), no config.simulation section, no config.opamp.power."""
+    card = example_card()
+    card["software"] = {"rerinv": "0.1.0", "ngspice": None, "numpy": "2.4.6", "python": "3.11.7"}
+    del card["config"]["simulation"]
+    del card["config"]["opamp"]["power"]
+    return card
+
+
+def test_a_card_written_before_still_validates_loads_and_exports(tmp_path):
+    card = _card_written_before_provenance()
+    validate_card(card)
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(card, indent=2))
+    assert load_card(path) == card
+    for target in TARGETS:
+        assert export_card(card, target, None, card_path=path).path.exists()
+    card["software"]["pyspice"] = "1.5"  # further version strings are tolerated
+    validate_card(card)
+    del card["software"]["rerinv"]
+    with pytest.raises(InputError, match=r"\$\.software\.rerinv: required field missing"):
+        validate_card(card)
 
 
 def test_nulls_are_allowed_where_models_give_no_estimate():
@@ -378,15 +416,15 @@ def test_export_rejects_invalid_cards_and_unknown_targets(tmp_path):
 
 
 # -- command line --------------------------------------------------------------------------
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rerinv")
-    add_export_command(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
 def _run(*argv: str) -> int:
-    args = _parser().parse_args(list(argv))
-    return args.func(args)
+    return main(list(argv))
+
+
+def _fails(capsys, pattern: str, *argv: str) -> None:
+    """``rerinv`` exits with status 2 and names the problem on stderr."""
+    assert _run(*argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("rerinv: error: ") and re.search(pattern, err), err
 
 
 def test_export_command(tmp_path, capsys):
@@ -401,19 +439,39 @@ def test_export_command(tmp_path, capsys):
     assert (tmp_path / "o" / "s.ini").exists()
 
 
-def test_export_command_errors(tmp_path):
+def test_export_command_errors(tmp_path, capsys):
     bad = tmp_path / "bad.json"
     card = example_card()
     card["converters"]["adc_bits"] = "eight"
     bad.write_text(json.dumps(card))
-    with pytest.raises(
-        InputError, match=r"bad\.json: .*\$\.converters\.adc_bits: expected integer"
-    ):
-        _run("export", str(bad), "--to", "neurosim")
+    _fails(
+        capsys,
+        r"bad\.json: .*\$\.converters\.adc_bits: expected integer",
+        "export",
+        str(bad),
+        "--to",
+        "neurosim",
+    )
     bad.write_text("{not json")
-    with pytest.raises(InputError, match="not valid JSON"):
-        _run("export", str(bad), "--to", "neurosim")
-    with pytest.raises(InputError, match="cannot read parameter card"):
-        _run("export", str(tmp_path / "missing.json"), "--to", "neurosim")
-    with pytest.raises(SystemExit):
-        _parser().parse_args(["export", str(bad), "--to", "spice"])
+    _fails(capsys, "not valid JSON", "export", str(bad), "--to", "neurosim")
+    missing = tmp_path / "missing.json"
+    _fails(capsys, "cannot read parameter card", "export", str(missing), "--to", "neurosim")
+    with pytest.raises(SystemExit) as exit_info:
+        _run("export", str(bad), "--to", "spice")
+    assert exit_info.value.code == 2 and "invalid choice: 'spice'" in capsys.readouterr().err
+
+
+def test_cli_export_choices_are_the_export_targets():
+    parser = argparse.ArgumentParser(prog="rerinv")
+    export = add_export_command(parser.add_subparsers(dest="command", required=True))
+    (to,) = [action for action in export._actions if action.dest == "to"]
+    assert tuple(to.choices) == TARGETS == ("crosssim", "aihwkit", "neurosim", "mnsim")
+
+
+def test_card_and_export_import_neither_cli_nor_studies():
+    code = (
+        "import sys, rerinv.card, rerinv.export; "
+        "print(' '.join(m for m in sys.modules if m.startswith(('rerinv.cli', 'rerinv.studies'))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

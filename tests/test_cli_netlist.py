@@ -8,14 +8,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rerinv.hw.circuit import vmm_crossbar
+from rerinv.analog.inv import solve_inv
 from rerinv.cli import main
 from rerinv.config import Config
 from rerinv.engines import get_engine
-from rerinv.analog.inv import solve_inv
+from rerinv.hw.circuit import vmm_crossbar
 from rerinv.hw.mapping import map_matrix
 
-from .conftest import nonsymmetric, rel_err
+from .helpers import nonsymmetric, rel_err
 
 pytestmark = pytest.mark.skipif(shutil.which("ngspice") is None, reason="needs the ngspice program")
 

@@ -4,15 +4,14 @@ import numpy as np
 import pytest
 
 import rerinv.analog.machine
-from rerinv.hw.circuit import vmm_crossbar
+from rerinv.analog.inv import build_inv
 from rerinv.config import Config
 from rerinv.engines import get_engine
-from rerinv.analog.inv import build_inv
+from rerinv.hw.circuit import vmm_crossbar
 from rerinv.hw.mapping import map_matrix
 from rerinv.matrices import kfac_factor, random_rhs
-from rerinv.schemes import solve
 
-from .conftest import rel_err
+from .helpers import rel_err, solve_with
 
 
 class _Recording:
@@ -47,13 +46,15 @@ class _Recording:
 def test_every_spice_solve_of_a_scheme_matches_nodal(monkeypatch, scheme, r_wire):
     log = []
     real = rerinv.analog.machine.get_engine
-    monkeypatch.setattr(rerinv.analog.machine, "get_engine", lambda name: _Recording(real(name), log))
+    monkeypatch.setattr(
+        rerinv.analog.machine, "get_engine", lambda name: _Recording(real(name), log)
+    )
     config = Config().with_overrides([f"array.r_wire={r_wire}"])
     a, b = kfac_factor(16, seed=2), random_rhs(16, seed=3)
-    spice = solve(a, b, config, scheme=scheme, engine="spice", seed=4)
+    spice = solve_with(a, b, config, scheme=scheme, engine="spice", seed=4)
     spice_log = list(log)
     monkeypatch.setattr(rerinv.analog.machine, "get_engine", real)
-    nodal = solve(a, b, config, scheme=scheme, engine="nodal", seed=4)
+    nodal = solve_with(a, b, config, scheme=scheme, engine="nodal", seed=4)
     assert len(spice_log) > 20
     sessions = {}
     for circuit, inputs, outputs in spice_log:  # replay each spice solve on the nodal engine

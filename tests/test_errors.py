@@ -7,12 +7,12 @@ import sys
 import numpy as np
 import pytest
 
+from rerinv.analog.inv import build_inv, solve_inv
 from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.errors import InputError, SaturationError, UnstableMatrixError
-from rerinv.analog.inv import build_inv, solve_inv
 
-from .conftest import spd
+from .helpers import spd
 
 
 def test_unstable_matrices_are_refused_before_simulating():

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 
-from rerinv.hw.circuit import inv_crossbar, vmm_crossbar
+from rerinv.analog.inv import build_inv, row_conductance, solve_inv
 from rerinv.config import Config
 from rerinv.engines import get_engine
-from rerinv.analog.inv import build_inv, row_conductance, solve_inv
+from rerinv.hw.circuit import inv_crossbar, vmm_crossbar
 from rerinv.hw.mapping import map_matrix
 
-from .conftest import nonsymmetric, rel_err, spd
+from .helpers import nonsymmetric, rel_err, spd
 
 
 def _inv_solve(a, config, engine="spice", seed=0):
@@ -99,11 +99,10 @@ def test_alter_re_solve_matches_fresh_load_and_circuits_coexist(ideal_config):
 def test_solve_inv_recovers_x(engine, ideal_config):
     a = spd(12, seed=4)
     b = np.random.default_rng(4).standard_normal(12)
-    solution = solve_inv(a, b, ideal_config, engine=engine)
+    config = ideal_config.with_values("simulation", engine=engine)
+    solution = solve_inv(a, b, config)
     assert rel_err(solution.x, np.linalg.solve(a, b)) < 1e-6
-    eq = solve_inv(
-        a * np.logspace(0, 2, 12)[:, None], b, ideal_config, engine=engine, equilibrated=True
-    )
+    eq = solve_inv(a * np.logspace(0, 2, 12)[:, None], b, config, equilibrated=True)
     assert rel_err(eq.x, np.linalg.solve(a * np.logspace(0, 2, 12)[:, None], b)) < 1e-6
 
 

@@ -4,7 +4,7 @@ import pytest
 from rerinv.config import DeviceConfig
 from rerinv.hw.mapping import equilibrate, map_matrix, program_conductances
 
-from .conftest import spd
+from .helpers import spd
 
 
 def test_quantised_levels_and_sign_split():

@@ -7,9 +7,10 @@ import pytest
 
 from rerinv.cli import main
 from rerinv.config import Config
-from rerinv.analog.inv import effective_bits
 from rerinv.matrices import kfac_factor, random_rhs
-from rerinv.schemes import solve
+from rerinv.schemes import effective_bits
+
+from .helpers import solve_with
 
 
 def _system(n, seed=None, **kwargs):
@@ -21,7 +22,7 @@ def _system(n, seed=None, **kwargs):
 @pytest.mark.parametrize("scheme", ["repast", "refine"])
 def test_default_config_reaches_16_bits_within_8_passes(scheme, n):
     a, b = _system(n)
-    result = solve(a, b, Config(), scheme=scheme, engine="spice", max_passes=8)
+    result = solve_with(a, b, Config(), scheme=scheme, engine="spice", max_passes=8)
     assert result.reached_target, result.history
     first_16 = next(k for k, h in enumerate(result.history, 1) if h.effective_bits >= 16)
     assert first_16 <= 8
@@ -31,7 +32,7 @@ def test_default_config_reaches_16_bits_within_8_passes(scheme, n):
 @pytest.mark.parametrize("n", [16, 32, 64])
 def test_single_solve_stays_far_below_16_bits(n):
     a, b = _system(n)
-    result = solve(a, b, Config(), scheme="single", engine="spice")
+    result = solve_with(a, b, Config(), scheme="single", engine="spice")
     assert 1 < result.effective_bits < 10
     assert not result.reached_target and result.passes == 1
 
@@ -40,10 +41,10 @@ def test_programming_error_stalls_refine_but_not_krylov():
     # an ill-conditioned K-FAC-like factor: batch of 32 samples for a 32-wide layer
     a, b = kfac_factor(32, seed=3, samples=32, damping=0.01), random_rhs(32, seed=100)
     config = Config().with_overrides(["device.sigma_rel=0.01"])
-    refine = solve(a, b, config, scheme="refine", engine="spice", max_passes=8)
+    refine = solve_with(a, b, config, scheme="refine", engine="spice", max_passes=8)
     assert refine.status in ("stalled", "diverged") and not refine.reached_target
     assert refine.effective_bits < 8
-    krylov = solve(a, b, config, scheme="krylov", engine="spice", max_passes=30)
+    krylov = solve_with(a, b, config, scheme="krylov", engine="spice", max_passes=30)
     assert krylov.reached_target and krylov.effective_bits >= 16
 
 
@@ -107,11 +108,11 @@ def test_json_bits_equal_bits_recomputed_from_x(capsys, tmp_path):
 
 def test_analog_residual_is_exact_with_ideal_cells_and_its_floor_is_reported():
     a, b = _system(32, seed=1)
-    ideal = solve(a, b, Config(), scheme="krylov", engine="nodal", max_passes=20)
+    ideal = solve_with(a, b, Config(), scheme="krylov", engine="nodal", max_passes=20)
     assert ideal.reached_target and ideal.vmm_ops > 0
     noisy = Config().with_overrides(["device.sigma_abs=0.01"])
-    analog = solve(a, b, noisy, scheme="krylov", engine="nodal", max_passes=20)
-    digital = solve(
+    analog = solve_with(a, b, noisy, scheme="krylov", engine="nodal", max_passes=20)
+    digital = solve_with(
         a,
         b,
         noisy.with_overrides(["scheme.residual=digital"]),

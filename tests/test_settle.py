@@ -1,7 +1,6 @@
 """Transient settling through ngspice: the settling-time formula, final values against the DC
 solution, golden waveforms, unstable circuits and the ``settle`` command."""
 
-import argparse
 import json
 
 import h5py
@@ -9,21 +8,24 @@ import numpy as np
 import pytest
 
 from rerinv import __version__
-from rerinv.hw.circuit import inv_crossbar
+from rerinv.analog.inv import build_inv
+from rerinv.cli import main
 from rerinv.config import Config
 from rerinv.errors import InputError, UnstableMatrixError
-from rerinv.analog.inv import build_inv
+from rerinv.hw.circuit import inv_crossbar
 from rerinv.hw.mapping import map_matrix
 from rerinv.matrices import classic_matrix
-from rerinv.studies.transient.settle import (
-    add_settle_command,
+from rerinv.studies.transient import (
+    GOLDEN_CASES,
+    compare_to_golden,
+    golden_path,
+    read_waveforms,
     settle,
     settle_circuit,
     settling_time,
     simulate_step,
     step_case,
 )
-from rerinv.studies.transient.waveforms import GOLDEN_CASES, compare_to_golden, golden_path, read_waveforms
 
 
 def positive_spd(n: int, delta: float, seed: int = 0) -> np.ndarray:
@@ -159,30 +161,37 @@ def test_unstable_loop_is_reported_not_solved():
     assert np.max(np.abs(report.final)) == pytest.approx(config.opamp.v_rail, rel=1e-2)
     assert report.lambda_min < 0 and np.isnan(report.predicted)
     assert np.isnan(report.settling_time)
+    summary = report.to_dict()  # strict JSON: the missing numbers are null
+    assert summary["settling_time"] is None and summary["predicted"] is None
+    json.dumps(summary, allow_nan=False)
     symmetric = settle_circuit(circuit, np.array([0.1, 0.1]), config, arrays=arrays)
     assert symmetric.status == "unstable"
     assert "unstable equilibrium" in symmetric.message
 
 
-def _run(argv):
-    parser = argparse.ArgumentParser()
-    add_settle_command(parser.add_subparsers())
-    args = parser.parse_args(argv)
-    return args.func(args)
+def strict_json(text: str):
+    """``json.loads`` that refuses NaN and infinities (not JSON, though Python writes them)."""
+
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(text, parse_constant=refuse)
 
 
 def test_settle_command_json_hdf5_and_plot(tmp_path, capsys):
     out, plot = tmp_path / "inv.h5", tmp_path / "inv.png"
-    code = _run(["settle", "--kind", "inv", "--n", "8", "--seed", "2", "--json",
+    code = main(["settle", "--kind", "inv", "--n", "8", "--seed", "2", "--json",
                  "--out", str(out), "--plot", str(plot)])  # fmt: skip
     assert code == 0
-    result = json.loads(capsys.readouterr().out)
+    result = strict_json(capsys.readouterr().out)
     assert result["status"] == "settled" and result["kind"] == "inv" and result["n"] == 8
     assert result["eps"] == 2.0**-8 and result["settling_time"] > 0
     assert plot.stat().st_size > 10_000
     waveforms, attrs = read_waveforms(out)
-    assert Config.from_toml(attrs["config"]) == Config()
+    # the stored configuration is the run's: --n is simulation.n
+    assert Config.from_toml(attrs["config"]) == Config().with_overrides(["simulation.n=8"])
     assert attrs["rerinv_version"] == __version__ and attrs["ngspice_version"]
+    assert attrs["command_line"].startswith("rerinv settle --kind inv") and attrs["created"]
     assert attrs["settling_time"] == pytest.approx(result["settling_time"])
     assert waveforms.outputs.shape == (8, waveforms.time.size)
     with h5py.File(out) as f:
@@ -193,10 +202,32 @@ def test_settle_command_json_hdf5_and_plot(tmp_path, capsys):
 def test_settle_command_summary_with_matrix_and_overrides(tmp_path, capsys):
     path = tmp_path / "a.npy"
     np.save(path, positive_spd(6, 0.1))
-    code = _run(["settle", "--kind", "vmm", "--matrix", str(path), "--eps", "1e-3",
+    code = main(["settle", "--kind", "vmm", "--matrix", str(path), "--eps", "1e-3",
                  "--set", "opamp.gbw=200e6"])  # fmt: skip
     text = capsys.readouterr().out
     assert code == 0
     assert "VMM N = 6" in text and "status settled" in text and "smallest TIA feedback" in text
-    with pytest.raises(InputError, match="single_pole"):
-        _run(["settle", "--n", "4", "--set", "opamp.model=ideal"])
+    assert main(["settle", "--kind", "vmm", "--set", "simulation.n=4"]) == 0  # no --n, --matrix
+    assert "VMM N = 4" in capsys.readouterr().out
+    assert main(["settle", "--n", "4", "--set", "opamp.model=ideal"]) == 2
+    assert "single_pole" in capsys.readouterr().err
+
+
+def test_settle_command_json_is_strict_for_an_unstable_matrix(tmp_path, capsys):
+    """``[[1, -2], [-2, 1]]`` has eigenvalue -1: settle builds its crossbar all the same and
+    reports ``unstable``; the numbers that do not exist (settling time, predictions) are JSON
+    null, and the status and message say why."""
+    path, out = tmp_path / "unstable.npy", tmp_path / "unstable.h5"
+    np.save(path, np.array([[1.0, -2.0], [-2.0, 1.0]]))
+    code = main(["settle", "--matrix", str(path), "--json", "--out", str(out)])
+    assert code == 1
+    text = capsys.readouterr().out
+    result = strict_json(text)
+    assert json.dumps(result, allow_nan=False)
+    assert result["status"] == "unstable"
+    assert "rails" in result["message"] and "small-signal model" in result["message"]
+    assert result["settling_time"] is None and result["predicted"] is None
+    assert result["predicted_small_signal"] is None and result["lambda_min"] < 0
+    assert all(v is not None for v in result["final"])
+    _, attrs = read_waveforms(out)
+    assert attrs["status"] == "unstable" and np.isnan(attrs["settling_time"])

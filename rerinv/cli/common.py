@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from rerinv.config import ENGINES, SCHEMES, Config, load_config
+from rerinv.presets import preset_names
 
 #: ``--flag`` -> ``simulation.<key>``: shorthands for ``--set simulation.<key>=...``.
 SIMULATION_FLAGS = {
@@ -18,6 +19,11 @@ SIMULATION_FLAGS = {
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """``--config FILE`` and repeatable ``--set section.key=value``."""
+    parser.add_argument(
+        "--preset",
+        choices=preset_names(),
+        help="start from a shipped preset instead of the built-in default",
+    )
     parser.add_argument("--config", metavar="FILE", help="TOML configuration (default: built-in)")
     parser.add_argument(
         "--set",
@@ -58,4 +64,8 @@ def simulation_overrides(args: argparse.Namespace) -> list[str]:
 
 def config_from(args: argparse.Namespace) -> Config:
     """The configuration of parsed arguments: file (or built-in), ``--set``, then flags."""
-    return load_config(args.config, [*args.overrides, *simulation_overrides(args)])
+    return load_config(
+        args.config,
+        [*args.overrides, *simulation_overrides(args)],
+        preset=getattr(args, "preset", None),
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -23,9 +24,12 @@ def add_settle_command(subparsers) -> argparse.ArgumentParser:
     )
     add_config_options(parser)
     parser.add_argument("--kind", choices=("inv", "vmm"), default="inv")
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--matrix", help=".npy, .csv, .txt or .mtx file")
-    source.add_argument("--n", type=int, help="size of a K-FAC-like factor drawn from --seed")
+    source.add_argument(
+        "--n", type=int, help="size of a K-FAC-like factor drawn from --seed (default "
+        "simulation.n: 16)",
+    )  # fmt: skip
     parser.add_argument("--eps", type=float, help="band / ADC range (default half an LSB)")
     parser.add_argument("--seed", type=int, default=0, help="seed of A (with --n), b, devices")
     parser.add_argument(
@@ -40,16 +44,18 @@ def add_settle_command(subparsers) -> argparse.ArgumentParser:
 
 
 def cmd_settle(args: argparse.Namespace) -> int:
-    """Handler of ``rerinv settle``: a summary, or one JSON object with ``--json``."""
+    """Handler of ``rerinv settle``: a summary, or one strict-JSON object with ``--json``
+    (``null`` for a number that does not exist, e.g. the settling time of an unstable loop).
+    ``--n`` is ``simulation.n``; without ``--matrix`` the matrix has that size."""
     from rerinv.matrices import load_matrix
-    from rerinv.studies.transient.settle import settle
+    from rerinv.studies.transient import settle
 
     config = config_from(args)
-    matrix = args.n if args.matrix is None else load_matrix(args.matrix)
+    matrix = config.simulation.n if args.matrix is None else load_matrix(args.matrix)
     r = settle(args.kind, matrix, config, eps=args.eps, seed=args.seed, excite=args.excite,
-               out=args.out, plot=args.plot)  # fmt: skip
+               out=args.out, plot=args.plot, command_line=_settle_command_line(args))  # fmt: skip
     if args.json:
-        print(json.dumps(r.to_dict()))
+        print(json.dumps(r.to_dict(), allow_nan=False))
         return 0 if r.status == "settled" else 1
     what = "lambda_min(D^-1 G)" if r.kind == "inv" else "smallest TIA feedback factor"
     lines = [
@@ -72,7 +78,26 @@ def _us(seconds: float) -> str:
     return f"{1e6 * seconds:9.4f} us"
 
 
+def _settle_command_line(args: argparse.Namespace) -> str:
+    """The ``settle`` command line of ``args``, stored as provenance with ``--out``."""
+    words = ["rerinv", "settle", "--kind", args.kind]
+    for flag in ("preset", "config"):
+        if getattr(args, flag, None):
+            words += [f"--{flag}", getattr(args, flag)]
+    for value in args.overrides:
+        words += ["--set", value]
+    for flag in ("matrix", "n", "eps"):
+        if getattr(args, flag) is not None:
+            words += [f"--{flag}", str(getattr(args, flag))]
+    words += ["--seed", str(args.seed), "--excite", args.excite]
+    for flag in ("out", "plot"):
+        if getattr(args, flag) is not None:
+            words += [f"--{flag}", getattr(args, flag)]
+    return shlex.join(words + ["--json"] * args.json)
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Handler of ``rerinv calibrate``: run the studies, write the card, print a summary."""
     from rerinv.studies.calibrate import calibrate
 
     card = calibrate(config_from(args), n=args.n, trials=args.trials, seed=args.seed)
@@ -93,6 +118,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def add_calibrate_command(subparsers) -> argparse.ArgumentParser:
+    """Register ``calibrate`` on the ``rerinv`` sub-command parsers; returns the new parser."""
     parser = subparsers.add_parser("calibrate", help="fill a parameter card from simulations")
     add_config_options(parser)
     parser.add_argument("--out", default="params.json", help="card to write (JSON)")
@@ -137,7 +163,7 @@ def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.Argum
 
 def golden_main(argv: list[str] | None = None) -> int:
     """``python -m rerinv.cli.studies``: regenerate or check the golden waveforms."""
-    from rerinv.studies.transient.waveforms import (
+    from rerinv.studies.transient import (
         GOLDEN_CASES,
         GOLDEN_DIR,
         compare_to_golden,
@@ -155,7 +181,9 @@ def golden_main(argv: list[str] | None = None) -> int:
     action.add_argument("--check", action="store_true", help="compare the code with the files")
     args = parser.parse_args(argv)
     if args.regenerate_golden:
-        for path in regenerate_golden(args.dir):
+        command = shlex.join(["python", "-m", "rerinv.cli.studies", "--regenerate-golden",
+                              "--dir", args.dir])  # fmt: skip
+        for path in regenerate_golden(args.dir, command_line=command):
             _, attrs = read_waveforms(path)
             print(
                 f"wrote {path} ({path.stat().st_size} bytes): {attrs['status']}, settling"

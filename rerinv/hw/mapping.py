@@ -131,15 +131,3 @@ def program_conductances(
         programmed.append(g)
     return replace(target, g_pos=programmed[0], g_neg=programmed[1])
 
-
-def read_conductances(
-    arrays: CrossbarArrays, device: DeviceConfig, rng: np.random.Generator
-) -> CrossbarArrays:
-    """One read of the arrays: each cell off by ``N(0, read_noise)`` relative (no-op at 0)."""
-    if device.read_noise == 0:
-        return arrays
-    return replace(
-        arrays,
-        g_pos=arrays.g_pos * (1 + device.read_noise * rng.standard_normal(arrays.g_pos.shape)),
-        g_neg=arrays.g_neg * (1 + device.read_noise * rng.standard_normal(arrays.g_neg.shape)),
-    )

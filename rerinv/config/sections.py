@@ -1,21 +1,13 @@
-"""One typed, frozen configuration tree: device, op-amp, converters, array.
-
-Every part of rerinv reads a :class:`Config`. It loads from TOML, dumps back to TOML
-(``Config.from_toml(c.to_toml()) == c``), takes ``section.key=value`` overrides, and is stored
-verbatim next to every result.
+"""The sections of the configuration tree, each a frozen dataclass that validates itself.
 
 Units are SI throughout: siemens, ohms, volts, hertz.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass, field, fields, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
-
-import tomllib
 
 from rerinv.errors import ConfigError
 
@@ -218,174 +210,7 @@ class SimulationConfig:
             raise ConfigError(f"simulation.n must be a positive matrix size, got {self.n}")
 
 
-@dataclass(frozen=True)
-class Config:
-    """The whole configuration tree. Build with ``Config()`` for the built-in default."""
-
-    device: DeviceConfig = field(default_factory=DeviceConfig)
-    opamp: OpAmpConfig = field(default_factory=OpAmpConfig)
-    converters: ConverterConfig = field(default_factory=ConverterConfig)
-    array: ArrayConfig = field(default_factory=ArrayConfig)
-    scheme: SchemeConfig = field(default_factory=SchemeConfig)
-    workload: WorkloadConfig = field(default_factory=WorkloadConfig)
-    simulation: SimulationConfig = field(default_factory=SimulationConfig)
-
-    def __post_init__(self) -> None:
-        for section in fields(self):
-            getattr(self, section.name).validate()
-
-    # -- serialisation -------------------------------------------------------------------
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "configuration") -> Config:
-        sections = {f.name: f for f in fields(cls)}
-        unknown = set(data) - set(sections)
-        if unknown:
-            raise ConfigError(
-                f"{source}: unknown section(s) {sorted(unknown)}; known: {sorted(sections)}"
-            )
-        built = {}
-        for name, section_field in sections.items():
-            values = data.get(name, {})
-            if not isinstance(values, dict):
-                raise ConfigError(f"{source}: [{name}] must be a table of key = value")
-            default = section_field.default_factory()
-            built[name] = replace(
-                default, **{k: _coerce(default, name, k, v) for k, v in values.items()}
-            )
-        return cls(**built)
-
-    def to_toml(self) -> str:
-        lines = ["# rerinv configuration (SI units: S, ohm, V, Hz)"]
-        for name, values in self.to_dict().items():
-            lines.append(f"\n[{name}]")
-            lines.extend(f"{key} = {_toml_value(value)}" for key, value in values.items())
-        return "\n".join(lines) + "\n"
-
-    @classmethod
-    def from_toml(cls, text: str, *, source: str = "configuration") -> Config:
-        try:
-            data = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{source}: not valid TOML: {exc}") from exc
-        return cls.from_dict(data, source=source)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Config:
-        path = Path(path)
-        try:
-            text = path.read_text()
-        except OSError as exc:
-            raise ConfigError(f"cannot read configuration file {path}: {exc}") from exc
-        return cls.from_toml(text, source=str(path))
-
-    # -- overrides -----------------------------------------------------------------------
-    def with_values(self, section: str, **values: Any) -> Config:
-        """A validated copy with ``values`` set in ``section``, e.g.
-        ``config.with_values("simulation", scheme="krylov", engine="nodal")``."""
-        data = self.to_dict()
-        if section not in data:
-            raise ConfigError(f"unknown section {section!r}; known: {sorted(data)}")
-        default = getattr(self, section)
-        for key, value in values.items():
-            data[section][key] = _coerce(default, section, key, value)
-        return Config.from_dict(data, source=f"[{section}]")
-
-    def with_overrides(self, assignments: list[str] | tuple[str, ...]) -> Config:
-        """Apply ``section.key=value`` overrides, e.g. ``["device.sigma_rel=0.01"]``."""
-        data = self.to_dict()
-        for assignment in assignments:
-            section, key, raw = _split_assignment(assignment)
-            if section not in data:
-                raise ConfigError(
-                    f"--set {assignment}: unknown section {section!r}; known: {sorted(data)}"
-                )
-            default = getattr(self, section)
-            data[section][key] = _coerce(default, section, key, raw, parse_text=True)
-        return Config.from_dict(data, source="--set")
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """The built-in default, or the file at ``path``, with ``overrides`` applied."""
-    config = Config() if path is None else Config.load(path)
-    return config.with_overrides(overrides or [])
-
-
-# -- helpers -------------------------------------------------------------------------------
-def _split_assignment(assignment: str) -> tuple[str, str, str]:
-    name, sep, raw = assignment.partition("=")
-    section, dot, key = name.strip().partition(".")
-    if not sep or not dot or not key:
-        raise ConfigError(
-            f"--set {assignment!r}: expected section.key=value, e.g. device.sigma_rel=0.01"
-        )
-    return section, key.strip(), raw.strip()
-
-
-def _coerce(section_obj: Any, section: str, key: str, value: Any, parse_text: bool = False):
-    types = {f.name: f.type for f in fields(section_obj)}
-    if key not in types:
-        raise ConfigError(
-            f"unknown key {section}.{key}; known keys of [{section}]: {sorted(types)}"
-        )
-    kind = types[key]
-    try:
-        if kind == "bool":
-            if isinstance(value, bool):
-                return value
-            if parse_text and value.lower() in (
-                "true",
-                "false",
-                "1",
-                "0",
-                "yes",
-                "no",
-                "on",
-                "off",
-            ):
-                return value.lower() in ("true", "1", "yes", "on")
-            raise TypeError
-        if kind == "str":
-            if not isinstance(value, str):
-                raise TypeError
-            return value.strip().strip("'\"") if parse_text else value
-        if kind == "int":
-            if isinstance(value, bool):
-                raise TypeError
-            number = float(value) if parse_text else value
-            if isinstance(number, float):
-                if not number.is_integer():
-                    raise TypeError
-                number = int(number)
-            if not isinstance(number, int):
-                raise TypeError
-            return number
-        if kind == "float":
-            if isinstance(value, bool):
-                raise TypeError
-            number = float(value)
-            if not math.isfinite(number):
-                raise TypeError
-            return number
-    except (TypeError, ValueError):
-        pass
-    else:
-        raise AssertionError(f"unhandled field type {kind}")  # pragma: no cover
-    raise ConfigError(
-        f"{section}.{key} must be a {'finite ' if kind != 'bool' else ''}{kind}, got {value!r}"
-    )
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, str):
-        return f'"{value}"'
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return repr(value)
-
-
+# -- checks ----------------------------------------------------------------------------------
 def _positive(section: Any, key: str) -> None:
     value = getattr(section, key)
     if not (math.isfinite(value) and value > 0):

@@ -1,0 +1,134 @@
+"""Step responses through ngspice (``tran``): the record, its resampling and its HDF5 store.
+
+Nothing here predicts or judges a response; :mod:`rerinv.studies.transient.predict` and
+:mod:`rerinv.studies.transient.settle` build on this module, never the other way round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rerinv.engines.ngspice import NgspiceEngine, NgspiceSession
+from rerinv.errors import InputError
+from rerinv.hw.circuit import Circuit
+
+STEP_RISE_TIME = 1e-11  #: rise time of the input step (s)
+POINTS = 400  #: the largest ngspice time step is t_stop / POINTS
+
+
+@dataclass(frozen=True, eq=False)
+class Waveforms:
+    """Node voltages (V) over time (s); the circuit's outputs come first."""
+
+    time: np.ndarray  #: (n_times,) s
+    nodes: tuple[str, ...]  #: outputs, then the other amplifier outputs (inverters, TIAs)
+    values: np.ndarray  #: (n_nodes, n_times) V
+    n_outputs: int
+    rise_time: float  #: rise time of the input step (s)
+
+    @property
+    def outputs(self) -> np.ndarray:
+        """(n_outputs, n_times) voltages of the circuit's outputs (V)."""
+        return self.values[: self.n_outputs]
+
+    @property
+    def output_nodes(self) -> tuple[str, ...]:
+        return self.nodes[: self.n_outputs]
+
+
+def check_dynamic(circuit: Circuit) -> None:
+    """Refuse op-amp models without dynamics (a transient needs ``single_pole``)."""
+    if circuit.opamp.model != "single_pole":
+        raise InputError(
+            f"a transient needs opamp.model=single_pole: the {circuit.opamp.model!r} op-amp "
+            "model has no dynamics; rerun with --set opamp.model=single_pole"
+        )
+
+
+def simulate_step(
+    circuit: Circuit,
+    inputs: np.ndarray,
+    *,
+    t_stop: float,
+    session: NgspiceSession | None = None,
+) -> Waveforms:
+    """Step response of ``circuit`` through ngspice: the inputs step from 0 V to ``inputs``
+    (V) at ``t = 0``, rising in :data:`STEP_RISE_TIME`; the largest time step is
+    ``t_stop / POINTS``.
+
+    Parameters
+    ----------
+    circuit : Circuit
+        Must use ``opamp.model = "single_pole"`` (the other models have no dynamics).
+    inputs : numpy.ndarray
+        Final input voltages (V).
+    t_stop : float
+        End of the simulation (s).
+    session : NgspiceSession, optional
+        A loaded session of ``circuit`` to reuse (else one is loaded and closed).
+    """
+    check_dynamic(circuit)
+    own = session is None
+    session = NgspiceEngine().load(circuit) if own else session
+    try:
+        data = session.transient(t_stop / POINTS, t_stop, inputs, STEP_RISE_TIME)
+    finally:
+        if own:
+            session.close()
+    nodes = tuple(session.monitored)
+    values = np.array([data[node] for node in nodes])
+    return Waveforms(data["time"], nodes, values, len(circuit.outputs), STEP_RISE_TIME)
+
+
+def resample(wf: Waveforms, points: int) -> Waveforms:
+    """``wf`` linearly interpolated onto ``points`` evenly spaced times over its window."""
+    grid = np.linspace(wf.time[0], wf.time[-1], points)
+    values = np.array([np.interp(grid, wf.time, row) for row in wf.values])
+    return Waveforms(grid, wf.nodes, values, wf.n_outputs, wf.rise_time)
+
+
+# -- HDF5 store ----------------------------------------------------------------------------
+def write_waveforms(
+    path: str | Path,
+    wf: Waveforms,
+    attrs: Mapping[str, Any],
+    datasets: Mapping[str, np.ndarray] | None = None,
+) -> Path:
+    """Write ``wf`` to a new HDF5 file: datasets ``time`` (s), ``outputs`` (n_outputs x
+    n_times, V) and ``amplifiers`` (the other amplifier outputs, V), attributes
+    ``rise_time``, ``output_nodes``, ``amplifier_nodes`` and ``attrs``; plus ``datasets``."""
+    import h5py
+
+    path = Path(path)
+    with h5py.File(path, "w") as f:
+        f.create_dataset("time", data=wf.time)
+        f.create_dataset("outputs", data=wf.outputs)
+        f.create_dataset("amplifiers", data=wf.values[wf.n_outputs :])
+        for name, data in (datasets or {}).items():
+            f.create_dataset(name, data=data)
+        f.attrs.update(attrs)
+        f.attrs["rise_time"] = wf.rise_time
+        f.attrs["output_nodes"] = list(wf.output_nodes)
+        f.attrs["amplifier_nodes"] = list(wf.nodes[wf.n_outputs :])
+    return path
+
+
+def read_waveforms(path: str | Path) -> tuple[Waveforms, dict]:
+    """The waveforms and attributes (numpy scalars as Python scalars) of a file written by
+    :func:`write_waveforms` (the settling files and the golden set)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+        outputs, amplifiers = f["outputs"][()], f["amplifiers"][()]
+        time = f["time"][()]
+    nodes = tuple(str(s) for s in attrs["output_nodes"]) + tuple(
+        str(s) for s in attrs["amplifier_nodes"]
+    )
+    values = np.vstack([outputs, amplifiers]) if amplifiers.size else outputs
+    return Waveforms(time, nodes, values, outputs.shape[0], attrs["rise_time"]), attrs
