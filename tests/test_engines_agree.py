@@ -13,6 +13,8 @@ from rerinv.matrices import kfac_factor, random_rhs
 
 from .helpers import rel_err, solve_with
 
+pytestmark = pytest.mark.spice  # every test here runs ngspice
+
 
 class _Recording:
     """Wraps an engine; every session logs (circuit, inputs, outputs) of each solve."""

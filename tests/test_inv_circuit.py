@@ -11,6 +11,8 @@ from rerinv.hw.mapping import map_matrix
 
 from .helpers import nonsymmetric, rel_err, spd
 
+pytestmark = pytest.mark.spice  # every test here runs ngspice
+
 
 def _inv_solve(a, config, engine="spice", seed=0):
     inv = build_inv(a, config, seed=seed)

@@ -12,6 +12,8 @@ from rerinv.schemes import effective_bits
 
 from .helpers import solve_with
 
+pytestmark = pytest.mark.spice  # every test here runs ngspice
+
 
 def _system(n, seed=None, **kwargs):
     seed = n if seed is None else seed

@@ -27,6 +27,8 @@ from rerinv.studies.transient import (
     step_case,
 )
 
+pytestmark = pytest.mark.spice  # every test here runs ngspice
+
 
 def positive_spd(n: int, delta: float, seed: int = 0) -> np.ndarray:
     """SPD matrix with positive entries only (``B B^T / 2n + delta I``, ``B`` uniform in

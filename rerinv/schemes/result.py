@@ -46,15 +46,15 @@ class SolveResult:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data["x"] = [_json_float(v) for v in self.x.tolist()]
-        data["effective_bits"] = _json_float(data["effective_bits"])
+        data["x"] = [json_number(v) for v in self.x.tolist()]
+        data["effective_bits"] = json_number(data["effective_bits"])
         for record in data["history"]:
-            record["effective_bits"] = _json_float(record["effective_bits"])
-            record["residual_norm"] = _json_float(record["residual_norm"])
+            record["effective_bits"] = json_number(record["effective_bits"])
+            record["residual_norm"] = json_number(record["residual_norm"])
         return data
 
 
-def _json_float(value: float) -> float | None:
+def json_number(value: float) -> float | None:
     """JSON has no NaN or infinity: a non-finite number is written as null (the status and
     ``reached_target`` say why)."""
     return value if math.isfinite(value) else None

@@ -12,7 +12,6 @@ steps onto the slowest mode, the worst case the formula describes.
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -29,6 +28,7 @@ from rerinv.hw.circuit import Circuit, inv_crossbar
 from rerinv.hw.mapping import CrossbarArrays, map_matrix, program_conductances
 from rerinv.matrices import check_matrix, check_vector, kfac_factor, random_rhs
 from rerinv.provenance import provenance
+from rerinv.schemes.result import json_number
 from rerinv.seeds import spawn
 from rerinv.studies.transient.measure import classify_step_response
 from rerinv.studies.transient.plot import plot_settling
@@ -75,17 +75,11 @@ class SettleReport:
                 continue
             value = getattr(self, f.name)
             if isinstance(value, np.ndarray):
-                value = [_json_float(v) for v in value.tolist()]
+                value = [json_number(v) for v in value.tolist()]
             elif isinstance(value, float):
-                value = _json_float(value)
+                value = json_number(value)
             out[f.name] = value
         return out
-
-
-def _json_float(value: float) -> float | None:
-    """JSON has no NaN or infinity: a non-finite number is written as null (as
-    :meth:`rerinv.schemes.SolveResult.to_dict` does)."""
-    return float(value) if math.isfinite(value) else None
 
 
 def settle_circuit(
