@@ -159,6 +159,25 @@ def check_vector(b, n: int, *, name: str = "rhs") -> np.ndarray:
     return b
 
 
+#: A matrix with a 2-norm condition number above this is numerically singular in float64.
+SINGULAR_CONDITION = 1e15
+
+
+def check_nonsingular(a, *, name: str = "matrix") -> float:
+    """Return the 2-norm condition number of ``a``; InputError when it is singular or
+    numerically singular (condition number above :data:`SINGULAR_CONDITION`)."""
+    a = check_matrix(a, name=name)
+    with np.errstate(all="ignore"):
+        cond = float(np.linalg.cond(a))
+    if not cond <= SINGULAR_CONDITION:
+        raise InputError(
+            f"{name} is singular (condition number {cond:.3g} > {SINGULAR_CONDITION:g}): "
+            "A x = b has no unique solution; regularise it (e.g. add a small multiple of the "
+            "identity)"
+        )
+    return cond
+
+
 def check_stable(a, *, name: str = "matrix") -> None:
     """Refuse matrices the closed-loop INV circuit cannot solve.
 
@@ -170,12 +189,7 @@ def check_stable(a, *, name: str = "matrix") -> None:
         An eigenvalue has real part ``<= 1e-12 * max|eig|``.
     """
     a = check_matrix(a, name=name)
-    cond = np.linalg.cond(a)
-    if not cond <= 1e15:
-        raise InputError(
-            f"{name} is singular (condition number {cond:.3g} > 1e15): A x = b has no unique "
-            "solution; regularise it (e.g. add a small multiple of the identity)"
-        )
+    check_nonsingular(a, name=name)
     eig = np.linalg.eigvals(a)
     bad = eig.real <= 1e-12 * np.max(np.abs(eig))
     if bad.any():
@@ -184,7 +198,8 @@ def check_stable(a, *, name: str = "matrix") -> None:
             f"{name} has {int(bad.sum())} eigenvalue(s) without a positive real part "
             f"(e.g. {worst:.6g}): the closed-loop INV circuit is stable only if every eigenvalue "
             "of the mapped matrix has a positive real part; its outputs would run to the rails. "
-            "Solve A^T A x = A^T b instead, or shift the spectrum"
+            "The generalised-inverse circuit holds any non-singular matrix stably: "
+            "--set scheme.circuit=auto (or ginv)"
         )
 
 

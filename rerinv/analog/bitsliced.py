@@ -8,9 +8,15 @@ read voltage makes one ADC step equal one unit of the integer partial sum, and `
 chosen so that the largest possible partial sum fits the ADC: with exact cells every partial
 sum is read exactly and the digital shift-and-add is exact; with cell error the rounding of
 partial sums sets a floor, which the schemes then report.
+
+With ``device.read_noise`` every (slice, plane) read sees conductances drawn afresh around the
+programmed ones (a new circuit per read: exact, and slow on the ``spice`` engine). The
+shift-and-add accumulates in Python integers, so any ``weight_bits + input_bits`` is exact.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,7 +24,7 @@ from rerinv.config import Config
 from rerinv.errors import InputError, SaturationError
 from rerinv.hw.circuit import vmm_crossbar
 from rerinv.hw.converters import Converter
-from rerinv.hw.mapping import CrossbarArrays, program_conductances
+from rerinv.hw.mapping import CrossbarArrays, program_conductances, read_conductances
 
 
 def exact_cell_bits(n_rows: int, adc: Converter) -> int:
@@ -29,6 +35,16 @@ def exact_cell_bits(n_rows: int, adc: Converter) -> int:
     return bits
 
 
+@dataclass(frozen=True, eq=False)
+class _Tile:
+    """One crossbar: a digit slice of a block of rows, and its loaded circuit."""
+
+    shift: int  #: bit position of the slice
+    rows: slice  #: rows of W^T (inputs) it holds
+    arrays: CrossbarArrays  #: programmed conductances
+    session: object  #: engine session of its circuit
+
+
 class BitSlicedVMM:
     """Computes ``w @ x`` on bit-sliced crossbars.
 
@@ -37,22 +53,30 @@ class BitSlicedVMM:
     w : numpy.ndarray
         Matrix, shape (m, n).
     config : Config
-        ``scheme.vmm_*`` set the bits; device error applies to every slice cell.
+        ``scheme.vmm_cell_bits`` sets the cell bits; device error applies to every cell.
     engine : Engine
         ``spice`` or ``nodal`` engine instance.
     seed : numpy.random.SeedSequence
-        Programming draws of the slices.
-    weight_bits : int, optional
-        Overrides ``scheme.vmm_weight_bits``.
+        Programming draws of the slices, then read-noise draws.
+    weight_bits, input_bits : int
+        Fixed-point bits of ``w`` and of ``x``.
     """
 
-    def __init__(self, w, config: Config, engine, seed: np.random.SeedSequence, weight_bits=None):
-        self.config = config
+    def __init__(
+        self,
+        w,
+        config: Config,
+        engine,
+        seed: np.random.SeedSequence,
+        *,
+        weight_bits: int,
+        input_bits: int,
+    ):
+        self.config, self.engine = config, engine
         self.adc = Converter(config.converters.adc_bits, config.converters.adc_range)
         m, n = w.shape
         self.block = self.adc.max_code  # rows per crossbar tile: one full-scale cell each
-        self.weight_bits = weight_bits or config.scheme.vmm_weight_bits
-        self.input_bits = config.scheme.vmm_input_bits
+        self.weight_bits, self.input_bits = weight_bits, input_bits
         rows_per_tile = min(n, self.block)
         self.cell_bits = config.scheme.vmm_cell_bits or exact_cell_bits(rows_per_tile, self.adc)
         if rows_per_tile * (2**self.cell_bits - 1) > self.adc.max_code:
@@ -62,15 +86,16 @@ class BitSlicedVMM:
             )
         device = config.device
         self.w_scale = float(np.max(np.abs(w))) or 1.0
-        levels = 2**self.weight_bits - 1
-        w_int = np.round(np.abs(w) / self.w_scale * levels).astype(np.int64)
+        w_int = np.round(np.abs(w) / self.w_scale * (2**weight_bits - 1)).astype(np.int64)
         sign = np.sign(w)
         step = (device.g_max - device.g_min) / (2**self.cell_bits - 1)
         self.v_read = self.adc.lsb / (config.array.r_f * step)
-        n_slices = -(-self.weight_bits // self.cell_bits)
+        n_slices = -(-weight_bits // self.cell_bits)
         mask = 2**self.cell_bits - 1
-        seeds = iter(seed.spawn(n_slices * (-(-n // self.block))))
-        self.tiles = []  # (shift, row slice, session)
+        programming, reading = seed.spawn(2)
+        seeds = iter(programming.spawn(n_slices * (-(-n // self.block))))
+        self._read_rng = np.random.default_rng(reading)
+        self.tiles: list[_Tile] = []
         for s in range(n_slices):
             digits = (w_int >> (s * self.cell_bits)) & mask
             for start in range(0, n, self.block):
@@ -87,9 +112,9 @@ class BitSlicedVMM:
                     row_scale=np.ones(d.shape[0]),
                     col_scale=np.ones(m),
                 )
-                programmed = program_conductances(target, device, np.random.default_rng(tile_seed))
-                session = engine.load(vmm_crossbar(programmed, config))
-                self.tiles.append((s * self.cell_bits, rows, session))
+                arrays = program_conductances(target, device, np.random.default_rng(tile_seed))
+                session = None if device.read_noise else engine.load(vmm_crossbar(arrays, config))
+                self.tiles.append(_Tile(s * self.cell_bits, rows, arrays, session))
         self.ops = 0
         self.conversions = 0
         self.m = m
@@ -100,26 +125,42 @@ class BitSlicedVMM:
             return np.zeros(self.m)
         levels = 2**self.input_bits - 1
         x_int = np.round(np.abs(x) / x_scale * levels).astype(np.int64)
-        sign = np.sign(x)
-        planes = ((x_int[None, :] >> np.arange(self.input_bits)[:, None]) & 1) * sign
-        acc = np.zeros(self.m, dtype=np.int64)
-        for shift, rows, session in self.tiles:
-            active = np.flatnonzero(planes[:, rows].any(axis=1))  # zero planes are skipped
+        planes = ((x_int[None, :] >> np.arange(self.input_bits)[:, None]) & 1) * np.sign(x)
+        acc = np.zeros(self.m, dtype=object)  # Python integers: exact at any width
+        for tile in self.tiles:
+            active = np.flatnonzero(planes[:, tile.rows].any(axis=1))  # zero planes are skipped
             if active.size == 0:
                 continue
-            # the planes are independent VMM ops; the engine may solve them in one batch
-            volts = session.solve_batch(planes[active][:, rows] * self.v_read)
+            volts = self._read(tile, planes[active][:, tile.rows] * self.v_read)
             self.ops += active.size
-            self.conversions += active.size * (rows.stop - rows.start + self.m)
+            self.conversions += active.size * (tile.rows.stop - tile.rows.start + self.m)
             if self.adc.saturated(volts):
                 raise SaturationError("residual VMM partial sum beyond the ADC range")
-            partial = -self.adc.codes(volts).astype(np.int64)  # (planes, m)
-            acc += (partial << (shift + active)[:, None]).sum(axis=0)
-        return acc * (self.w_scale / (2**self.weight_bits - 1)) * (x_scale / levels)
+            partial = (-self.adc.codes(volts)).astype(np.int64).astype(object)  # (planes, m)
+            shifts = np.array([tile.shift + int(p) for p in active], dtype=object)[:, None]
+            acc += (partial << shifts).sum(axis=0)
+        unit = (self.w_scale / (2**self.weight_bits - 1)) * (x_scale / levels)
+        return acc.astype(float) * unit
+
+    def _read(self, tile: _Tile, inputs: np.ndarray) -> np.ndarray:
+        """Output volts of the planes ``inputs`` (K, rows): one batch on the loaded circuit,
+        or one freshly read circuit per plane with read noise."""
+        if tile.session is not None:
+            return tile.session.solve_batch(inputs)
+        rows = []
+        for plane in inputs:
+            noisy = read_conductances(tile.arrays, self.config.device, self._read_rng)
+            session = self.engine.load(vmm_crossbar(noisy, self.config))
+            try:
+                rows.append(session.solve(plane))
+            finally:
+                session.close()
+        return np.array(rows)
 
     def close(self) -> None:
-        for _, _, session in self.tiles:
-            session.close()
+        for tile in self.tiles:
+            if tile.session is not None:
+                tile.session.close()
 
 
 class DigitalVMM:

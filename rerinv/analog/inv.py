@@ -1,24 +1,47 @@
-"""One analog INV solve: check, map, program, build, simulate, read back ``x``.
+"""One programmed crossbar holding the preconditioner, and one analog solve on it.
 
 ``x = A^-1 b`` is recovered from the op-amp outputs ``V`` as ``x = factor * diag(col_scale) V``
 with ``factor = -scale * r_in / k``, where ``k`` (V per unit of b) sets the DAC voltages
 ``v_in = k * diag(row_scale) b``.
+
+The crossbar holds a *preconditioner*; the high-precision residual holds ``A``. Three routes
+(``scheme.circuit``; ``auto`` picks the first that works):
+
+- ``inv``: the INV crossbar (Sun et al., PNAS 2019) holding ``A`` itself, when the programmed
+  loop is stable;
+- ``inv_shifted``: the INV crossbar holding ``diag(r) A diag(c) + s I`` with the smallest
+  diagonal shift ``s`` (a power of two, from one cell level up) that makes the *programmed*
+  loop stable, for matrices whose eigenvalues have positive real parts but whose quantised
+  copy does not (stiff SPD matrices); the outer loop corrects the shift;
+- ``ginv``: the generalised-inverse crossbar (Sun, Pedretti, Ielmini, Science Advances
+  2020), stable for any full-rank matrix: the analog route for symmetric indefinite and
+  non-symmetric matrices with eigenvalues off the right half-plane.
+
+Stability is decided on the circuit that is simulated (programmed cells, inverter mismatch,
+op-amp and inverter poles: :mod:`rerinv.analog.dynamics`), not only on ``D^-1 G``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
+from rerinv.analog.dynamics import STABILITY_MARGIN, slowest_rate
 from rerinv.analog.vmm import OUTPUT_HEADROOM
 from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.errors import UnstableMatrixError
-from rerinv.hw.circuit import Circuit, inv_crossbar
-from rerinv.hw.mapping import CrossbarArrays, map_matrix, program_conductances
-from rerinv.matrices import check_matrix, check_stable, check_vector
+from rerinv.hw.circuit import Circuit, ginv_crossbar, inv_crossbar
+from rerinv.hw.mapping import CrossbarArrays, choose_scaling, map_matrix, program_conductances
+from rerinv.matrices import check_matrix, check_nonsingular, check_stable, check_vector
 from rerinv.seeds import spawn
+
+#: The routes of :func:`build_preconditioner`.
+ROUTES = ("inv", "inv_shifted", "ginv")
+
+#: A shifted INV must have ``min Re eig(D^-1 G) > 2**-bits * max |eig|``: robust to one level.
+_SHIFT_MARGIN_LEVELS = 1.0
 
 
 def row_conductance(arrays: CrossbarArrays, config: Config) -> np.ndarray:
@@ -31,28 +54,73 @@ def loop_matrix(arrays: CrossbarArrays, config: Config) -> np.ndarray:
     return arrays.conductance_matrix / row_conductance(arrays, config)[:, None]
 
 
-def check_loop_stability(arrays: CrossbarArrays, config: Config) -> None:
-    """Raise :class:`UnstableMatrixError` unless every eigenvalue of ``D^-1 G`` of the
-    programmed arrays has a positive real part."""
-    eigenvalues = np.linalg.eigvals(loop_matrix(arrays, config))
-    worst = eigenvalues[np.argmin(eigenvalues.real)]
-    if worst.real <= 1e-12 * np.max(np.abs(eigenvalues)):
-        raise UnstableMatrixError(
-            f"the programmed INV crossbar is unstable: D^-1 G has eigenvalue {worst:.4g} with "
-            "non-positive real part, so the op-amp outputs would run to the rails. The intended "
-            "matrix is stable, but its quantised/programmed form is not: use equilibration, more "
-            "bits per cell or a better conditioned matrix."
+def _loop_eigenvalues(arrays: CrossbarArrays, config: Config) -> np.ndarray:
+    return np.linalg.eigvals(loop_matrix(arrays, config))
+
+
+def _unstable_reason(inv: InvCrossbar, margin: float = 1e-12) -> str | None:
+    """Why the programmed crossbar's loop would not settle, or None when it does."""
+    if inv.route != "ginv":
+        eigenvalues = _loop_eigenvalues(inv.arrays, inv.config)
+        worst = eigenvalues[np.argmin(eigenvalues.real)]
+        if worst.real <= margin * np.max(np.abs(eigenvalues)):
+            return f"D^-1 G of the programmed arrays has eigenvalue {worst:.4g}"
+    slowest, fastest = slowest_rate(inv.circuit)
+    if not slowest > STABILITY_MARGIN * fastest:
+        return (
+            f"the small-signal model of the circuit (op-amp and inverter poles, inverter "
+            f"mismatch) has a mode with decay rate {slowest:.4g}/s"
         )
+    return None
 
 
 @dataclass(frozen=True, eq=False)
 class InvCrossbar:
-    """A programmed INV crossbar and its circuit."""
+    """A programmed crossbar holding the preconditioner, and its circuit."""
 
-    matrix: np.ndarray  # the intended matrix A
-    arrays: CrossbarArrays  # programmed conductances
+    matrix: np.ndarray  #: the intended matrix A
+    arrays: CrossbarArrays  #: programmed conductances (their ``scaling`` and ``shift`` too)
     circuit: Circuit
     config: Config
+    route: str = "inv"  #: one of :data:`ROUTES`
+    mismatch_seed: np.random.SeedSequence | None = None  #: draws the inverter mismatch
+
+    def circuit_for(self, arrays: CrossbarArrays) -> Circuit:
+        """The same circuit (route, inverter mismatch draw) holding other conductances: one
+        read of the arrays with read noise."""
+        build = ginv_crossbar if self.route == "ginv" else inv_crossbar
+        return build(arrays, self.config, seed=np.random.default_rng(self.mismatch_seed))
+
+    def settling_time(self, eps: float | None = None) -> float:
+        """Small-signal settling time (s) to ``eps`` of full scale (default half an ADC
+        LSB): ``ln(1/eps) / slowest decay rate`` of the circuit (:mod:`rerinv.analog.dynamics`)."""
+        eps = eps or 0.5 / (2 ** (self.config.converters.adc_bits - 1) - 1)
+        slowest, _ = slowest_rate(self.circuit)
+        return float(np.log(1 / eps) / slowest) if slowest > 0 else float("inf")
+
+    @property
+    def description(self) -> str:
+        """One line: route, scaling and shift."""
+        shift = f", diagonal shift {self.arrays.shift:g}" if self.arrays.shift else ""
+        return f"{self.route} circuit, {self.arrays.scaling} scaling{shift}"
+
+
+def resolve_scaling(a: np.ndarray, config: Config) -> str:
+    """The scaling method ``config.scheme`` asks for (``auto`` resolved for ``a``)."""
+    scheme = config.scheme
+    if not scheme.equilibrate:
+        return "none"
+    return choose_scaling(a) if scheme.scaling == "auto" else scheme.scaling
+
+
+def _program(a, config, seed, *, scaling: str, shift: float = 0.0, route: str) -> InvCrossbar:
+    """Map, program (from ``seed``) and build the circuit of one route; no checks."""
+    programming, mismatch = spawn(seed, 2)
+    target = map_matrix(a, config.device, scaling=scaling, shift=shift)
+    arrays = program_conductances(target, config.device, np.random.default_rng(programming))
+    build = ginv_crossbar if route == "ginv" else inv_crossbar
+    circuit = build(arrays, config, seed=np.random.default_rng(mismatch))
+    return InvCrossbar(a, arrays, circuit, config, route, mismatch)
 
 
 def build_inv(
@@ -60,17 +128,96 @@ def build_inv(
     config: Config,
     *,
     seed: int | np.random.SeedSequence = 0,
-    equilibrated: bool = False,
+    scaling: str = "none",
+    check_stability: bool = True,
 ) -> InvCrossbar:
-    """Check ``a``, map it, program the arrays from ``seed`` and build the INV circuit."""
+    """Check ``a``, map it (``scaling``), program the arrays from ``seed`` and build the INV
+    circuit holding ``a`` itself.
+
+    Raises
+    ------
+    UnstableMatrixError
+        ``a`` has an eigenvalue without a positive real part, or (``check_stability``) the
+        programmed loop would not settle; the message names the cause and what to change.
+    """
     a = check_matrix(a, max_size=config.array.max_size)
-    check_stable(a)
-    programming, mismatch = spawn(seed, 2)
-    target = map_matrix(a, config.device, equilibrated=equilibrated)
-    arrays = program_conductances(target, config.device, np.random.default_rng(programming))
-    check_loop_stability(arrays, config)
-    circuit = inv_crossbar(arrays, config, seed=np.random.default_rng(mismatch))
-    return InvCrossbar(a, arrays, circuit, config)
+    if check_stability:
+        check_stable(a)
+    inv = _program(a, config, seed, scaling=scaling, route="inv")
+    if check_stability and (reason := _unstable_reason(inv)):
+        raise UnstableMatrixError(
+            f"the programmed INV crossbar is unstable: {reason}, so the op-amp outputs would "
+            "run to the rails. The intended matrix is stable, but its quantised/programmed "
+            "form is not: let rerinv stabilise it (--set scheme.circuit=auto), or use more "
+            "bits per cell (--set device.bits=12)"
+        )
+    return inv
+
+
+def build_preconditioner(
+    a: np.ndarray, config: Config, *, seed: int | np.random.SeedSequence = 0
+) -> InvCrossbar:
+    """The crossbar the schemes solve with, as ``config.scheme.circuit`` says (see the module
+    docstring); ``auto`` takes the INV crossbar when its programmed loop is stable, else the
+    stabilised INV when every eigenvalue of ``a`` has a positive real part, else the
+    generalised-inverse crossbar.
+
+    Raises
+    ------
+    InputError
+        ``a`` is singular.
+    UnstableMatrixError
+        No allowed route gives a stable circuit; the message names the cause and the
+        parameter to change.
+    """
+    a = check_matrix(a, max_size=config.array.max_size)
+    check_nonsingular(a)
+    choice, scaling = config.scheme.circuit, resolve_scaling(a, config)
+    reasons = []
+    if choice in ("auto", "inv", "inv_shifted"):
+        try:
+            check_stable(a)
+            intended_stable = True
+        except UnstableMatrixError as exc:
+            intended_stable = False
+            reasons.append(str(exc).split(":")[0] + " (the INV loop cannot hold it)")
+        if intended_stable:
+            inv = _program(a, config, seed, scaling=scaling, route="inv")
+            reason = _unstable_reason(inv)
+            if reason is None:
+                return inv
+            reasons.append(f"INV: {reason}")
+            if choice != "inv":
+                shifted = _stabilised_inv(a, config, seed, scaling)
+                if shifted is not None:
+                    return shifted
+                reasons.append("no diagonal shift up to the largest entry stabilises it")
+    if choice in ("auto", "ginv"):
+        inv = _program(a, config, seed, scaling=scaling, route="ginv")
+        reason = _unstable_reason(inv)
+        if reason is None:
+            return inv
+        reasons.append(f"generalised inverse: {reason}")
+    raise UnstableMatrixError(
+        f"no stable analog circuit for this matrix with scheme.circuit={choice}: "
+        + "; ".join(reasons)
+        + ". Change what makes it unstable (programming error: --set device.sigma_rel=0; "
+        "inverter mismatch: --set array.inverter_mismatch=0; cell levels: --set "
+        "device.bits=12) or allow every route (--set scheme.circuit=auto)"
+    )
+
+
+def _stabilised_inv(a, config, seed, scaling) -> InvCrossbar | None:
+    """The INV crossbar with the smallest power-of-two diagonal shift (one cell level up to
+    the largest entry) whose programmed loop is robustly stable."""
+    bits = config.device.bits
+    margin = _SHIFT_MARGIN_LEVELS * 2.0**-bits
+    for k in range(bits + 1):
+        shift = 2.0 ** (k - bits)
+        inv = _program(a, config, seed, scaling=scaling, shift=shift, route="inv")
+        if _unstable_reason(inv, margin) is None:
+            return replace(inv, route="inv_shifted")
+    return None
 
 
 def input_gain(inv: InvCrossbar, b: np.ndarray) -> float:
@@ -107,11 +254,11 @@ def solve_inv(
     config: Config,
     *,
     seed: int = 0,
-    equilibrated: bool = False,
+    scaling: str = "none",
 ) -> InvSolution:
     """One analog solve of ``a x = b`` on the INV crossbar (exact DAC voltages, no ADC), on
     the engine ``config.simulation.engine``."""
-    inv = build_inv(a, config, seed=seed, equilibrated=equilibrated)
+    inv = build_inv(a, config, seed=seed, scaling=scaling)
     b = check_vector(b, inv.arrays.n)
     k = input_gain(inv, b)
     inputs = k * inv.arrays.row_scale * b

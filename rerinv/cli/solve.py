@@ -57,7 +57,7 @@ def cmd_netlist(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from rerinv.analog.inv import solve_inv
+    from rerinv.analog.inv import resolve_scaling, solve_inv
     from rerinv.engines.ngspice import ngspice_version
     from rerinv.matrices import kfac_factor, random_rhs
     from rerinv.schemes import effective_bits
@@ -68,14 +68,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
     b = random_rhs(args.n, seed=args.seed + 1)
     x_ref = np.linalg.solve(a, b)
     start = time.perf_counter()
-    solution = solve_inv(a, b, config, seed=args.seed, equilibrated=not args.no_equilibrate)
+    scaling = "none" if args.no_equilibrate else resolve_scaling(a, config)
+    solution = solve_inv(a, b, config, seed=args.seed, scaling=scaling)
     elapsed = time.perf_counter() - start
     version = ngspice_version() if engine == "spice" else "not used"
     print(f"rerinv demo: one analog INV solve of a K-FAC-like {args.n}x{args.n} SPD matrix")
     print(
         f"engine {engine} (ngspice {version}), op-amp {config.opamp.model}, "
         f"{config.device.bits}-bit cells in [{config.device.g_min:g}, {config.device.g_max:g}] S, "
-        f"cond(A) = {np.linalg.cond(a):.3g}, equilibration {'off' if args.no_equilibrate else 'on'}"
+        f"cond(A) = {np.linalg.cond(a):.3g}, {scaling} scaling"
     )
     print(f"{'i':>3} {'x_analog':>14} {'x_numpy':>14} {'rel. error':>11}")
     scale = np.max(np.abs(x_ref))
@@ -101,10 +102,14 @@ def cmd_solve(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), allow_nan=False))
         return 0
+    shift = f", diagonal shift {result.shift:g}" if result.shift else ""
     print(
         f"{result.scheme} on the {result.engine} engine, N = {result.n}, target "
-        f"{result.target_bits:g} bits, {config.device.bits}-bit INV cells, residual "
-        f"{config.scheme.residual}, equilibration {'on' if config.scheme.equilibrate else 'off'}"
+        f"{result.target_bits:g} bits, {config.device.bits}-bit INV cells; preconditioner: "
+        f"{result.circuit} circuit, {result.scaling} scaling{shift}; residual "
+        f"{config.scheme.residual}, {result.residual_bits[0]}-bit weights, "
+        f"{result.residual_bits[1]}-bit inputs (condition estimate "
+        f"{result.condition_estimate:.3g}, floor about {result.residual_floor_bits:.1f} bits)"
     )
     print(f"{'pass':>4} {'effective bits':>14} {'residual':>10} {'INV solves':>10} {'VMM ops':>8}")
     for k, record in enumerate(result.history, 1):
@@ -112,9 +117,12 @@ def cmd_solve(args: argparse.Namespace) -> int:
             f"{k:>4} {record.effective_bits:>14.2f} {record.residual_norm:>10.2e} "
             f"{record.inv_solves:>10} {record.vmm_ops:>8}"
         )
+    for at, what in result.switches:
+        print(f"     switched to {what} after pass {at}")
     verdict = "reached" if result.reached_target else "did NOT reach"
     print(
-        f"status {result.status}: {result.effective_bits:.2f} effective bits, {verdict} "
+        f"status {result.status} (loop: {result.loop_status}): {result.effective_bits:.2f} "
+        f"effective bits, {verdict} "
         f"{result.target_bits:g} bits; {result.inv_solves} INV solves, {result.vmm_ops} VMM ops, "
         f"{result.conversions} conversions, {result.wall_time:.2f} s"
     )

@@ -15,7 +15,7 @@ OPAMP_MODELS = ("ideal", "finite_gain", "single_pole")
 #: Names of the engines (:mod:`rerinv.engines` registers one class per name).
 ENGINES = ("spice", "nodal")
 #: Names of the precision schemes (:mod:`rerinv.schemes` has one loop per name).
-SCHEMES = ("single", "repast", "refine", "krylov")
+SCHEMES = ("auto", "single", "repast", "refine", "krylov")
 
 #: Open-loop gain used for the ``ideal`` op-amp model: large enough that the loop error
 #: (about ``||G^-1 D|| / gain``) stays far below 1e-6 for any stable matrix we accept.
@@ -126,33 +126,45 @@ class ArrayConfig:
 
 
 RESIDUAL_MODES = ("analog", "digital")
+#: Diagonal scaling before mapping (``auto``: jacobi for symmetric, ruiz otherwise).
+SCALING_CHOICES = ("auto", "none", "jacobi", "ruiz", "ruiz_pow2")
+#: Which analog circuit holds the preconditioner (see rerinv.analog.inv.build_preconditioner).
+CIRCUITS = ("auto", "inv", "inv_shifted", "ginv")
 
 
 @dataclass(frozen=True)
 class SchemeConfig:
     """How the precision schemes use the analog machine."""
 
-    equilibrate: bool = True  #: diagonal (Ruiz) scaling before mapping
+    equilibrate: bool = True  #: diagonal scaling before mapping (method: ``scaling``)
+    scaling: str = "auto"  #: auto | jacobi | ruiz | ruiz_pow2 | none (exact, in digital)
+    circuit: str = "auto"  #: auto | inv | inv_shifted | ginv: what holds the preconditioner
     dac_slices: int = 2  #: b slicing: each INV input applied as this many DAC slices
     residual: str = "analog"  #: residual VMM: analog (bit-sliced crossbars) | digital (float64)
     vmm_cell_bits: int = 0  #: bits per cell of the residual VMM slices; 0 = largest exact for N
-    vmm_weight_bits: int = 24  #: fixed-point bits of the matrix in the residual VMM
-    vmm_input_bits: int = 24  #: fixed-point bits of the vector in the residual VMM
+    vmm_weight_bits: int = 0  #: fixed-point bits of the matrix in the residual VMM; 0 = auto
+    vmm_input_bits: int = 0  #: fixed-point bits of the vector in the residual VMM; 0 = auto
     neumann_terms: int = 2  #: repast: most Neumann terms per pass
     restart: int = 20  #: krylov: FGMRES restart length
     margin_bits: float = 4.0  #: stop when ||r||/||b|| <= 2**-(target_bits + margin_bits)
     stall_passes: int = 3  #: passes without a 20 % lower residual before calling it stalled
 
     def validate(self) -> None:
-        if self.residual not in RESIDUAL_MODES:
-            raise ConfigError(
-                f"scheme.residual must be one of {', '.join(RESIDUAL_MODES)}, got {self.residual!r}"
-            )
+        for key, allowed in (
+            ("residual", RESIDUAL_MODES),
+            ("scaling", SCALING_CHOICES),
+            ("circuit", CIRCUITS),
+        ):
+            value = getattr(self, key)
+            if value not in allowed:
+                raise ConfigError(
+                    f"scheme.{key} must be one of {', '.join(allowed)}, got {value!r}"
+                )
         for key, low, high in (
             ("dac_slices", 1, 8),
             ("vmm_cell_bits", 0, 8),
-            ("vmm_weight_bits", 2, 52),
-            ("vmm_input_bits", 2, 52),
+            ("vmm_weight_bits", 0, 52),
+            ("vmm_input_bits", 0, 52),
             ("neumann_terms", 1, 16),
             ("restart", 1, 1000),
             ("stall_passes", 1, 100),
@@ -189,9 +201,9 @@ class SimulationConfig:
     """
 
     engine: str = "spice"  #: spice (ngspice) | nodal (scipy MNA of the same circuit)
-    scheme: str = "refine"  #: single | repast | refine | krylov
+    scheme: str = "auto"  #: auto | single | repast | refine | krylov
     target_bits: float = 16.0  #: bits the scheme aims for (sets its stopping residual)
-    max_passes: int = 8  #: pass budget of the scheme
+    max_passes: int = 40  #: pass budget of the scheme
     n: int = 16  #: size of generated workload matrices (ignored when a matrix is given)
 
     def validate(self) -> None:

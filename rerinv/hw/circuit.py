@@ -34,7 +34,8 @@ class Circuit:
     input_values : numpy.ndarray
         Initial source voltages (V).
     opamps : list of (inverting input, output)
-        Bare op-amps with the non-inverting input grounded.
+        Bare op-amps with the non-inverting input grounded (their GBW may be lowered per
+        amplifier, ``opamp_gbw``: dominant-pole compensation).
     inverters : list of (input, output, r1, r2)
         Inverting amplifiers ``out = -(r2 / r1) in`` (ideally), each with its own op-amp.
     tias : list of (input, output, r_f)
@@ -55,6 +56,12 @@ class Circuit:
     tias: list[tuple[str, str, float]]
     outputs: tuple[str, ...]
     notes: tuple[str, ...] = ()
+    opamp_gbw: tuple[float, ...] = ()  #: per bare op-amp GBW (Hz), when compensated
+
+    def gbw_of_opamp(self, k: int) -> float:
+        """Gain-bandwidth product (Hz) of bare op-amp ``k`` (``opamp.gbw`` unless
+        compensated)."""
+        return self.opamp_gbw[k] if self.opamp_gbw else self.opamp.gbw
 
     @property
     def amplifier_outputs(self) -> tuple[str, ...]:
@@ -150,6 +157,85 @@ def inv_crossbar(
             " + sum_j Gp_ij (x_j - v(r_i)) + Gn_ij (nx_j - v(r_i)) = 0",
         ),
     )
+
+
+def ginv_crossbar(
+    arrays: CrossbarArrays,
+    config: Config,
+    inputs: np.ndarray | None = None,
+    *,
+    seed: int | np.random.Generator | None = None,
+) -> Circuit:
+    """Generalised-inverse crossbar (Sun, Pedretti, Ielmini, Science Advances 2020): the same
+    conductances ``G`` twice, as ``G`` and as ``G^T``, in one feedback loop.
+
+    Array 1: input ``k`` (DAC voltage on ``in<k>`` through ``array.r_in``) and the cells of row
+    ``i`` meet at TIA input ``t<i>``; cell ``(i, j)`` is driven by ``x<j>`` (positive array) or
+    ``nx<j> = -x<j>`` (negative array); TIA ``i`` (feedback ``array.r_f``) outputs
+    ``y<i> = -r_f (G x + v_in / r_in)_i`` and an inverter gives ``ny<i> = -y<i>``. Array 2:
+    cell ``(i, j)`` joins ``ny<i>`` (positive array) or ``y<i>`` (negative array) to ``s<j>``,
+    the inverting input of op-amp ``j`` whose output is ``x<j>``. KCL at ``s<j>`` forces
+    ``G^T y = 0``, hence ``x = -(G^T G)^-1 G^T v_in / r_in`` (``= -G^-1 v_in / r_in`` for a
+    square, non-singular ``G``, the same read-out as :func:`inv_crossbar`). The loop matrix is
+    ``r_f D^-1 G^T G``: stable for *any* full-rank ``G``, symmetric or not, definite or not.
+
+    Parameters are those of :func:`inv_crossbar`; ``seed`` draws the mismatch of the 2N
+    inverters.
+    """
+    n = arrays.n
+    ts, ys, nys = ([f"{p}{i}" for i in range(n)] for p in ("t", "y", "ny"))
+    ss, xs, nxs = ([f"{p}{j}" for j in range(n)] for p in ("s", "x", "nx"))
+    ins = [f"in{i}" for i in range(n)]
+    r_wire = config.array.r_wire
+    resistors = [(ins[i], ts[i], config.array.r_in) for i in range(n)]
+    resistors += _cells(arrays.g_pos, ts, xs, "p", r_wire)
+    resistors += _cells(arrays.g_neg, ts, nxs, "n", r_wire)
+    # array 2 holds the same cells read transposed: rows are driven by -y (positive cells) and
+    # y (negative cells) so that the loop through two inverting stages is negative feedback
+    resistors += _cells(arrays.g_pos, nys, ss, "q", r_wire)
+    resistors += _cells(arrays.g_neg, ys, ss, "m", r_wire)
+    r_inv = _inverter_resistors(config.array, 2 * n, seed)
+    gbw_x = _ginv_compensation(arrays, config)
+    return Circuit(
+        title=f"rerinv generalised-inverse crossbar {n}x{n}",
+        opamp=config.opamp,
+        resistors=resistors,
+        inputs=tuple(ins),
+        input_values=_initial_inputs(inputs, n),
+        opamps=list(zip(ss, xs, strict=True)),
+        inverters=[(xs[j], nxs[j], r_inv[j, 0], r_inv[j, 1]) for j in range(n)]
+        + [(ys[i], nys[i], r_inv[n + i, 0], r_inv[n + i, 1]) for i in range(n)],
+        tias=[(ts[i], ys[i], config.array.r_f) for i in range(n)],
+        outputs=tuple(xs),
+        opamp_gbw=(gbw_x,) * n,
+        notes=(
+            f"generalised-inverse crossbar, N={n}, opamp model {config.opamp.model},"
+            f" x amplifiers compensated to GBW {gbw_x:.4g} Hz,"
+            f" r_in={config.array.r_in:g} ohm, r_f={config.array.r_f:g} ohm,"
+            f" r_wire={r_wire:g} ohm per segment",
+            "y = -r_f (G x + v_in/r_in); KCL at s_j: (G^T y)_j = 0, x = -(G^T G)^-1 G^T v/r_in",
+        ),
+    )
+
+
+#: The x loop of a generalised-inverse crossbar crosses over at this fraction of the slowest
+#: inner stage (TIA or inverter) bandwidth: a dominant-pole design.
+GINV_CROSSOVER = 0.2
+
+
+def _ginv_compensation(arrays: CrossbarArrays, config: Config) -> float:
+    """GBW (Hz) of the x amplifiers of a generalised-inverse crossbar: low enough that their
+    loop, of gain ``2 pi GBW_x * lambda_max(r_f D^-1 G^T G)``, crosses over well below the
+    TIAs' (``2 pi GBW beta_TIA``) and the inverters' (``2 pi GBW / 2``) bandwidths. Without it
+    the three poles in cascade make the loop oscillate for all but tiny arrays."""
+    g_abs = arrays.g_pos + arrays.g_neg
+    r_f = config.array.r_f
+    beta = (1 / r_f) / (1 / r_f + 1 / config.array.r_in + g_abs.sum(axis=1))
+    d = g_abs.sum(axis=0)  # conductance at each x amplifier's input (array 2 column)
+    g = arrays.conductance_matrix
+    lam = float(np.linalg.norm(g, 2) ** 2 * r_f / np.min(d))  # >= lambda_max(r_f D^-1 G^T G)
+    gbw = config.opamp.gbw
+    return float(min(gbw, GINV_CROSSOVER * gbw * min(float(np.min(beta)), 0.5) / lam))
 
 
 def vmm_crossbar(

@@ -32,7 +32,12 @@ class CrossbarArrays:
         Siemens per unit matrix entry:
         ``g_pos - g_neg = scale * diag(row_scale) A diag(col_scale)``.
     row_scale, col_scale : numpy.ndarray
-        Diagonal equilibration factors (all ones when equilibration is off).
+        Diagonal scaling factors (all ones when scaling is off).
+    scaling : str
+        The scaling method that produced them (:data:`SCALINGS`).
+    shift : float
+        Diagonal shift added before quantisation (relative to the largest scaled entry);
+        0 when the arrays hold the matrix itself.
     """
 
     g_pos: np.ndarray
@@ -40,6 +45,8 @@ class CrossbarArrays:
     scale: float
     row_scale: np.ndarray
     col_scale: np.ndarray
+    scaling: str = "none"
+    shift: float = 0.0
 
     @property
     def n(self) -> int:
@@ -57,25 +64,64 @@ class CrossbarArrays:
         return mapped / self.row_scale[:, None] / self.col_scale[None, :]
 
 
-def equilibrate(a: np.ndarray, iterations: int = 20) -> tuple[np.ndarray, np.ndarray]:
-    """Ruiz diagonal equilibration: ``r, c`` such that ``diag(r) A diag(c)`` has every row and
-    column with max-abs entry close to 1. Powers of two, so the scaling itself is exact."""
-    a = np.abs(np.asarray(a, dtype=float))
-    r = np.ones(a.shape[0])
-    c = np.ones(a.shape[1])
+#: Diagonal scaling methods, applied in digital at full precision before mapping.
+SCALINGS = ("none", "jacobi", "ruiz", "ruiz_pow2")
+
+
+def is_symmetric(a: np.ndarray) -> bool:
+    """True when ``a`` equals its transpose to 1e-12 of its largest entry."""
+    a = np.asarray(a, dtype=float)
+    return bool(np.allclose(a, a.T, rtol=0.0, atol=1e-12 * float(np.max(np.abs(a)))))
+
+
+def choose_scaling(a: np.ndarray) -> str:
+    """``jacobi`` for a symmetric matrix with a positive diagonal, else ``ruiz``."""
+    a = np.asarray(a, dtype=float)
+    return "jacobi" if is_symmetric(a) and np.all(np.diag(a) > 0) else "ruiz"
+
+
+def equilibrate(
+    a: np.ndarray, method: str = "ruiz", iterations: int = 20
+) -> tuple[np.ndarray, np.ndarray]:
+    """Diagonal scaling factors ``r, c`` so that ``diag(r) A diag(c)`` suits the cells.
+
+    - ``jacobi``: ``r = c = 1 / sqrt(diag(A))`` (symmetric, positive diagonal): the scaled
+      matrix keeps its symmetry and has a unit diagonal;
+    - ``ruiz``: every row and column of the scaled matrix has max-abs entry close to 1
+      (``iterations`` Ruiz sweeps), exact factors;
+    - ``ruiz_pow2``: the same rounded to powers of two (the earlier default; the rounding can
+      leave the diagonal spread over 4x, which can ruin refinement on stiff matrices);
+    - ``none``: ones.
+
+    The scaling is done in digital at full precision, so exact factors cost nothing.
+    """
+    a = np.asarray(a, dtype=float)
+    if method not in SCALINGS:
+        raise InputError(f"unknown scaling {method!r}; choose one of {', '.join(SCALINGS)}")
+    if method == "none":
+        return np.ones(a.shape[0]), np.ones(a.shape[1])
+    if method == "jacobi":
+        diagonal = np.diag(a)
+        if not np.all(diagonal > 0):
+            raise InputError("jacobi scaling needs a positive diagonal; use scheme.scaling=ruiz")
+        r = 1.0 / np.sqrt(diagonal)
+        return r, r.copy()
+    magnitude = np.abs(a)
+    r, c = np.ones(a.shape[0]), np.ones(a.shape[1])
     for _ in range(iterations):
-        scaled = r[:, None] * a * c[None, :]
-        row_max = scaled.max(axis=1)
-        col_max = scaled.max(axis=0)
+        scaled = r[:, None] * magnitude * c[None, :]
+        row_max, col_max = scaled.max(axis=1), scaled.max(axis=0)
         if np.any(row_max == 0) or np.any(col_max == 0):
             raise InputError("cannot equilibrate a matrix with an all-zero row or column")
         r /= np.sqrt(row_max)
         c /= np.sqrt(col_max)
-    return 2.0 ** np.round(np.log2(r)), 2.0 ** np.round(np.log2(c))
+    if method == "ruiz_pow2":
+        return 2.0 ** np.round(np.log2(r)), 2.0 ** np.round(np.log2(c))
+    return r, c
 
 
 def map_matrix(
-    a: np.ndarray, device: DeviceConfig, *, equilibrated: bool = False
+    a: np.ndarray, device: DeviceConfig, *, scaling: str = "none", shift: float = 0.0
 ) -> CrossbarArrays:
     """Map ``a`` to the *target* conductances of a differential pair of arrays.
 
@@ -85,25 +131,29 @@ def map_matrix(
         Square matrix, finite (checked by the caller).
     device : DeviceConfig
         Conductance window and bits per cell.
-    equilibrated : bool
-        Apply diagonal (Ruiz) equilibration before mapping.
+    scaling : str
+        One of :data:`SCALINGS` (see :func:`equilibrate`).
+    shift : float
+        Added to the diagonal of the scaled matrix before quantisation, in units of its
+        largest entry: the arrays then hold a *stabilised* approximation
+        ``diag(r) A diag(c) + shift * max|.| * I`` (see :func:`rerinv.analog.inv.build_inv`).
     """
     a = np.asarray(a, dtype=float)
-    if equilibrated:
-        row_scale, col_scale = equilibrate(a)
-    else:
-        row_scale, col_scale = np.ones(a.shape[0]), np.ones(a.shape[1])
+    row_scale, col_scale = equilibrate(a, scaling)
     mapped = row_scale[:, None] * a * col_scale[None, :]
     peak = np.max(np.abs(mapped))
     if peak == 0:
         raise InputError("the matrix is all zeros: nothing to map")
+    if shift:
+        mapped = mapped + shift * peak * np.eye(a.shape[0])
+        peak = np.max(np.abs(mapped))
     window = device.g_max - device.g_min
     scale = window / peak
     step = window / (2**device.bits - 1)
     magnitude = np.round(np.abs(mapped) * scale / step) * step
     g_pos = device.g_min + np.where(mapped > 0, magnitude, 0.0)
     g_neg = device.g_min + np.where(mapped < 0, magnitude, 0.0)
-    return CrossbarArrays(g_pos, g_neg, scale, row_scale, col_scale)
+    return CrossbarArrays(g_pos, g_neg, scale, row_scale, col_scale, scaling, shift)
 
 
 def program_conductances(
@@ -131,3 +181,16 @@ def program_conductances(
         programmed.append(g)
     return replace(target, g_pos=programmed[0], g_neg=programmed[1])
 
+
+def read_conductances(
+    arrays: CrossbarArrays, device: DeviceConfig, rng: np.random.Generator
+) -> CrossbarArrays:
+    """One read of the arrays: every cell off by ``N(0, read_noise)`` relative to its
+    programmed conductance, drawn afresh for each read (no-op when ``read_noise`` is 0)."""
+    if device.read_noise == 0:
+        return arrays
+    noisy = [
+        np.maximum(g * (1 + device.read_noise * rng.standard_normal(g.shape)), 1e-3 * device.g_min)
+        for g in (arrays.g_pos, arrays.g_neg)
+    ]
+    return replace(arrays, g_pos=noisy[0], g_neg=noisy[1])

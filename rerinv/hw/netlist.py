@@ -26,11 +26,13 @@ def model_library() -> str:
     return "\n".join(model_text(name) for name in MODEL_LIBS)
 
 
-def opamp_params(circuit: Circuit) -> str:
-    """Instance parameters of every amplifier of ``circuit``."""
+def opamp_params(circuit: Circuit, gbw: float | None = None) -> str:
+    """Instance parameters of the amplifiers of ``circuit`` (``gbw`` overrides
+    ``opamp.gbw``: a compensated amplifier)."""
     oa = circuit.opamp
+    gbw = oa.gbw if gbw is None else gbw
     return (
-        f"gain={oa.gain:.17g} gbw={oa.gbw:.17g} vos={oa.offset:.17g} vrail={oa.v_rail:.17g}"
+        f"gain={oa.gain:.17g} gbw={gbw:.17g} vos={oa.offset:.17g} vrail={oa.v_rail:.17g}"
         f" rout={max(oa.r_out, MIN_R_OUT):.17g}"
     )
 
@@ -82,7 +84,8 @@ def to_spice(
             lines.append(f"B{source_name(node)} {node} 0 V = pwl(v(batchsel), {table})")
     lines += [f"R{k} {a} {b} {ohms:.17g}" for k, (a, b, ohms) in enumerate(circuit.resistors)]
     lines += [
-        f"XA{k} 0 {inn} {out} opamp_{model} {params}" for k, (inn, out) in enumerate(circuit.opamps)
+        f"XA{k} 0 {inn} {out} opamp_{model} {opamp_params(circuit, circuit.gbw_of_opamp(k))}"
+        for k, (inn, out) in enumerate(circuit.opamps)
     ]
     lines += [
         f"XI{k} {a} {out} inverter_{model} r1={r1:.17g} r2={r2:.17g} {params}"

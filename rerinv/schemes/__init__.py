@@ -16,9 +16,16 @@ import numpy as np
 
 from rerinv.analog.machine import AnalogMachine
 from rerinv.config import SCHEMES, Config
-from rerinv.matrices import check_matrix, check_vector
+from rerinv.errors import InputError
+from rerinv.matrices import check_matrix, check_nonsingular, check_vector
 from rerinv.schemes.loops import LOOPS
-from rerinv.schemes.result import STATUSES, PassRecord, SolveResult, effective_bits
+from rerinv.schemes.result import (
+    STATUSES,
+    PassRecord,
+    SolveResult,
+    effective_bits,
+    final_status,
+)
 from rerinv.schemes.stopping import Run
 
 __all__ = ["SCHEMES", "STATUSES", "PassRecord", "SolveResult", "effective_bits", "solve"]
@@ -54,25 +61,38 @@ def solve(
     start = time.perf_counter()
     a = check_matrix(a, max_size=config.array.max_size)
     b = check_vector(b, a.shape[0])
+    check_nonsingular(a)  # before the float64 reference: a clear error, not a traceback
     x_ref = np.linalg.solve(a, b)
+    if not np.any(b):
+        raise InputError("the right-hand side is all zeros: x = 0 is the exact answer")
     with AnalogMachine(a, config, seed=seed) as machine:
         run = Run(machine, b, x_ref, config, target_bits, max_passes)
-        status = LOOPS[scheme](run)
-        counters = machine.counters
-    final_bits = run.history[-1].effective_bits if run.history else -math.inf
+        loop_status = LOOPS[scheme](run)
+        counters, crossbar, plan = machine.counters, machine.crossbar, machine.residual
+    x = run.answer(loop_status)
+    bits = effective_bits(x, x_ref) if np.all(np.isfinite(x)) else -math.inf
+    reached = bool(bits >= target_bits)
     return SolveResult(
         n=a.shape[0],
         scheme=scheme,
         engine=engine,
-        status=status,
-        reached_target=bool(final_bits >= target_bits),
+        status=final_status(loop_status, reached),
+        reached_target=reached,
         target_bits=target_bits,
-        effective_bits=final_bits,
+        effective_bits=bits,
         passes=len(run.history),
         inv_solves=counters.inv_solves,
         vmm_ops=counters.vmm_ops,
         conversions=counters.conversions,
         history=run.history,
-        x=run.x,
+        x=x,
         wall_time=time.perf_counter() - start,
+        loop_status=loop_status,
+        circuit=crossbar.route,
+        scaling=crossbar.arrays.scaling,
+        shift=crossbar.arrays.shift,
+        residual_bits=(plan.weight_bits, plan.input_bits),
+        condition_estimate=plan.condition_estimate,
+        residual_floor_bits=plan.floor_bits,
+        switches=list(run.switches),
     )

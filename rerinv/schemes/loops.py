@@ -44,14 +44,18 @@ def repast(run: Run) -> str:
     raise AssertionError("unreachable")  # pragma: no cover - itertools.count never ends
 
 
-def krylov(run: Run) -> str:
+#: Krylov stops as stalled when a measured residual exceeds its own estimate this much.
+FLOOR_GAP = 8.0
+
+
+def krylov(run: Run, x0: np.ndarray | None = None) -> str:
     """Restarted flexible GMRES, right-preconditioned by the analog INV; one pass = one
     Arnoldi step (one ``inv`` + one ``vmm``); the explicit residual is re-measured at every
-    restart and before claiming convergence."""
+    restart and before claiming convergence. ``x0`` (default 0) is the starting iterate."""
     m = run.machine
     restart = m.config.scheme.restart
-    x = np.zeros_like(run.b)
-    r = run.b.copy()
+    x = np.zeros_like(run.b) if x0 is None else x0
+    r = run.b.copy() if x0 is None else run.b - m.vmm(x)
     while True:
         beta = float(np.linalg.norm(r))
         basis = [r / beta]
@@ -73,7 +77,8 @@ def krylov(run: Run) -> str:
             x_step = x + np.array(directions).T @ y
             estimate = float(np.linalg.norm(rhs - h[: j + 2, : j + 1] @ y)) / run.b_norm
             breakdown = h[j + 1, j] <= 1e-14 * beta
-            if estimate <= run.tolerance or breakdown or j == restart - 1:
+            last = j == restart - 1 or len(run.history) + 1 >= run.max_passes
+            if estimate <= run.tolerance or breakdown or last:
                 break  # confirm with the explicit residual below
             status = run.record(x_step, estimate, judge_stall=False)
             if status:
@@ -81,9 +86,61 @@ def krylov(run: Run) -> str:
             basis.append(w / h[j + 1, j])
         x = x_step
         r = run.b - m.vmm(x)
-        status = run.record(x, float(np.linalg.norm(r)) / run.b_norm)
+        residual = float(np.linalg.norm(r)) / run.b_norm
+        status = run.record(x, residual)
         if status:
             return status
+        if residual > FLOOR_GAP * max(estimate, run.tolerance):
+            # the measured residual is far above what the Arnoldi recurrence predicts: the
+            # residual VMM cannot resolve it (a floor), more Krylov steps will not help
+            return "stalled"
 
 
-LOOPS = {"single": single, "repast": repast, "refine": refine, "krylov": krylov}
+#: ``auto`` refines while every pass lowers the measured residual at least this much (one
+#: bit); the first pass that does not makes it switch to flexible GMRES from the best iterate.
+CONTRACTION = 0.5
+
+
+def auto(run: Run) -> str:
+    """Iterative refinement while it contracts, else Krylov: refinement is the cheapest loop
+    when ``rho(I - P^-1 A)`` is small (one INV solve and one VMM per pass, ~3 bits per pass on
+    equilibrated K-FAC factors); flexible GMRES keeps converging where it does not (a
+    stabilised or generalised-inverse preconditioner far from ``A``, programming error). The
+    decision uses only the measured residuals.
+
+    When the loop stalls with budget left, the residual VMM (if its widths are automatic) is
+    widened by :data:`WIDEN_BITS` and Krylov goes on from the best iterate: a stall is what a
+    residual floor looks like from the hardware."""
+    status = _refine_then_krylov(run)
+    while (
+        status in ("stalled", "diverged")
+        and len(run.history) < run.max_passes
+        and np.all(np.isfinite(run.x_best))
+        and run.machine.widen_residual(WIDEN_BITS)
+    ):
+        run.switches.append((len(run.history), f"residual {run.machine.residual.weight_bits} bits"))
+        run.restart_judgement()
+        status = krylov(run, run.x_best)
+    return status
+
+
+#: Bits added to an automatic residual VMM when ``auto`` stalls.
+WIDEN_BITS = 8
+
+
+def _refine_then_krylov(run: Run) -> str:
+    x, r, previous = np.zeros_like(run.b), run.b.copy(), None
+    while True:
+        x_new = x + run.machine.inv(r)
+        r_new = run.b - run.machine.vmm(x_new)
+        residual = float(np.linalg.norm(r_new)) / run.b_norm
+        status = run.record(x_new, residual)
+        if status:
+            return status
+        if previous is not None and residual > CONTRACTION * previous:
+            run.switches.append((len(run.history), "krylov"))
+            return krylov(run, run.x_best)
+        x, r, previous = x_new, r_new, residual
+
+
+LOOPS = {"auto": auto, "single": single, "repast": repast, "refine": refine, "krylov": krylov}

@@ -7,7 +7,16 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-STATUSES = ("converged", "max_passes", "stalled", "diverged")
+#: Final statuses. ``converged`` if and only if the verified bits reach the target;
+#: ``unverified``: the loop's residual said converged, the check against float64 disagrees.
+STATUSES = ("converged", "unverified", "max_passes", "stalled", "diverged")
+
+
+def final_status(loop_status: str, reached_target: bool) -> str:
+    """The reported status: never contradicts ``reached_target``."""
+    if reached_target:
+        return "converged"
+    return "unverified" if loop_status == "converged" else loop_status
 
 
 def effective_bits(x: np.ndarray, x_ref: np.ndarray) -> float:
@@ -32,7 +41,7 @@ class SolveResult:
     n: int
     scheme: str
     engine: str
-    status: str
+    status: str  #: one of STATUSES; ``converged`` if and only if ``reached_target``
     reached_target: bool
     target_bits: float
     effective_bits: float
@@ -43,11 +52,20 @@ class SolveResult:
     history: list[PassRecord] = field(default_factory=list)
     x: np.ndarray = field(default_factory=lambda: np.zeros(0))
     wall_time: float = 0.0
+    loop_status: str = ""  #: what the loop itself concluded from hardware-visible residuals
+    circuit: str = ""  #: inv | inv_shifted | ginv: what held the preconditioner
+    scaling: str = ""  #: the diagonal scaling applied in digital
+    shift: float = 0.0  #: diagonal shift of a stabilised INV (relative to the largest entry)
+    residual_bits: tuple[int, int] = (0, 0)  #: (weight, input) bits of the residual VMM
+    condition_estimate: float = math.nan  #: kappa_inf the residual widths followed
+    residual_floor_bits: float = math.nan  #: about the bits the residual VMM can resolve
+    switches: list = field(default_factory=list)  #: (pass, new loop) switches of ``auto``
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["x"] = [json_number(v) for v in self.x.tolist()]
-        data["effective_bits"] = json_number(data["effective_bits"])
+        for key in ("effective_bits", "condition_estimate", "residual_floor_bits"):
+            data[key] = json_number(data[key])
         for record in data["history"]:
             record["effective_bits"] = json_number(record["effective_bits"])
             record["residual_norm"] = json_number(record["residual_norm"])

@@ -21,9 +21,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse
-import scipy.sparse.linalg
 
+from rerinv.analog.dynamics import feedback_sensitivity, loop_rates
 from rerinv.analog.inv import loop_matrix
 from rerinv.config import Config
 from rerinv.hw.circuit import Circuit
@@ -33,53 +32,11 @@ from rerinv.studies.transient.simulate import check_dynamic
 INVERTER_SHIFT = 0.1  #: flag the inverters when they move the slowest rate by more than 10 %
 
 
-def feedback_sensitivity(circuit: Circuit) -> np.ndarray:
-    """``S[k, j] = d v(inn_k) / d v(out_j)`` (V/V): how amplifier ``j``'s output moves
-    amplifier ``k``'s inverting input through the resistor network (cells, wires, input,
-    inverter and feedback resistors), with the inputs held. Amplifiers in the order row
-    op-amps, inverters, TIAs."""
-    amps, resistors = list(circuit.opamps), list(circuit.resistors)
-    for k, (a, out, r1, r2) in enumerate(circuit.inverters):
-        resistors += [(a, f"inverter{k}:n", r1), (f"inverter{k}:n", out, r2)]
-        amps.append((f"inverter{k}:n", out))
-    for a, out, r_f in circuit.tias:
-        resistors.append((a, out, r_f))
-        amps.append((a, out))
-    state = {out: k for k, (_, out) in enumerate(amps)}
-    held = set(circuit.inputs) | set(state) | {"0"}
-    free = {n: k for k, n in enumerate(sorted({n for r in resistors for n in r[:2]} - held))}
-    ff, fs = ([], [], []), ([], [], [])  # (rows, cols, siemens): G_free,free, -G_free,state
-    for a, b, ohms in resistors:
-        for p, q in ((a, b), (b, a)):
-            if p in free:
-                entries = [(ff, free[p], 1 / ohms)]
-                if q in free:
-                    entries.append((ff, free[q], -1 / ohms))
-                elif q in state:
-                    entries.append((fs, state[q], 1 / ohms))
-                for (rows, cols, values), col, g in entries:
-                    rows.append(free[p]), cols.append(col), values.append(g)
-    shape = (len(free), len(free))
-    lu = scipy.sparse.linalg.splu(scipy.sparse.csc_matrix((ff[2], ff[:2]), shape=shape))
-    coupling = scipy.sparse.csc_matrix((fs[2], fs[:2]), shape=(len(free), len(amps)))
-    inn = [free[node] for node, _ in amps]
-    sensitivity = np.empty((len(amps), len(amps)))  # d v(inn_k) / d p_j
-    for start in range(0, len(amps), 64):  # bounded memory with wire-resistance networks
-        cols = slice(start, start + 64)
-        sensitivity[:, cols] = lu.solve(coupling[:, cols].toarray())[inn]
-    return sensitivity
-
-
 def small_signal_rates(circuit: Circuit) -> np.ndarray:
-    """Decay rates (1/s, complex) of the linearised circuit, one per amplifier.
-
-    Every amplifier output is a state ``p`` with ``dp/dt = -2 pi GBW (v(inn) + p / gain)`` and
-    ``v(inn) = S p`` (:func:`feedback_sensitivity`). Rails and output resistance are ignored. A
-    positive real part decays; the smallest real part is the slowest mode (<= 0: unstable).
-    """
+    """Decay rates (1/s, complex) of the linearised circuit, one per amplifier
+    (:func:`rerinv.analog.dynamics.loop_rates`); needs the ``single_pole`` op-amp model."""
     check_dynamic(circuit)
-    oa, sensitivity = circuit.opamp, feedback_sensitivity(circuit)
-    return 2 * np.pi * oa.gbw * np.linalg.eigvals(sensitivity + np.eye(len(sensitivity)) / oa.gain)
+    return loop_rates(circuit)
 
 
 def loop_lambda_min(arrays: CrossbarArrays, config: Config) -> float:
