@@ -6,11 +6,11 @@
 1. Trials per second of ``run_monte_carlo`` (scheme refine, default configuration) per engine
    (nodal, spice) at each N with each worker count; wall time includes starting the worker
    processes. ``--spice-trials`` gives one count per size (an N = 64 spice trial takes ~25-50 s).
-2. The accuracy map: device.sigma_rel in {0, 0.005, 0.01, 0.02} x n in {16, 32, 64} x scheme in
-   {refine, krylov}, ``--map-trials`` per point, nodal engine, all cores; its HDF5 file and HTML
-   report go to results/mc_accuracy_map.{h5,html}.
+2. The accuracy map: device.sigma_rel in {0, 0.005, 0.01, 0.02} x simulation.n in {16, 32, 64}
+   x simulation.scheme in {refine, krylov}, ``--map-trials`` per point, nodal engine, all
+   cores; its HDF5 file and HTML report go to results/mc_accuracy_map.{h5,html}.
 
-Prints a table; writes JSON (default results/bench_montecarlo.json).
+Prints a table; writes JSON with its provenance (default results/bench_montecarlo.json).
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -25,16 +27,21 @@ from pathlib import Path
 import numpy as np
 
 from rerinv.config import Config
-from rerinv.studies.mc import SweepSpec, parse_sweep, run_monte_carlo
+from rerinv.provenance import provenance
+from rerinv.studies.mc import SweepSpec, load_results, parse_sweep, run_monte_carlo
 from rerinv.studies.report import point_statistics, write_report
-from rerinv.studies.mc.store import load_results
 
-MAP_AXES = ["device.sigma_rel=0,0.005,0.01,0.02", "n=16,32,64", "scheme=refine,krylov"]
+MAP_AXES = [
+    "device.sigma_rel=0,0.005,0.01,0.02",
+    "simulation.n=16,32,64",
+    "simulation.scheme=refine,krylov",
+]
 
 
 def throughput(engine: str, n: int, trials: int, workers: int, folder: Path) -> dict:
     """One timed run of ``trials`` trials at N = ``n`` on ``workers`` local processes."""
-    spec = SweepSpec(trials=trials, scheme="refine", engine=engine, n=n, master_seed=n)
+    base = Config().with_values("simulation", scheme="refine", engine=engine, n=n)
+    spec = SweepSpec(base=base, trials=trials, master_seed=n)
     out = folder / f"{engine}-{n}-{workers}.h5"
     with open(os.devnull, "w") as quiet:
         start = time.perf_counter()
@@ -56,10 +63,8 @@ def throughput(engine: str, n: int, trials: int, workers: int, folder: Path) -> 
 
 def accuracy_map(trials: int, folder: Path) -> dict:
     """The accuracy-map sweep on all cores, then its report."""
-    base = Config()
-    spec = SweepSpec(
-        base=base, axes=parse_sweep(MAP_AXES, base), trials=trials, engine="nodal", master_seed=0
-    )
+    base = Config().with_values("simulation", engine="nodal")
+    spec = SweepSpec(base=base, axes=parse_sweep(MAP_AXES, base), trials=trials, master_seed=0)
     out = folder / "mc_accuracy_map.h5"
     out.unlink(missing_ok=True)
     workers = os.cpu_count() or 1
@@ -119,7 +124,11 @@ def main() -> None:
                         f"{row['speedup']:>8.2f}",
                         flush=True,
                     )
-    report = {"throughput": rows, "cpu_count": os.cpu_count()}
+    report = {
+        "provenance": provenance(shlex.join([sys.executable, *sys.argv])),
+        "throughput": rows,
+        "cpu_count": os.cpu_count(),
+    }
     if not args.skip_map:
         Path("results").mkdir(exist_ok=True)
         run = accuracy_map(args.map_trials, Path("results"))

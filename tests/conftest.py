@@ -21,7 +21,7 @@ def _uses_spice(item: pytest.Item) -> bool:
         source = inspect.getsource(item.function)
     except (OSError, TypeError, AttributeError):
         return False
-    return any(word in source for word in ('"spice"', "ngspice", "--engine spice"))
+    return any(word in source for word in ('"spice"', "ngspice -b", "NgspiceEngine", "ngspice("))
 
 
 def _ngspice_missing() -> str | None:

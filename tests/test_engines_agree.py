@@ -77,8 +77,8 @@ def test_every_spice_solve_of_a_scheme_matches_nodal(monkeypatch, scheme, r_wire
 def test_n64_inv_and_vmm_solves_agree(r_wire):
     config = Config().with_overrides([f"array.r_wire={r_wire}"])
     a = kfac_factor(64, seed=5)
-    inv = build_inv(a, config, seed=1, equilibrated=True)
-    vmm = vmm_crossbar(map_matrix(a, config.device, equilibrated=True), config)
+    inv = build_inv(a, config, seed=1, scaling="ruiz")
+    vmm = vmm_crossbar(map_matrix(a, config.device, scaling="ruiz"), config)
     rng = np.random.default_rng(0)
     for circuit, scale in ((inv.circuit, 2e-3), (vmm, 2e-3)):
         inputs = rng.uniform(-scale, scale, (3, 64))

@@ -104,7 +104,7 @@ def test_solve_inv_recovers_x(engine, ideal_config):
     config = ideal_config.with_values("simulation", engine=engine)
     solution = solve_inv(a, b, config)
     assert rel_err(solution.x, np.linalg.solve(a, b)) < 1e-6
-    eq = solve_inv(a * np.logspace(0, 2, 12)[:, None], b, config, equilibrated=True)
+    eq = solve_inv(a * np.logspace(0, 2, 12)[:, None], b, config, scaling="ruiz")
     assert rel_err(eq.x, np.linalg.solve(a * np.logspace(0, 2, 12)[:, None], b)) < 1e-6
 
 

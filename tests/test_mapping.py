@@ -34,7 +34,7 @@ def test_equilibration_is_undone_by_implemented_matrix():
     r, c = equilibrate(a)
     scaled = r[:, None] * np.abs(a) * c[None, :]
     assert np.all(scaled.max(axis=1) > 0.25) and np.all(scaled.max(axis=1) <= 4)
-    arrays = map_matrix(a, DeviceConfig(bits=30), equilibrated=True)
+    arrays = map_matrix(a, DeviceConfig(bits=30), scaling="ruiz_pow2")
     assert np.allclose(arrays.implemented_matrix(), a, rtol=1e-7, atol=1e-9 * np.abs(a).max())
 
 

@@ -5,12 +5,12 @@ import json
 import numpy as np
 import pytest
 
-from rerinv.studies.calibrate import settle_timing
 from rerinv.card import validate_card
 from rerinv.cli import main
 from rerinv.config import Config
+from rerinv.studies.calibrate import settle_timing
+from rerinv.studies.mc import SweepSpec, load_results, parse_sweep, run_monte_carlo
 from rerinv.studies.transient.settle import settle
-from rerinv.studies.mc.store import load_results
 
 
 def test_verify_writes_report_results_and_summary(tmp_path, capsys):
@@ -18,7 +18,7 @@ def test_verify_writes_report_results_and_summary(tmp_path, capsys):
     assert main(["verify", "--out", str(out), "--trials", "2", "--n", "16", "--workers", "1"]) == 0
     printed = capsys.readouterr().out
     results = load_results(out / "results.h5")
-    assert results.done.all() and results.description.engine == "spice"
+    assert results.done.all() and {p.engine for p in results.description.points} == {"spice"}
     html = (out / "report.html").read_text()
     assert html.count("data:image/png;base64,") >= 3
     schemes = [p.scheme for p in results.description.points]
@@ -38,6 +38,10 @@ def test_calibrate_writes_a_valid_consistent_card(tmp_path, capsys):
     assert main(["calibrate", "--out", str(card_path), "--trials", "4", "--n", "16"]) == 0
     card = json.loads(card_path.read_text())
     validate_card(card)
+    software = card["software"]  # rerinv.provenance.software_versions(): ngspice was used
+    versions = {"rerinv", "ngspice", "numpy", "scipy", "h5py", "hdf5", "python", "platform"}
+    assert set(software) == versions
+    assert software["ngspice"] and software["ngspice"] != "not used"
     timing = card["timing"]
     assert timing["inv_settle_typical_s"] > 0 and timing["vmm_settle_s"] > 0
     fit = timing["inv_settle_fit"]
@@ -59,13 +63,12 @@ def test_settle_timing_skips_cases_the_formula_does_not_describe():
 
 
 def test_spice_subset_of_the_accuracy_map_agrees_with_nodal(tmp_path):
-    from rerinv.studies.mc import SweepSpec, parse_sweep, run_monte_carlo
-
     base = Config()
-    axes = parse_sweep(["device.sigma_rel=0,0.01", "scheme=refine,krylov"], base)
+    axes = parse_sweep(["device.sigma_rel=0,0.01", "simulation.scheme=refine,krylov"], base)
     stored = {}
     for engine in ("nodal", "spice"):
-        spec = SweepSpec(base=base, axes=axes, trials=10, engine=engine, n=16, master_seed=7)
+        config = base.with_values("simulation", engine=engine, n=16)
+        spec = SweepSpec(base=config, axes=axes, trials=10, master_seed=7)
         run_monte_carlo(spec, tmp_path / f"{engine}.h5", workers=2)
         stored[engine] = load_results(tmp_path / f"{engine}.h5")
     nodal, spice = stored["nodal"], stored["spice"]
@@ -76,14 +79,13 @@ def test_spice_subset_of_the_accuracy_map_agrees_with_nodal(tmp_path):
 
 
 def test_a_real_failing_trial_is_stored_and_the_others_complete(tmp_path):
-    from rerinv.studies.mc import SweepSpec, parse_sweep, run_monte_carlo
-
-    base = Config()
-    axes = parse_sweep(["device.read_noise=0,0.01"], base)  # read noise: refused by the machine
-    spec = SweepSpec(base=base, axes=axes, trials=2, engine="spice", n=8, master_seed=3)
+    base = Config().with_values("simulation", engine="spice", n=8)
+    # an 8 x 8 matrix on 4 x 4 crossbars: a valid configuration the solve refuses
+    axes = parse_sweep(["array.max_size=256,4"], base)
+    spec = SweepSpec(base=base, axes=axes, trials=2, master_seed=3)
     run_monte_carlo(spec, tmp_path / "f.h5", workers=1)
     results = load_results(tmp_path / "f.h5")
     assert results.done.all()
     assert list(results.status[1]) == ["failed", "failed"]
-    assert all("read_noise" in message for message in results.error[1])
+    assert all("array.max_size" in message for message in results.error[1])
     assert all(status != "failed" for status in results.status[0])

@@ -84,6 +84,7 @@ class InvCrossbar:
     config: Config
     route: str = "inv"  #: one of :data:`ROUTES`
     mismatch_seed: np.random.SeedSequence | None = None  #: draws the inverter mismatch
+    sign: float = 1.0  #: the crossbar holds ``sign * A`` (-1: every eigenvalue of A is < 0)
 
     def circuit_for(self, arrays: CrossbarArrays) -> Circuit:
         """The same circuit (route, inverter mismatch draw) holding other conductances: one
@@ -102,7 +103,8 @@ class InvCrossbar:
     def description(self) -> str:
         """One line: route, scaling and shift."""
         shift = f", diagonal shift {self.arrays.shift:g}" if self.arrays.shift else ""
-        return f"{self.route} circuit, {self.arrays.scaling} scaling{shift}"
+        negated = ", holding -A" if self.sign < 0 else ""
+        return f"{self.route} circuit, {self.arrays.scaling} scaling{shift}{negated}"
 
 
 def resolve_scaling(a: np.ndarray, config: Config) -> str:
@@ -113,14 +115,17 @@ def resolve_scaling(a: np.ndarray, config: Config) -> str:
     return choose_scaling(a) if scheme.scaling == "auto" else scheme.scaling
 
 
-def _program(a, config, seed, *, scaling: str, shift: float = 0.0, route: str) -> InvCrossbar:
-    """Map, program (from ``seed``) and build the circuit of one route; no checks."""
+def _program(
+    a, config, seed, *, scaling: str, shift: float = 0.0, route: str, sign: float = 1.0
+) -> InvCrossbar:
+    """Map ``sign * a``, program it (from ``seed``) and build the circuit of one route; no
+    checks."""
     programming, mismatch = spawn(seed, 2)
-    target = map_matrix(a, config.device, scaling=scaling, shift=shift)
+    target = map_matrix(sign * a, config.device, scaling=scaling, shift=shift)
     arrays = program_conductances(target, config.device, np.random.default_rng(programming))
     build = ginv_crossbar if route == "ginv" else inv_crossbar
     circuit = build(arrays, config, seed=np.random.default_rng(mismatch))
-    return InvCrossbar(a, arrays, circuit, config, route, mismatch)
+    return InvCrossbar(a, arrays, circuit, config, route, mismatch, sign)
 
 
 def build_inv(
@@ -175,20 +180,20 @@ def build_preconditioner(
     choice, scaling = config.scheme.circuit, resolve_scaling(a, config)
     reasons = []
     if choice in ("auto", "inv", "inv_shifted"):
-        try:
-            check_stable(a)
-            intended_stable = True
-        except UnstableMatrixError as exc:
-            intended_stable = False
-            reasons.append(str(exc).split(":")[0] + " (the INV loop cannot hold it)")
-        if intended_stable:
-            inv = _program(a, config, seed, scaling=scaling, route="inv")
+        sign = _stable_sign(a)
+        if sign is None:
+            reasons.append(
+                "the matrix has eigenvalues on both sides of the imaginary axis (the INV loop "
+                "cannot hold it or its negative)"
+            )
+        else:
+            inv = _program(a, config, seed, scaling=scaling, route="inv", sign=sign)
             reason = _unstable_reason(inv)
             if reason is None:
                 return inv
             reasons.append(f"INV: {reason}")
             if choice != "inv":
-                shifted = _stabilised_inv(a, config, seed, scaling)
+                shifted = stabilised_inv(inv, seed)
                 if shifted is not None:
                     return shifted
                 reasons.append("no diagonal shift up to the largest entry stabilises it")
@@ -207,17 +212,57 @@ def build_preconditioner(
     )
 
 
-def _stabilised_inv(a, config, seed, scaling) -> InvCrossbar | None:
-    """The INV crossbar with the smallest power-of-two diagonal shift (one cell level up to
-    the largest entry) whose programmed loop is robustly stable."""
-    bits = config.device.bits
+def _stable_sign(a: np.ndarray) -> float | None:
+    """+1 when every eigenvalue of ``a`` has a positive real part, -1 when every one has a
+    negative real part (the INV crossbar then holds ``-A`` and the read-out flips the sign),
+    None otherwise."""
+    for sign in (1.0, -1.0):
+        try:
+            check_stable(sign * a)
+        except UnstableMatrixError:
+            continue
+        return sign
+    return None
+
+
+def stabilised_inv(inv: InvCrossbar, seed, *, above: float = 0.0) -> InvCrossbar | None:
+    """``inv`` re-programmed with the smallest power-of-two diagonal shift (one cell level up
+    to the largest entry) above ``above`` whose programmed loop is robustly stable: the
+    smallest eigenvalue of ``D^-1 G`` at least one cell level of the largest; None when no
+    shift does."""
+    bits = inv.config.device.bits
     margin = _SHIFT_MARGIN_LEVELS * 2.0**-bits
     for k in range(bits + 1):
         shift = 2.0 ** (k - bits)
-        inv = _program(a, config, seed, scaling=scaling, shift=shift, route="inv")
-        if _unstable_reason(inv, margin) is None:
-            return replace(inv, route="inv_shifted")
+        if shift <= above:
+            continue
+        candidate = _program(
+            inv.matrix,
+            inv.config,
+            seed,
+            scaling=inv.arrays.scaling,
+            shift=shift,
+            route="inv",
+            sign=inv.sign,
+        )
+        if _unstable_reason(candidate, margin) is None:
+            return replace(candidate, route="inv_shifted")
     return None
+
+
+def slowest_mode(inv: InvCrossbar) -> np.ndarray:
+    """The output direction that decays slowest with ideal inverters: the eigenvector of
+    ``D^-1 G`` (INV) or of ``D2^-1 G^T G`` (generalised inverse, ``D2`` the conductance at the
+    x amplifiers' inputs) with the smallest real eigenvalue; unit max-norm, real part."""
+    g = inv.arrays.conductance_matrix
+    if inv.route == "ginv":
+        d2 = (inv.arrays.g_pos + inv.arrays.g_neg).sum(axis=0)
+        operator = (g.T @ g) / d2[:, None]
+    else:
+        operator = loop_matrix(inv.arrays, inv.config)
+    eigenvalues, vectors = np.linalg.eig(operator)
+    mode = vectors[:, np.argmin(eigenvalues.real)].real
+    return mode / np.max(np.abs(mode))
 
 
 def input_gain(inv: InvCrossbar, b: np.ndarray) -> float:
@@ -236,8 +281,9 @@ def input_gain(inv: InvCrossbar, b: np.ndarray) -> float:
 
 
 def output_factor(inv: InvCrossbar, k: float) -> np.ndarray:
-    """Per-output factor turning op-amp output volts into ``x``."""
-    return -inv.arrays.scale * inv.config.array.r_in / k * inv.arrays.col_scale
+    """Per-output factor turning op-amp output volts into ``x`` (of ``A x = b``, also when the
+    crossbar holds ``-A``)."""
+    return -inv.sign * inv.arrays.scale * inv.config.array.r_in / k * inv.arrays.col_scale
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rerinv.analog.bitsliced import BitSlicedVMM, DigitalVMM
-from rerinv.analog.inv import build_preconditioner, output_factor
+from rerinv.analog.inv import build_preconditioner, output_factor, stabilised_inv
 from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.errors import SaturationError
@@ -61,6 +61,7 @@ class Counters:
     inv_solves: int = 0
     vmm_ops: int = 0
     conversions: int = 0
+    reprograms: int = 0  #: INV crossbar rewrites (a larger stabilising shift)
 
 
 class AnalogMachine:
@@ -131,12 +132,12 @@ class AnalogMachine:
     def low_vmm(self, x: np.ndarray) -> np.ndarray:
         """``~A_L x`` with ``A_L = A - A_H`` (RePAST's A slicing), on its own bit-sliced VMM."""
         if self._low_vmm is None:
-            arrays = self.crossbar.arrays  # A_H: the target of what the crossbar holds
-            target = map_matrix(
-                self.a, self.config.device, scaling=arrays.scaling, shift=arrays.shift
+            arrays, sign = self.crossbar.arrays, self.crossbar.sign
+            target = map_matrix(  # A_H: the target of what the crossbar holds
+                sign * self.a, self.config.device, scaling=arrays.scaling, shift=arrays.shift
             )
             self._low_vmm = self._residual_vmm(
-                self.a - target.implemented_matrix(), self._seeds["low"], 16
+                self.a - sign * target.implemented_matrix(), self._seeds["low"], 16
             )
         return self._apply(self._low_vmm, x)
 
@@ -171,6 +172,25 @@ class AnalogMachine:
         inputs = scheme.vmm_input_bits or auto
         floor = min(weight, inputs) - math.log2(kappa)
         return ResidualPlan(weight, inputs, kappa, floor, "auto")
+
+    def stiffen(self) -> bool:
+        """Re-program the INV crossbar with the next larger stabilising diagonal shift (a
+        rewrite of the arrays, counted in ``counters.reprograms``); False for the
+        generalised-inverse circuit or when no larger shift is stable."""
+        if self.crossbar.route == "ginv":
+            return False
+        shifted = stabilised_inv(
+            self.crossbar, self._seeds["inv"], above=self.crossbar.arrays.shift
+        )
+        if shifted is None:
+            return False
+        if self._inv is not None:
+            self._inv.close()
+            self._inv = self.engine.load(shifted.circuit)
+        self.crossbar = shifted
+        self.counters.reprograms += 1
+        self.alpha = 1.0
+        return True
 
     def widen_residual(self, extra_bits: int) -> bool:
         """Rebuild an automatic residual VMM ``extra_bits`` wider (at most 52); False when the

@@ -29,8 +29,8 @@ def add_mc_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="NAME=V1,V2,...",
         help="swept axis, repeatable: section.key (e.g. device.sigma_rel=0,0.01 or "
-        "simulation.scheme=refine,krylov; n, scheme and engine are short for simulation.*); "
-        "points are the cartesian product",
+        "simulation.scheme=refine,krylov; n, scheme, engine, target_bits and max_passes are "
+        "short for simulation.*); points are the cartesian product",
     )
     add("--trials", type=int, required=True, help="trials per point")
     for flag, key in (("scheme", "scheme"), ("engine", "engine"), ("n", "n")):

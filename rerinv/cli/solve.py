@@ -129,6 +129,50 @@ def cmd_solve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_suite(args: argparse.Namespace) -> int:
+    """``rerinv suite``: the real-matrix suite; a table, ``suite.json`` and ``suite.png``."""
+    import shlex
+    import sys
+
+    from rerinv.studies.suite import run_suite, write_suite
+
+    config = config_from(args)
+    print(
+        f"rerinv suite: {config.simulation.scheme} on the {config.simulation.engine} engine, "
+        f"target {config.simulation.target_bits:g} bits, at most "
+        f"{config.simulation.max_passes} passes"
+    )
+    print(
+        f"{'matrix':<22} {'kind':<20} {'N':>4} {'cond':>8} {'circuit':<11} {'scaling':<9} "
+        f"{'passes':>6} {'INV':>5} {'VMM ops':>8} {'bits':>6}  status"
+    )
+
+    def show(r) -> None:
+        line = (
+            f"{r.name:<22} {r.kind:<20} {r.n:>4} {r.cond:>8.2g} {r.circuit or '-':<11} "
+            f"{r.scaling or '-':<9} {r.passes:>6} {r.inv_solves:>5} {r.vmm_ops:>8} "
+            f"{r.effective_bits:>6.1f}  {r.status}"
+        )
+        print(line, flush=True)
+
+    rows = run_suite(
+        config,
+        folder=Path(args.matrices) if args.matrices else None,
+        factors=[Path(p) for p in args.factors],
+        seed=args.seed,
+        progress=show,
+    )
+    write_suite(rows, config, Path(args.out), shlex.join(["rerinv", *sys.argv[1:]]))
+    solvable = [r for r in rows if r.status not in ("singular",)]
+    reached = sum(r.reached_target for r in solvable)
+    print(
+        f"{reached} of {len(solvable)} non-singular matrices reached "
+        f"{config.simulation.target_bits:g} bits; {len(rows) - len(solvable)} refused as "
+        f"singular. Wrote {args.out}/suite.json and {args.out}/suite.png"
+    )
+    return 0
+
+
 def register(commands: argparse._SubParsersAction) -> None:
     config = commands.add_parser("config", help="configuration")
     config_commands = config.add_subparsers(dest="config_command", required=True)
@@ -153,6 +197,19 @@ def register(commands: argparse._SubParsersAction) -> None:
     solve.add_argument("--seed", type=int, default=0, help="seed of b and of every device draw")
     solve.add_argument("--json", action="store_true", help="print one JSON object")
     solve.set_defaults(func=cmd_solve)
+
+    suite = commands.add_parser("suite", help="run the real-matrix suite (table, JSON, plot)")
+    add_config_options(suite)
+    add_simulation_options(suite, "scheme", "engine", "target_bits", "max_passes")
+    suite.add_argument(
+        "--matrices", metavar="DIR", help="folder with index.toml (default: shipped)"
+    )
+    suite.add_argument(
+        "--factors", nargs="*", default=[], metavar="FILE.npz", help="K-FAC factor sets to add"
+    )
+    suite.add_argument("--seed", type=int, default=0, help="seed of b and of every device draw")
+    suite.add_argument("--out", default="suite", help="output folder (default suite/)")
+    suite.set_defaults(func=cmd_suite)
 
     demo = commands.add_parser("demo", help="one default INV solve through ngspice vs numpy")
     add_config_options(demo)

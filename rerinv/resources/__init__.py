@@ -1,4 +1,5 @@
-"""Files rerinv ships: the SPICE sub-circuit libraries and the golden transient set.
+"""Files rerinv ships: the SPICE sub-circuit libraries, the golden transient set and the
+real-matrix suite.
 
 The repository keeps them in its top-level ``pyspice_models/`` and ``waveforms/`` folders (the
 user-facing places); this package links to them, and the wheel carries copies as package data,
@@ -27,6 +28,12 @@ def model_text(name: str) -> str:
             f"rerinv's SPICE model {name} is missing from the installation ({exc}); "
             "reinstall rerinv"
         ) from exc
+
+
+def matrices_dir() -> Path:
+    """Folder of the real-matrix suite (``tests/data/matrices`` in a checkout): Matrix Market
+    files with ``index.toml`` and a README giving each one's source and licence."""
+    return Path(str(_folder("matrices")))
 
 
 def golden_dir() -> Path:

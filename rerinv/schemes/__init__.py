@@ -95,4 +95,5 @@ def solve(
         condition_estimate=plan.condition_estimate,
         residual_floor_bits=plan.floor_bits,
         switches=list(run.switches),
+        reprograms=counters.reprograms,
     )

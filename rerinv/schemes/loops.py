@@ -137,6 +137,15 @@ def _refine_then_krylov(run: Run) -> str:
         status = run.record(x_new, residual)
         if status:
             return status
+        if previous is None and residual > 1.0 and run.machine.stiffen():
+            # one preconditioned step made things worse than x = 0: the crossbar holds a
+            # nearly singular copy of A (its smallest eigenvalue lost to the cell levels);
+            # re-program it with a larger diagonal shift and start again
+            shift = run.machine.crossbar.arrays.shift
+            run.switches.append((len(run.history), f"re-programmed with shift {shift:g}"))
+            run.restart_judgement()
+            x, r = np.zeros_like(run.b), run.b.copy()
+            continue
         if previous is not None and residual > CONTRACTION * previous:
             run.switches.append((len(run.history), "krylov"))
             return krylov(run, run.x_best)

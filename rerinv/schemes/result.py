@@ -59,7 +59,8 @@ class SolveResult:
     residual_bits: tuple[int, int] = (0, 0)  #: (weight, input) bits of the residual VMM
     condition_estimate: float = math.nan  #: kappa_inf the residual widths followed
     residual_floor_bits: float = math.nan  #: about the bits the residual VMM can resolve
-    switches: list = field(default_factory=list)  #: (pass, new loop) switches of ``auto``
+    switches: list = field(default_factory=list)  #: (pass, what changed) decisions of ``auto``
+    reprograms: int = 0  #: INV crossbar rewrites (larger stabilising shift)
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -2,8 +2,10 @@
 
 - timing: INV transient settling over a spread of sizes and ``lambda_min`` (ngspice), fitted to
   ``t = a * ln(1/eps) / (2 pi GBW lambda_min(D^-1 G))``; VMM settling;
+- timing versus N: the INV settling time at ``array.r_in`` for each simulated size;
 - accuracy: error of one analog INV solve and of one VMM (relative to full scale) over seeded
-  trials, and per scheme the bits gained per pass and passes to 16 bits (Monte Carlo trials);
+  trials, and per scheme the bits gained per pass and passes to 16 bits (Monte Carlo trials),
+  with each successful trial's passes, INV solves, VMM ops and conversions until it stopped;
 - energy: op-amp static power x settling time plus the crossbar's I^2 R at full-scale inputs.
 """
 
@@ -71,10 +73,14 @@ def vmm_error(config: Config, n: int, trials: int, seed: int, engine: str) -> di
 def scheme_statistics(
     config: Config, n: int, trials: int, seed: int, engine: str, schemes=SCHEMES
 ) -> dict:
-    """Per scheme: average bits per pass up to 16 bits, passes to 16 (median, p90), success."""
+    """Per scheme: average bits per pass up to 16 bits, passes to 16 (median, p90), success,
+    and, for every trial that ended with 16 bits or more, what the whole solve cost until the
+    scheme stopped (passes, INV solves, VMM ops, conversions): the per-solve costs the system
+    timing model (:mod:`rerinv.system`) reads."""
     out = {}
     for scheme in schemes:
         gains, to16 = [], []
+        costs: dict[str, list] = {key: [] for key in _COSTS}
         budget = 30 if scheme == "krylov" else 8
         for child in spawn(seed, trials):
             case = config.with_values(
@@ -88,14 +94,28 @@ def scheme_statistics(
                 gains.append(bits[k - 1] / k)
             if first:
                 to16.append(first)
+            if r.reached_target:
+                for key, attribute in _COSTS.items():
+                    costs[key].append(int(getattr(r, attribute)))
         out[scheme] = {
             "bits_per_pass": float(np.median(gains)) if gains else None,
             "passes_to_16_median": float(np.median(to16)) if to16 else None,
             "passes_to_16_p90": float(np.percentile(to16, 90)) if to16 else None,
             "success_rate": len(to16) / trials,
             "n_trials": trials,
+            "n": n,
+            **costs,
         }
     return out
+
+
+#: Card list (``accuracy.schemes.<name>.*``) -> TrialResult attribute it collects.
+_COSTS = {
+    "passes_per_solve": "passes",
+    "inv_solves_per_solve": "inv_solves",
+    "vmm_ops_per_solve": "vmm_ops",
+    "conversions_per_solve": "conversions",
+}
 
 
 def settle_timing(
@@ -106,10 +126,14 @@ def settle_timing(
     from rerinv.studies.transient.settle import settle
 
     measured, predicted, skipped = [], [], 0
+    vs_n: dict[int, float] = {}  # settled INV times at config.array.r_in, by N
+    r_ins = tuple(r_ins) if config.array.r_in in r_ins else (config.array.r_in, *r_ins)
     for n in sizes:
         for r_in in r_ins:
             case = config.with_overrides([f"array.r_in={r_in}"])
             report = settle("inv", n, case, seed=seed)
+            if r_in == config.array.r_in and report.status == "settled":
+                vs_n[n] = report.settling_time
             if report.status != "settled" or report.inverter_pole_matters:
                 skipped += 1  # the single-pole formula does not describe this case
                 continue
@@ -133,6 +157,13 @@ def settle_timing(
         "inv_settle_fit": fit,
         "inv_settle_typical_s": typical.settling_time if typical.status == "settled" else None,
         "vmm_settle_s": vmm.settling_time if vmm.status == "settled" else None,
+        "inv_settle_vs_n": None
+        if not vs_n
+        else {
+            "n": sorted(vs_n),
+            "settle_s": [vs_n[k] for k in sorted(vs_n)],
+            "r_in_ohm": config.array.r_in,
+        },
     }
 
 
@@ -142,7 +173,7 @@ def energy(config: Config, n: int, timing: dict, seed: int) -> dict:
     from rerinv.analog import inv as inv_mod
 
     a, b = workload_matrix(config, n, seed_sequence(seed))
-    inv = inv_mod.build_inv(a, config, seed=seed, equilibrated=config.scheme.equilibrate)
+    inv = inv_mod.build_preconditioner(a, config, seed=seed)
     inputs = inv_mod.input_gain(inv, b) * inv.arrays.row_scale * b
     inv_power = get_engine("nodal").load(inv.circuit).dissipated_power(inputs)
     vmm_circuit = vmm_crossbar(inv.arrays, config)  # the same programmed cells, read open-loop

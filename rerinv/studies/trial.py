@@ -6,52 +6,19 @@ pure function of its arguments (every random draw flows from ``seed``), returnin
 
 from __future__ import annotations
 
-import math
-import time
-from dataclasses import asdict, dataclass, field
-
 import numpy as np
 
 from rerinv.config import Config
 from rerinv.matrices import kfac_factor, random_rhs
 from rerinv.schemes import solve
 from rerinv.seeds import spawn
+from rerinv.studies.records import result_class
 
-
-@dataclass
-class TrialResult:
-    """What one trial produced (all plain Python/numpy data, picklable).
-
-    Attributes
-    ----------
-    status : str
-        ``converged`` | ``max_passes`` | ``stalled`` | ``diverged`` | ``failed``.
-    reached_target : bool
-    effective_bits : float
-        Final bits against the float64 solution of the intended matrix (nan when failed).
-    passes, inv_solves, vmm_ops, conversions : int
-    history_bits, history_residual : list of float
-        Per pass: effective bits and hardware-visible residual norm (relative to ||b||).
-    wall_time : float
-        Seconds.
-    error : str
-        The error message when ``status == "failed"``, else "".
-    """
-
-    status: str
-    reached_target: bool
-    effective_bits: float
-    passes: int
-    inv_solves: int
-    vmm_ops: int
-    conversions: int
-    history_bits: list[float] = field(default_factory=list)
-    history_residual: list[float] = field(default_factory=list)
-    wall_time: float = 0.0
-    error: str = ""
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+#: What one trial produced: one attribute per result field of
+#: :data:`rerinv.studies.records.RESULT_FIELDS` (status, reached_target, effective_bits,
+#: passes, inv_solves, vmm_ops, conversions, history_bits, history_residual, error), plus
+#: ``to_dict()`` and ``TrialResult.failed(message)``. The driver times the trial itself.
+TrialResult = result_class("TrialResult", __name__)
 
 
 def run_trial(config: Config, *, seed: int | np.random.SeedSequence) -> TrialResult:
@@ -62,23 +29,12 @@ def run_trial(config: Config, *, seed: int | np.random.SeedSequence) -> TrialRes
     A trial that raises inside the solve returns ``status="failed"`` with the message
     (rather than propagating), so one bad trial never kills a Monte Carlo run.
     """
-    start = time.perf_counter()
     workload_seed, device_seed = spawn(seed, 2)
     try:
         a, b = workload_matrix(config, config.simulation.n, workload_seed)
         result = solve(a, b, config, seed=device_seed)
     except Exception as exc:  # a failed trial is data, not a crash
-        return TrialResult(
-            status="failed",
-            reached_target=False,
-            effective_bits=math.nan,
-            passes=0,
-            inv_solves=0,
-            vmm_ops=0,
-            conversions=0,
-            wall_time=time.perf_counter() - start,
-            error=f"{type(exc).__name__}: {exc}",
-        )
+        return TrialResult.failed(f"{type(exc).__name__}: {exc}")
     return TrialResult(
         status=result.status,
         reached_target=result.reached_target,
@@ -89,7 +45,6 @@ def run_trial(config: Config, *, seed: int | np.random.SeedSequence) -> TrialRes
         conversions=result.conversions,
         history_bits=[h.effective_bits for h in result.history],
         history_residual=[h.residual_norm for h in result.history],
-        wall_time=time.perf_counter() - start,
     )
 
 

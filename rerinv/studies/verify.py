@@ -13,8 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from rerinv.config import SCHEMES, Config
-from rerinv.studies.mc import SweepSpec, run_monte_carlo
-from rerinv.studies.mc.store import load_results
+from rerinv.studies.mc import SweepSpec, load_results, run_monte_carlo
 from rerinv.studies.report import write_report
 
 

@@ -1,14 +1,16 @@
 """HDF5 store of a Monte Carlo run: one file per run, written by the driver alone.
 
-The layout is documented in ``docs/hdf5-layout.md``. Results are stored by (point, trial)
-index, so the finished file does not depend on the order in which trials completed; everything
-that does depend on the run (wall times, worker names, sessions) lives in the ``/timing``
-group, apart from the results.
+The layout is documented in ``docs/hdf5-layout.md``; the per-trial datasets are the fields of
+:data:`rerinv.studies.records.FIELDS`. Results are stored by (point, trial) index, so the
+finished file does not depend on the order in which trials completed; everything that does
+depend on the run (wall times, worker names, sessions) lives in the ``/timing`` group, apart
+from the results.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -19,6 +21,8 @@ import numpy as np
 
 from rerinv.config import Config
 from rerinv.errors import InputError
+from rerinv.studies.mc.legacy import fold_version_1
+from rerinv.studies.records import FIELDS
 
 FORMAT_NAME = "rerinv-montecarlo"
 FORMAT_VERSION = 2
@@ -26,22 +30,7 @@ FORMAT_VERSION = 2
 #: the scheme, engine and size apart from each point's configuration; it is read (not resumed)
 #: by folding them back into it.
 READABLE_VERSIONS = (1, 2)
-
-#: Per-trial datasets of ``/trials`` (shape ``(points, trials)``) and their fill values.
-SCALAR_FIELDS: dict[str, tuple[Any, Any]] = {
-    "status": (h5py.string_dtype(), ""),
-    "reached_target": (np.bool_, False),
-    "effective_bits": (np.float64, np.nan),
-    "passes": (np.int64, -1),
-    "inv_solves": (np.int64, -1),
-    "vmm_ops": (np.int64, -1),
-    "conversions": (np.int64, -1),
-    "error": (h5py.string_dtype(), ""),
-}
 _SWEEP_ATTRS = ("trials", "master_seed", "trial_function")
-_TIMING_FIELDS = ("wall_time", "finished_at", "worker")
-#: Per-pass datasets of ``/trials`` (shape ``(points, trials, max_passes)``, NaN padded).
-HISTORY_FIELDS = ("history_bits", "history_residual")
 
 
 @dataclass(frozen=True)
@@ -96,8 +85,11 @@ class RunDescription:
 class Results:
     """A Monte Carlo results file in memory (see ``docs/hdf5-layout.md``).
 
-    Arrays indexed ``[point, trial]`` (history arrays ``[point, trial, pass]``). Entries of
-    trials that are not ``done`` hold fill values (``""``, ``False``, NaN, -1).
+    Every field of the record schema (:data:`rerinv.studies.records.FIELDS`) is an array in
+    ``fields`` and an attribute of the same name: ``results.effective_bits`` is
+    ``results.fields["effective_bits"]``. Arrays are indexed ``[point, trial]`` (history
+    arrays ``[point, trial, pass]``); trials that are not ``done`` hold the fields' fill
+    values (``""``, ``False``, NaN, -1).
     """
 
     path: Path
@@ -105,20 +97,19 @@ class Results:
     description: RunDescription
     config: Config  #: the base configuration
     done: np.ndarray
-    status: np.ndarray
-    reached_target: np.ndarray
-    effective_bits: np.ndarray
-    passes: np.ndarray
-    inv_solves: np.ndarray
-    vmm_ops: np.ndarray
-    conversions: np.ndarray
-    history_bits: np.ndarray
-    history_residual: np.ndarray
-    error: np.ndarray
+    fields: Mapping[str, np.ndarray]  #: one array per record field, by name
     seed_entropy: np.ndarray
     seed_spawn_key: np.ndarray
-    wall_time: np.ndarray
     sessions: list[dict[str, Any]]
+
+    def __getattr__(self, name: str) -> np.ndarray:
+        fields = self.__dict__.get("fields", {})  # not self.fields: no recursion while unpickling
+        if name in fields:
+            return fields[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __dir__(self) -> list[str]:
+        return [*super().__dir__(), *self.fields]
 
     @property
     def n_points(self) -> int:
@@ -146,10 +137,9 @@ class ResultStore:
     def __init__(self, file: h5py.File):
         self.file = file
         self._timing = file["timing"]
-        names = [*SCALAR_FIELDS, *HISTORY_FIELDS, "done"]
-        self._datasets = {name: file["trials"][name] for name in names}
-        self._datasets.update({name: self._timing[name] for name in _TIMING_FIELDS})
-        self.done = self._datasets["done"][...]
+        self._datasets = {f.name: file[f.group][f.name] for f in FIELDS}
+        self._done = file["trials/done"]
+        self.done = self._done[...]
 
     # -- creation / opening ----------------------------------------------------------------
     @classmethod
@@ -190,45 +180,42 @@ class ResultStore:
         trials.create_dataset("seed_entropy", data=entropy)
         key = np.stack(np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij"), -1)
         trials.create_dataset("seed_spawn_key", data=key.astype(np.int64))
-        for name, (dtype, fill) in SCALAR_FIELDS.items():
-            trials.create_dataset(name, shape=shape, dtype=dtype, fillvalue=fill)
-        for name in HISTORY_FIELDS:
-            trials.create_dataset(
-                name, shape=(*shape, d.max_passes), dtype=np.float64, fillvalue=np.nan
-            )
         timing = f.create_group("timing")
-        timing.create_dataset("wall_time", shape=shape, dtype=np.float64, fillvalue=np.nan)
-        timing.create_dataset("finished_at", shape=shape, dtype=np.float64, fillvalue=np.nan)
-        timing.create_dataset("worker", shape=shape, dtype=h5py.string_dtype(), fillvalue="")
+        for field in FIELDS:
+            size = (d.max_passes,) if field.kind == "history" else ()
+            f[field.group].create_dataset(
+                field.name, shape=(*shape, *size), dtype=field.dtype, fillvalue=field.fill
+            )
         timing.attrs["sessions"] = "[]"
         f.flush()
         return cls(f)
 
     @classmethod
     def open(cls, path: str | Path) -> ResultStore:
-        """Open an existing results file for appending trials (``--resume``)."""
-        f = _open(path, "r+")
-        if int(f.attrs["format_version"]) != FORMAT_VERSION:
+        """Open an existing results file for appending trials (``--resume``); only files of
+        the current format version (a file of another version is not opened for writing)."""
+        with _open(path, "r") as f:
             version = int(f.attrs["format_version"])
-            f.close()
+        if version != FORMAT_VERSION:
             raise InputError(
-                f"{path} uses results format version {version}; this rerinv reads it but "
-                f"resumes only version {FORMAT_VERSION} files: start a new run"
+                f"{path} uses results format version {version}: this rerinv reads it but "
+                f"resumes only version {FORMAT_VERSION} files; start a new run with another --out"
             )
-        return cls(f)
+        return cls(_open(path, "r+"))
 
     # -- writing -----------------------------------------------------------------------------
     def write_trial(self, point: int, trial: int, record: dict[str, Any]) -> None:
         """Store one finished trial and flush; ``done`` is set last."""
-        ds = self._datasets
-        for name in (*SCALAR_FIELDS, *_TIMING_FIELDS):
-            ds[name][point, trial] = record[name]
-        for name in HISTORY_FIELDS:
-            row = np.full(ds[name].shape[2], np.nan)
-            values = np.asarray(record[name], dtype=np.float64)
-            row[: len(values)] = values
-            ds[name][point, trial, :] = row
-        ds["done"][point, trial] = True
+        for field in FIELDS:
+            dataset = self._datasets[field.name]
+            if field.kind == "history":
+                row = np.full(dataset.shape[2], np.nan)
+                values = np.asarray(record[field.name], dtype=np.float64)
+                row[: len(values)] = values
+                dataset[point, trial, :] = row
+            else:
+                dataset[point, trial] = record[field.name]
+        self._done[point, trial] = True
         self.done[point, trial] = True
         self.file.flush()
 
@@ -257,27 +244,19 @@ def load_results(path: str | Path) -> Results:
         If the file is missing or is not a rerinv Monte Carlo results file.
     """
     with _open(path, "r") as f:
-        t = f["trials"]
+        missing = [field.path for field in FIELDS if field.path not in f]
+        if missing:
+            raise InputError(f"{path}: damaged results file, no dataset {', '.join(missing)}")
         description = _description(f)
         return Results(
             path=Path(path),
             attrs={k: _plain(v) for k, v in f.attrs.items()},
             description=description,
             config=Config.from_toml(description.base_config_toml, source=f"{path}:/config"),
-            done=t["done"][...],
-            status=_read_strings(t["status"]),
-            reached_target=t["reached_target"][...],
-            effective_bits=t["effective_bits"][...],
-            passes=t["passes"][...],
-            inv_solves=t["inv_solves"][...],
-            vmm_ops=t["vmm_ops"][...],
-            conversions=t["conversions"][...],
-            history_bits=t["history_bits"][...],
-            history_residual=t["history_residual"][...],
-            error=_read_strings(t["error"]),
-            seed_entropy=t["seed_entropy"][...],
-            seed_spawn_key=t["seed_spawn_key"][...],
-            wall_time=f["timing/wall_time"][...],
+            done=f["trials/done"][...],
+            fields={field.name: _read(f[field.path]) for field in FIELDS},
+            seed_entropy=f["trials/seed_entropy"][...],
+            seed_spawn_key=f["trials/seed_spawn_key"][...],
             sessions=json.loads(f["timing"].attrs["sessions"]),
         )
 
@@ -313,12 +292,12 @@ def _open(path: str | Path, mode: str) -> h5py.File:
     if f.attrs.get("format") != FORMAT_NAME:
         f.close()
         raise InputError(f"{path} is not a rerinv Monte Carlo results file (no format attribute)")
-    version = int(f.attrs["format_version"])
-    if version not in READABLE_VERSIONS:
+    version = f.attrs.get("format_version")
+    if version is None or int(version) not in READABLE_VERSIONS:
         f.close()
         raise InputError(
             f"{path} uses results format version {version}; this rerinv reads versions "
-            f"{', '.join(map(str, READABLE_VERSIONS))}: upgrade rerinv"
+            f"{', '.join(map(str, READABLE_VERSIONS))} (a newer file needs a newer rerinv)"
         )
     return f
 
@@ -331,10 +310,10 @@ def _description(f: h5py.File) -> RunDescription:
     )
     index = points["index"][...]
     labels, configs = _read_strings(points["label"]), _read_strings(points["config"])
+    base = f["config"].asstr()[()]
     a = sweep.attrs
     if int(f.attrs["format_version"]) == 1:  # scheme, engine, n, budget beside the config
-        configs = _fold_version_1(points, a, configs)
-        axes = tuple((_V1_AXES.get(name, name), values) for name, values in axes)
+        base, axes, labels, configs = fold_version_1(f, base, axes, index)
     records = tuple(
         PointRecord(
             index=tuple(int(i) for i in index[p]), label=str(labels[p]), config_toml=configs[p]
@@ -342,7 +321,7 @@ def _description(f: h5py.File) -> RunDescription:
         for p in range(len(labels))
     )
     return RunDescription(
-        base_config_toml=f["config"].asstr()[()],
+        base_config_toml=base,
         axes=axes,
         points=records,
         trials=int(a["trials"]),
@@ -351,33 +330,14 @@ def _description(f: h5py.File) -> RunDescription:
     )
 
 
-_V1_AXES = {"n": "simulation.n", "scheme": "simulation.scheme", "engine": "simulation.engine"}
-
-
-def _fold_version_1(points: h5py.Group, sweep_attrs: Any, configs: np.ndarray) -> list[str]:
-    """Version 1 point configurations with the then separate trial arguments put back in."""
-    schemes, engines = _read_strings(points["scheme"]), _read_strings(points["engine"])
-    sizes = points["n"][...]
-    budget = (float(sweep_attrs["target_bits"]), int(sweep_attrs["max_passes"]))
-    return [
-        Config.from_toml(str(text))
-        .with_values(
-            "simulation",
-            scheme=str(schemes[p]),
-            engine=str(engines[p]),
-            n=int(sizes[p]),
-            target_bits=budget[0],
-            max_passes=budget[1],
-        )
-        .to_toml()
-        for p, text in enumerate(configs)
-    ]
-
-
 def _strings(group: h5py.Group, name: str, values: list[str]) -> h5py.Dataset:
     return group.create_dataset(
         name, data=np.array(values, dtype=object), dtype=h5py.string_dtype()
     )
+
+
+def _read(dataset: h5py.Dataset) -> np.ndarray:
+    return _read_strings(dataset) if h5py.check_string_dtype(dataset.dtype) else dataset[...]
 
 
 def _read_strings(dataset: h5py.Dataset) -> np.ndarray:

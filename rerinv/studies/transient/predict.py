@@ -78,9 +78,9 @@ def predict(
     sigma = float(np.min(small_signal_rates(circuit).real))
     omega = 2 * np.pi * circuit.opamp.gbw
     lam, matters = float("nan"), False
-    if circuit.tias:
+    if circuit.tias and not circuit.opamps:  # a VMM crossbar
         lam = float(np.min(tia_feedback_factors(circuit)))
-    elif arrays is not None:
+    elif arrays is not None and not circuit.tias:  # an INV crossbar (no formula for GINV)
         lam = loop_lambda_min(arrays, config)
         if lam > 0 and circuit.inverters:
             inverter_rate = omega * min(r1 / (r1 + r2) for _, _, r1, r2 in circuit.inverters)

@@ -18,18 +18,24 @@ from pathlib import Path
 
 import numpy as np
 
-from rerinv.analog.inv import InvCrossbar, build_inv, input_gain, loop_matrix
+from rerinv.analog.inv import (
+    InvCrossbar,
+    build_inv,
+    build_preconditioner,
+    input_gain,
+    resolve_scaling,
+    slowest_mode,
+)
 from rerinv.analog.vmm import OUTPUT_HEADROOM, build_vmm
 from rerinv.analog.vmm import input_gain as vmm_input_gain
 from rerinv.config import Config
 from rerinv.engines.ngspice import NgspiceEngine
 from rerinv.errors import InputError, SaturationError, SimulationError, UnstableMatrixError
-from rerinv.hw.circuit import Circuit, inv_crossbar
-from rerinv.hw.mapping import CrossbarArrays, map_matrix, program_conductances
+from rerinv.hw.circuit import Circuit
+from rerinv.hw.mapping import CrossbarArrays
 from rerinv.matrices import check_matrix, check_vector, kfac_factor, random_rhs
 from rerinv.provenance import provenance
 from rerinv.schemes.result import json_number
-from rerinv.seeds import spawn
 from rerinv.studies.transient.measure import classify_step_response
 from rerinv.studies.transient.plot import plot_settling
 from rerinv.studies.transient.predict import predict, tia_feedback_factors
@@ -142,7 +148,7 @@ def settle_circuit(
         message += f"; small-signal model: slowest rate {p.sigma:.3g} 1/s <= 0"
     final = wf.outputs[:, -1]
     return SettleReport(
-        kind="vmm" if circuit.tias else "inv",
+        kind="vmm" if circuit.tias and not circuit.opamps else "inv",
         n=len(circuit.outputs),
         status=status,
         message=message,
@@ -163,18 +169,15 @@ def settle_circuit(
 
 
 def _inv_for_study(a: np.ndarray, config: Config, seed: int) -> InvCrossbar:
-    """:func:`~rerinv.analog.inv.build_inv`; for a matrix it refuses as unstable, the same
-    mapping, programming and circuit without the stability checks, so that the study shows
-    what the loop does (it runs to the rails)."""
+    """The crossbar a solve would use (:func:`~rerinv.analog.inv.build_preconditioner`: INV,
+    stabilised INV or generalised inverse); for a matrix no route holds stably, the plain INV
+    crossbar without the stability checks, so that the study shows what its loop does (it
+    runs to the rails)."""
     try:
-        return build_inv(a, config, seed=seed, equilibrated=config.scheme.equilibrate)
+        return build_preconditioner(a, config, seed=seed)
     except UnstableMatrixError:
-        programming, mismatch = spawn(seed, 2)
-        target = map_matrix(a, config.device, equilibrated=config.scheme.equilibrate)
-        rng = np.random.default_rng(programming)
-        arrays = program_conductances(target, config.device, rng)
-        circuit = inv_crossbar(arrays, config, seed=np.random.default_rng(mismatch))
-        return InvCrossbar(a, arrays, circuit, config)
+        scaling = resolve_scaling(a, config)
+        return build_inv(a, config, seed=seed, scaling=scaling, check_stability=False)
 
 
 def step_case(
@@ -188,10 +191,10 @@ def step_case(
     """The circuit, step inputs (V) and arrays of a settling study.
 
     The matrix is ``matrix_or_n``, or ``kfac_factor(n, seed=seed)`` for an int. INV:
-    :func:`rerinv.analog.inv.build_inv` (equilibrated as ``scheme.equilibrate``, programming
-    drawn from ``seed``); a matrix it refuses as unstable is built all the same, for the study
-    to report ``unstable``. VMM: :func:`rerinv.analog.vmm.build_vmm`, computing
-    ``-r_f G^T v``.
+    the crossbar a solve would use (:func:`rerinv.analog.inv.build_preconditioner`, programming
+    drawn from ``seed``); a matrix no route holds stably is built as a plain INV crossbar all
+    the same, for the study to report ``unstable``. VMM:
+    :func:`rerinv.analog.vmm.build_vmm`, computing ``-r_f G^T v``.
 
     ``excite="random"``: ``b = random_rhs(n, seed=seed + 1)``, DAC voltages scaled by the
     input gain a solve plans (:func:`rerinv.analog.inv.input_gain`,
@@ -214,8 +217,7 @@ def step_case(
         arrays, circuit = inv.arrays, inv.circuit
         if excite == "random":
             return circuit, input_gain(inv, b) * arrays.row_scale * b, arrays
-        eigenvalues, vectors = np.linalg.eig(loop_matrix(arrays, config))
-        mode = vectors[:, np.argmin(eigenvalues.real)].real
+        mode = slowest_mode(inv)
         inputs = -config.array.r_in * arrays.conductance_matrix @ (limit * mode / max(abs(mode)))
     else:
         crossbar = build_vmm(a, config, seed=seed)

@@ -1,0 +1,218 @@
+"""The Monte Carlo driver: run (or resume) a :class:`~rerinv.studies.mc.spec.SweepSpec`.
+
+Trial ``(p, t)`` draws everything from ``SeedSequence(master_seed).spawn(points)[p]
+.spawn(trials)[t]`` (:func:`rerinv.seeds.trial_seed`), so results never depend on worker
+count, order or placement. The driver alone writes the HDF5 file
+(:mod:`rerinv.studies.mc.store`), storing each trial by index as it arrives.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TextIO
+
+import rerinv
+from rerinv.config import Config
+from rerinv.errors import InputError
+from rerinv.provenance import provenance
+from rerinv.seeds import trial_seed
+from rerinv.studies.mc.progress import Progress
+from rerinv.studies.mc.runners import StopOnInterrupt, run_dask, run_in_process, run_pool
+from rerinv.studies.mc.spec import SweepSpec
+from rerinv.studies.mc.store import ResultStore, describe_mismatch
+from rerinv.studies.records import failed_record, normalise_record
+from rerinv.studies.trial import run_trial
+
+#: ``trial_fn(config, *, seed)`` returning a :class:`rerinv.studies.trial.TrialResult` (or a
+#: mapping with its fields).
+TrialFunction = Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class TrialTask:
+    """One unit of work, picklable for a process pool or a Dask worker."""
+
+    point: int
+    trial: int
+    config: Config  #: the point's configuration (``simulation`` says what to run)
+    master_seed: int
+    trial_fn: TrialFunction
+
+
+_ONE_AT_A_TIME = threading.Lock()  # one trial per process even on a multi-threaded Dask worker
+
+
+def execute_trial(task: TrialTask) -> dict[str, Any]:
+    """Run one trial where it lands and return its record (a failure is a record too); the
+    record lacks only ``finished_at``, which the driver sets when it stores it."""
+    seed = trial_seed(task.master_seed, task.point, task.trial)
+    with _ONE_AT_A_TIME:
+        start = time.perf_counter()
+        try:
+            result = task.trial_fn(task.config, seed=seed)
+            record = normalise_record(result, task.config.simulation.max_passes)
+        except Exception as exc:  # a failed trial is data, not a crash
+            record = failed_record(f"{type(exc).__name__}: {exc}")
+        record["wall_time"] = time.perf_counter() - start
+    record["worker"] = f"{socket.gethostname()}:{os.getpid()}"
+    return record
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one call of :func:`run_monte_carlo` did."""
+
+    path: Path
+    total: int  #: trials in the run
+    stored: int  #: trials stored in the file (done) after this call
+    ran: int  #: trials stored by this call
+    failed: int  #: trials of this call stored as failed
+    interrupted: bool
+    elapsed: float  #: seconds
+
+
+def run_monte_carlo(
+    spec: SweepSpec,
+    out: str | Path,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    resume: bool = False,
+    trial_fn: TrialFunction = run_trial,
+    command_line: str | None = None,
+    stream: TextIO | None = None,
+) -> RunSummary:
+    """Run (or resume) the Monte Carlo ``spec``, storing every trial in ``out``.
+
+    Parameters
+    ----------
+    spec : SweepSpec
+    out : str or Path
+        HDF5 file to create, or to complete with ``resume=True``.
+    workers : int, optional
+        Local worker processes (default ``os.cpu_count()``); 1 runs in this process.
+    scheduler : str, optional
+        Address of a Dask scheduler (``tcp://host:port``); excludes ``workers``.
+    resume : bool
+        Open the existing ``out``, check it was written for the same ``spec`` and run only the
+        trials it lacks.
+    trial_fn : callable
+        ``trial_fn(config, *, seed)`` returning a :class:`rerinv.studies.trial.TrialResult`
+        (or a mapping with its fields). Must be a module-level function when it runs in
+        other processes.
+    command_line : str, optional
+        Stored as provenance and printed (with ``--resume``) when interrupted.
+    stream : file, optional
+        Progress and messages (default ``sys.stderr``).
+
+    Returns
+    -------
+    RunSummary
+        ``interrupted`` is True after Ctrl-C; the file is closed cleanly and resumable.
+    """
+    stream = sys.stderr if stream is None else stream
+    if scheduler is not None and workers is not None:
+        raise InputError("give either workers (local processes) or a Dask scheduler, not both")
+    workers = (os.cpu_count() or 1) if workers is None else workers
+    if workers < 1:
+        raise InputError(f"workers must be at least 1, got {workers}")
+    if scheduler is not None or workers > 1:
+        try:
+            pickle.dumps(trial_fn)
+        except Exception as exc:
+            raise InputError(
+                f"the trial function cannot be sent to worker processes ({exc}); use a "
+                "module-level function"
+            ) from exc
+    function_name = (
+        f"{getattr(trial_fn, '__module__', '?')}:{getattr(trial_fn, '__qualname__', '?')}"
+    )
+    description = replace(spec.description(), trial_function=function_name)
+    out = Path(out)
+    if resume:
+        store = ResultStore.open(out)
+        problems = describe_mismatch(store.description(), description)
+        if problems:
+            original = str(store.file.attrs.get("command_line", "")) or "not recorded"
+            store.close()
+            raise InputError(
+                f"{out} was written for a different run, so it cannot be resumed with these "
+                f"arguments:\n  " + "\n  ".join(problems) + f"\nits original command: {original}"
+            )
+    else:
+        if out.exists():
+            raise InputError(f"{out} exists; pass --resume to complete it or choose another --out")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        spice = any(p.engine == "spice" for p in description.points)
+        store = ResultStore.create(out, description, provenance(command_line, ngspice=spice))
+    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    start = time.perf_counter()
+    ran = failed = 0
+    interrupted = False
+    try:
+        configs = [Config.from_toml(p.config_toml) for p in description.points]
+        tasks = [
+            TrialTask(p, t, configs[p], spec.master_seed, trial_fn)
+            for p in range(len(description.points))
+            for t in range(spec.trials)
+            if not store.done[p, t]
+        ]
+        progress = Progress(store.done.size, int(store.done.sum()), stream)
+
+        def deliver(task: TrialTask, record: dict[str, Any]) -> None:
+            nonlocal ran, failed
+            record["finished_at"] = time.time()
+            store.write_trial(task.point, task.trial, record)
+            ran += 1
+            failed += record["status"] == "failed"
+            progress.update(record["status"] == "failed")
+
+        with StopOnInterrupt(stream) as stop:
+            try:
+                if scheduler is not None:
+                    run_dask(tasks, scheduler, execute_trial, deliver, stop, stream)
+                elif workers == 1:
+                    run_in_process(tasks, execute_trial, deliver, stop)
+                else:
+                    run_pool(tasks, workers, execute_trial, deliver, stop)
+            except KeyboardInterrupt:
+                stop.requested = True
+            interrupted = stop.requested and not store.done.all()
+        progress.close()
+        store.add_session(
+            {
+                "started": started,
+                "ended": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "command_line": command_line or "",
+                "backend": scheduler or f"{workers} local process(es)",
+                "rerinv_version": rerinv.__version__,
+                "stored": ran,
+                "interrupted": interrupted,
+            }
+        )
+        stored = int(store.done.sum())
+    finally:
+        store.close()
+    if interrupted:
+        hint = (
+            f"{command_line} --resume"
+            if command_line
+            else "run_monte_carlo(..., resume=True) with the same spec"
+        )
+        print(
+            f"rerinv mc: interrupted; {stored} of {store.done.size} trials stored in {out} "
+            f"(closed cleanly, readable). Resume with:\n  {hint}",
+            file=stream,
+        )
+    return RunSummary(
+        out, store.done.size, stored, ran, failed, interrupted, time.perf_counter() - start
+    )

@@ -1,0 +1,211 @@
+"""Where trials run: local worker processes or a Dask cluster, and stopping on a signal.
+
+A runner takes picklable tasks (each with a ``trial_fn``), a module-level ``execute(task)``
+returning the task's record, and ``deliver(task, record)``, called in the driver for every
+finished trial. ngspice keeps global state: one process runs one trial at a time, never
+threads.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import TYPE_CHECKING, Any, TextIO
+
+from rerinv.errors import InputError, RerinvError
+from rerinv.studies.records import failed_record
+
+if TYPE_CHECKING:
+    from rerinv.studies.mc.driver import TrialTask
+
+Execute = Callable[["TrialTask"], dict[str, Any]]
+Deliver = Callable[["TrialTask", dict[str, Any]], None]
+
+CRASH_MESSAGE = (
+    "WorkerCrash: the worker process died while running this trial (killed, out of memory or "
+    "a crash in native code such as ngspice); it was retried alone and died again"
+)
+#: Modules the fork server imports once, so that every worker starts with them loaded.
+PRELOAD = ["rerinv.studies.trial", "rerinv.studies.mc.driver"]
+
+
+class StopOnInterrupt:
+    """First Ctrl-C (SIGINT) or SIGTERM: stop submitting, let running trials finish
+    (``requested``). A second one raises KeyboardInterrupt: running trials are abandoned."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, stream: TextIO):
+        self.stream, self.requested, self._previous = stream, False, {}
+
+    def __enter__(self) -> StopOnInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+        print(
+            "\nrerinv mc: stopping; finishing the running trials (Ctrl-C again to abandon them)",
+            file=self.stream,
+            flush=True,
+        )
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def run_in_process(
+    tasks: Sequence[TrialTask], execute: Execute, deliver: Deliver, stop: StopOnInterrupt
+) -> None:
+    """Run ``tasks`` one after the other in this process."""
+    for task in tasks:
+        if stop.requested:
+            break
+        deliver(task, execute(task))
+
+
+def _ignore_stop_signals() -> None:
+    """Pool worker initialiser: Ctrl-C and SIGTERM are the driver's business (it stops the run
+    cleanly, and kills its workers itself when told twice)."""
+    for sig in StopOnInterrupt.SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+
+
+def _worker_ready(trial_fn: Any) -> None:
+    """A no-op run first on every pool: unpickling ``trial_fn`` imports its module."""
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # forkserver: workers never inherit the driver's ngspice, threads or open HDF5 file
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
+
+
+def run_pool(
+    tasks: Sequence[TrialTask],
+    workers: int,
+    execute: Execute,
+    deliver: Deliver,
+    stop: StopOnInterrupt,
+) -> None:
+    """Run ``tasks`` on local worker processes; a trial that kills its worker is retried
+    alone, and stored as failed if it kills that worker too."""
+    queue = deque(tasks)
+    while queue and not stop.requested:
+        for task in _pool_pass(queue, workers, execute, deliver, stop):
+            if stop.requested:
+                break
+            if _pool_pass(deque([task]), 1, execute, deliver, stop):
+                deliver(task, failed_record(CRASH_MESSAGE))
+
+
+def _pool_pass(
+    queue: deque, workers: int, execute: Execute, deliver: Deliver, stop: StopOnInterrupt
+) -> list[TrialTask]:
+    """Work through ``queue`` with one pool; return the trials in flight if the pool broke."""
+    pool = ProcessPoolExecutor(
+        workers, mp_context=_pool_context(), initializer=_ignore_stop_signals
+    )
+    in_flight: dict[Any, TrialTask] = {}
+    broken: list[TrialTask] = []
+    cancelled = False
+    try:
+        try:  # a worker that cannot even start (or import the trial function) is no trial's fault
+            pool.submit(_worker_ready, queue[0].trial_fn).result()
+        except BrokenProcessPool as exc:
+            raise RerinvError(
+                "local worker processes die before running any trial: they cannot start or "
+                f"import the trial function {queue[0].trial_fn!r} (see the traceback above)"
+            ) from exc
+        while (queue and not stop.requested and not broken) or in_flight:
+            while queue and not stop.requested and not broken and len(in_flight) < 2 * workers:
+                task = queue.popleft()
+                try:
+                    in_flight[pool.submit(execute, task)] = task
+                except BrokenProcessPool:
+                    broken.append(task)
+            if stop.requested and not cancelled:  # cancel what has not started
+                cancelled = True
+                for future in [f for f in in_flight if f.cancel()]:
+                    del in_flight[future]
+            finished, _ = wait(in_flight, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in finished:
+                task = in_flight.pop(future)
+                try:
+                    record = future.result()
+                except BrokenProcessPool:
+                    broken.append(task)
+                    continue
+                except Exception as exc:  # e.g. a result that cannot be unpickled
+                    record = failed_record(f"{type(exc).__name__}: {exc}")
+                deliver(task, record)
+    except BaseException:  # second Ctrl-C or a driver error: do not wait for the workers
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.kill()
+        raise
+    pool.shutdown(wait=True, cancel_futures=True)
+    return broken
+
+
+def run_dask(
+    tasks: Sequence[TrialTask],
+    address: str,
+    execute: Execute,
+    deliver: Deliver,
+    stop: StopOnInterrupt,
+    stream: TextIO,
+) -> None:
+    """Run ``tasks`` through the Dask scheduler at ``address``, one future per trial."""
+    from distributed import Client, as_completed
+
+    try:
+        client = Client(address, timeout="20s")
+    except (OSError, TimeoutError) as exc:
+        raise InputError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
+    try:
+        if max(client.nthreads().values(), default=1) > 1:
+            print(
+                "rerinv mc: note: a Dask worker process runs one trial at a time (ngspice is "
+                "per process); start workers with --nthreads 1 --nworkers K to use K cores",
+                file=stream,
+            )
+        futures = {client.submit(execute, task, pure=False): task for task in tasks}
+        completed = as_completed(list(futures))
+        cancelled = False
+        while futures:
+            if stop.requested and not cancelled:  # cancel what no worker is running
+                cancelled = True
+                running = {key for keys in client.processing().values() for key in keys}
+                queued = [future for future in futures if future.key not in running]
+                client.cancel(queued)
+                for future in queued:
+                    del futures[future]
+            batch = completed.next_batch(block=False) if completed.has_ready() else []
+            if not batch:
+                time.sleep(0.05)
+            for future in batch:
+                task = futures.pop(future, None)
+                if task is None or future.cancelled():
+                    continue
+                try:
+                    record = future.result()
+                except Exception as exc:  # KilledWorker, lost results, ...
+                    record = failed_record(f"{type(exc).__name__} on the Dask cluster: {exc}")
+                deliver(task, record)
+    finally:
+        client.close()
