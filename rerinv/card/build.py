@@ -69,6 +69,14 @@ def new_card(
     return card
 
 
+_COST_LISTS = (
+    "passes_per_solve",
+    "inv_solves_per_solve",
+    "vmm_ops_per_solve",
+    "conversions_per_solve",
+)
+
+
 def example_card() -> dict:
     """A complete, valid card for ``Config()`` with placeholder numbers (``example: true``)."""
     config = Config()
@@ -81,12 +89,21 @@ def example_card() -> dict:
         "inv_settle_fit": {"model": SETTLE_MODEL, "a": 1.02, "a_std": 0.03,
                            "gbw_hz": config.opamp.gbw, "n_points": 24, "max_rel_error": 0.08},
         "inv_settle_typical_s": 8.8e-7, "vmm_settle_s": 2.0e-8,
+        "inv_settle_vs_n": {"n": [8, 16, 32], "settle_s": [4.1e-7, 6.0e-7, 8.8e-7],
+                            "r_in_ohm": config.array.r_in},
+    }
+    costs = {  # per successful trial: passes, INV solves, VMM ops, conversions (N = 32)
+        "repast": ([8, 8, 10], [40, 40, 52], [560, 560, 700], [38400, 38400, 48128]),
+        "refine": ([6, 6, 7], [12, 12, 14], [420, 420, 490], [27648, 27648, 32256]),
+        "krylov": ([5, 5, 6], [10, 10, 12], [350, 350, 420], [23040, 23040, 27648]),
     }
     accuracy = {
         "inv_error_rel_fullscale": {"mean": 0.0041, "std": 0.0015, "n": 200},
         "vmm_error_rel_fullscale": {"mean": 0.0019, "std": 0.0007, "n": 200},
         "schemes": {name: dict(zip(SCHEME_FIELDS, v, strict=True)) for name, v in schemes.items()},
     }
+    for name, lists in costs.items():
+        accuracy["schemes"][name].update(n=32, **dict(zip(_COST_LISTS, lists, strict=True)))
     energy = {
         "inv_op_j": 5.1e-10, "vmm_op_j": 2.6e-11, "opamp_power_w": 1.0e-3,
         "assumptions": "EXAMPLE placeholder numbers, not a calibration: op-amp static power"

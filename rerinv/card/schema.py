@@ -32,6 +32,13 @@ def _leaf(kind: str, unit: str, text: str, limits: str = "", **extra) -> dict:
     return {**schema, "description": text, **_LIMITS[limits], **extra}
 
 
+def _list(kind: str, unit: str, text: str, limits: str = "") -> dict:
+    """An array of ``kind`` items (one per Monte Carlo trial or per size); limits apply to the
+    items, the unit to each item."""
+    item = {"type": kind, **_LIMITS[limits]}
+    return {"type": "array", "unit": unit, "description": f"{text} [{unit}]", "items": item}
+
+
 def _obj(text: str, leaves: list, *, null: bool = False, optional: tuple = ()) -> dict:
     props = {leaf[0]: leaf[1] if isinstance(leaf[1], dict) else _leaf(*leaf[1:]) for leaf in leaves}
     return {
@@ -90,12 +97,22 @@ _SETTLE_FIT = [
     ("n_points", "integer", "count", "settling simulations fitted", ">=1"),
     ("max_rel_error", "number", "1", "largest relative residual of the fit", ">=0"),
 ]
+_SETTLE_VS_N = [
+    ("n", _list("integer", "count", "sizes N of the simulated INV crossbars", ">=1")),
+    ("settle_s", _list("number", "s", "settling time at each N, same order", ">0")),
+    ("r_in_ohm", "number", "ohm", "INV input resistor of these runs", ">0"),
+]
 _TIMING = [
     ("inv_settle_fit", _obj("fit of INV settling times to the single-pole model", _SETTLE_FIT,
                             null=True)),
     ("inv_settle_typical_s", "number?", "s", "typical INV settling time", ">0"),
     ("vmm_settle_s", "number?", "s", "VMM settling time", ">0"),
+    ("inv_settle_vs_n", _obj("INV settling time versus N at config.array.r_in, the sizes whose"
+                             " transient settled (read by the system timing model,"
+                             " rerinv.system)", _SETTLE_VS_N, null=True)),
 ]
+# Added after card format 1 was first written: optional, so older cards still validate.
+_TIMING_OPTIONAL = ("inv_settle_vs_n",)
 _ERROR_STATS = [
     ("mean", "number", "1", "mean relative full-scale error", ">=0"),
     ("std", "number", "1", "standard deviation of the relative full-scale error", ">=0"),
@@ -109,12 +126,30 @@ _SCHEME = [
     ("success_rate", "number", "1", "fraction of trials that reached 16 bits", "0..1"),
     ("n_trials", "integer", "count", "number of Monte Carlo trials", ">=1"),
 ]
+# What each solve that reached 16 bits cost until the scheme stopped (its residual test at
+# simulation.target_bits + scheme.margin_bits, or the pass budget): one entry per such trial,
+# the same order in every list, so a reader can take any percentile. Optional: cards written
+# before these lists still validate.
+_SCHEME_COSTS = [
+    ("n", "integer", "count", "size N of the matrices the trials solved", ">=1"),
+    ("passes_per_solve", _list("number", "count", "passes until the scheme stopped, per trial"
+                               " that reached 16 bits", ">=0")),
+    ("inv_solves_per_solve", _list("integer", "count", "analog INV solves (DAC slices and range"
+                                   " retries included), per trial that reached 16 bits", ">=0")),
+    ("vmm_ops_per_solve", _list("integer", "count", "VMM crossbar operations (one input"
+                                " bit-plane on one weight slice), per trial that reached 16 bits",
+                                ">=0")),
+    ("conversions_per_solve", _list("integer", "count", "single DAC and ADC samples, per trial"
+                                    " that reached 16 bits", ">=0")),
+]
 _ACCURACY = [
     ("inv_error_rel_fullscale", _obj(_ERROR_TEXT.format("one INV solve"), _ERROR_STATS,
                                      null=True)),
     ("vmm_error_rel_fullscale", _obj(_ERROR_TEXT.format("one VMM"), _ERROR_STATS, null=True)),
     ("schemes", {"type": "object", "description": "per precision scheme, keyed by its name",
-                 "additionalProperties": _obj("statistics of one precision scheme", _SCHEME)}),
+                 "additionalProperties": _obj("statistics of one precision scheme",
+                                              _SCHEME + _SCHEME_COSTS,
+                                              optional=tuple(c[0] for c in _SCHEME_COSTS))}),
 ]
 _ENERGY = [
     ("inv_op_j", "number?", "J", "energy of one INV solve", ">=0"),
@@ -144,7 +179,8 @@ _CARD = [
     ("device", _obj("ReRAM cell summary (repeats config.device)", _DEVICE)),
     ("array", _obj("crossbar summary (repeats config.array)", _ARRAY)),
     ("converters", _obj("DAC and ADC summary (repeats config.converters)", _CONVERTERS)),
-    ("timing", _obj("settling times from transient simulations", _TIMING)),
+    ("timing", _obj("settling times from transient simulations", _TIMING,
+                    optional=_TIMING_OPTIONAL)),
     ("accuracy", _obj("Monte Carlo accuracy", _ACCURACY)),
     ("energy", _obj("energy estimates (null where the models give none)", _ENERGY)),
 ]

@@ -1,0 +1,82 @@
+"""The GPU baseline: a roofline per kernel, running the same K-FAC step or plain SGD.
+
+A kernel of ``F`` FLOPs touching ``B`` bytes takes ``max(F / (peak x efficiency),
+B / (bandwidth x memory_efficiency)) + kernel_launch_s``; GEMM-like kernels (forward,
+backward, factor statistics, preconditioning) run at ``gpu.gemm_efficiency``, the factor
+inverses (Cholesky factorisation and inverse, ``n^3`` FLOPs for an ``n x n`` factor) at
+``gpu.inverse_efficiency``. Energy is ``gpu.power_w`` times the time. With the
+``block_diagonal`` decomposition the GPU inverts and applies the same diagonal blocks as the
+accelerator (the same K-FAC approximation), with ``blockamc`` the whole factors.
+
+Per layer (``Q = batch x positions`` vectors, ``n_A`` and ``n_G`` the factor sizes):
+forward, backward-data and weight-gradient GEMMs ``2 n_A n_G Q`` FLOPs each; statistics
+``2 Q (n_A^2 + n_G^2)`` every ``t_cov`` steps; inverses every ``t_inv`` steps;
+preconditioning ``2 n_G n_A (b_A + b_G)`` with ``b`` the factor size (or block size); update
+reads and writes weights, gradient and momentum.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rerinv.system.arch import Architecture
+from rerinv.system.blocks import block_counts
+from rerinv.system.model import squeeze
+from rerinv.system.workloads import Workload
+
+GPU_CATEGORIES = ("gemm", "statistics", "inverse", "preconditioning", "update")
+
+
+def _kernel(gpu, flops, values, efficiency, launches=1.0):
+    """Roofline time of ``launches`` kernels doing ``flops`` and moving ``values`` values."""
+    compute = flops / (gpu.peak_flops * efficiency)
+    memory = values * gpu.bytes_per_value / (gpu.bytes_per_s * gpu.memory_efficiency)
+    return np.maximum(compute, memory) + launches * gpu.kernel_launch_s
+
+
+def gpu_step(arch: Architecture, workload: Workload, kfac: bool) -> dict:
+    """Time and energy of one training step on the GPU.
+
+    Parameters
+    ----------
+    arch : Architecture
+        Its ``[gpu]`` section; ``crossbar.size`` and ``solve.decomposition`` set the K-FAC
+        blocks when the decomposition is ``block_diagonal``.
+    workload : Workload
+    kfac : bool
+        K-FAC (True) or SGD with momentum (False).
+
+    Returns
+    -------
+    dict
+        ``time_s``, ``energy_j`` per step and ``time_by_category_s`` (:data:`GPU_CATEGORIES`).
+    """
+    gpu, lay, tr = arch.section("gpu"), workload.layers, workload.training
+    n_a, n_g = lay.n_a.astype(float), lay.n_g.astype(float)
+    q = tr.batch * lay.positions.astype(float)
+    gemm = 3 * _kernel(gpu, 2 * n_a * n_g * q, q * n_a + n_a * n_g + q * n_g, gpu.gemm_efficiency)
+    update = _kernel(gpu, 3 * n_a * n_g, 5 * n_a * n_g, 1.0)
+    parts = {"gemm": gemm, "update": update}
+    if kfac:
+        diag = arch["solve.decomposition"] == "block_diagonal"
+        size = arch["crossbar.size"]
+        stats, inverse, block = 0.0, 0.0, {}
+        for name, n in (("a", n_a), ("g", n_g)):
+            stats = stats + _kernel(gpu, 2 * q * n * n, q * n + 3 * n * n, gpu.gemm_efficiency, 2)
+            if diag:
+                k = block_counts(n, size, "block_diagonal")["k"]
+                block[name] = np.minimum(n, size)
+                flops, launches = k * np.minimum(n, size) ** 3, 2.0  # batched over blocks
+            else:
+                block[name] = n
+                flops, launches = n**3, 2.0
+            inverse = inverse + _kernel(gpu, flops, 2 * n * n, gpu.inverse_efficiency, launches)
+        parts["statistics"] = stats / tr.t_cov
+        parts["inverse"] = inverse / tr.t_inv
+        flops = 2 * n_g * n_a * (block["a"] + block["g"])
+        values = 2 * n_a * n_g + n_a * block["a"] + n_g * block["g"]
+        parts["preconditioning"] = _kernel(gpu, flops, values, gpu.gemm_efficiency, 2)
+    by_cat = {c: np.sum(parts[c] * lay.count, axis=-1, keepdims=True) if c in parts else 0.0
+              for c in GPU_CATEGORIES}  # fmt: skip
+    time = sum(by_cat.values())
+    return squeeze({"time_s": time, "energy_j": gpu.power_w * time, "time_by_category_s": by_cat})
