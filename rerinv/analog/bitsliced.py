@@ -41,6 +41,7 @@ class _Tile:
 
     shift: int  #: bit position of the slice
     rows: slice  #: rows of W^T (inputs) it holds
+    cols: slice  #: columns of W^T (outputs) it holds
     arrays: CrossbarArrays  #: programmed conductances
     session: object  #: engine session of its circuit
 
@@ -75,7 +76,8 @@ class BitSlicedVMM:
         self.config, self.engine = config, engine
         self.adc = Converter(config.converters.adc_bits, config.converters.adc_range)
         m, n = w.shape
-        self.block = self.adc.max_code  # rows per crossbar tile: one full-scale cell each
+        # rows per crossbar tile: one full-scale cell each must fit the ADC, and the crossbar
+        self.block = min(self.adc.max_code, config.array.max_size)
         self.weight_bits, self.input_bits = weight_bits, input_bits
         rows_per_tile = min(n, self.block)
         self.cell_bits = config.scheme.vmm_cell_bits or exact_cell_bits(rows_per_tile, self.adc)
@@ -92,29 +94,35 @@ class BitSlicedVMM:
         self.v_read = self.adc.lsb / (config.array.r_f * step)
         n_slices = -(-weight_bits // self.cell_bits)
         mask = 2**self.cell_bits - 1
+        width = config.array.max_size  # outputs per crossbar
+        row_blocks = [slice(r, min(n, r + self.block)) for r in range(0, n, self.block)]
+        col_blocks = [slice(c, min(m, c + width)) for c in range(0, m, width)]
         programming, reading = seed.spawn(2)
-        seeds = iter(programming.spawn(n_slices * (-(-n // self.block))))
+        seeds = iter(programming.spawn(n_slices * len(row_blocks) * len(col_blocks)))
         self._read_rng = np.random.default_rng(reading)
         self.tiles: list[_Tile] = []
         for s in range(n_slices):
             digits = (w_int >> (s * self.cell_bits)) & mask
-            for start in range(0, n, self.block):
-                rows = slice(start, min(n, start + self.block))
-                tile_seed = next(seeds)
-                d = digits[:, rows].T  # crossbar rows = inputs, columns = outputs
-                sg = sign[:, rows].T
-                if not d.any():
-                    continue  # an all-zero slice needs no crossbar
-                target = CrossbarArrays(
-                    g_pos=device.g_min + step * np.where(sg > 0, d, 0),
-                    g_neg=device.g_min + step * np.where(sg < 0, d, 0),
-                    scale=step,
-                    row_scale=np.ones(d.shape[0]),
-                    col_scale=np.ones(m),
-                )
-                arrays = program_conductances(target, device, np.random.default_rng(tile_seed))
-                session = None if device.read_noise else engine.load(vmm_crossbar(arrays, config))
-                self.tiles.append(_Tile(s * self.cell_bits, rows, arrays, session))
+            for rows in row_blocks:
+                for cols in col_blocks:
+                    tile_seed = next(seeds)
+                    d = digits[cols, rows].T  # crossbar rows = inputs, columns = outputs
+                    sg = sign[cols, rows].T
+                    if not d.any():
+                        continue  # an all-zero slice needs no crossbar
+                    target = CrossbarArrays(
+                        g_pos=device.g_min + step * np.where(sg > 0, d, 0),
+                        g_neg=device.g_min + step * np.where(sg < 0, d, 0),
+                        scale=step,
+                        row_scale=np.ones(d.shape[0]),
+                        col_scale=np.ones(d.shape[1]),
+                    )
+                    rng = np.random.default_rng(tile_seed)
+                    arrays = program_conductances(target, device, rng)
+                    session = (
+                        None if device.read_noise else engine.load(vmm_crossbar(arrays, config))
+                    )
+                    self.tiles.append(_Tile(s * self.cell_bits, rows, cols, arrays, session))
         self.ops = 0
         self.conversions = 0
         self.m = m
@@ -133,12 +141,13 @@ class BitSlicedVMM:
                 continue
             volts = self._read(tile, planes[active][:, tile.rows] * self.v_read)
             self.ops += active.size
-            self.conversions += active.size * (tile.rows.stop - tile.rows.start + self.m)
+            outputs = tile.cols.stop - tile.cols.start
+            self.conversions += active.size * (tile.rows.stop - tile.rows.start + outputs)
             if self.adc.saturated(volts):
                 raise SaturationError("residual VMM partial sum beyond the ADC range")
             partial = (-self.adc.codes(volts)).astype(np.int64).astype(object)  # (planes, m)
             shifts = np.array([tile.shift + int(p) for p in active], dtype=object)[:, None]
-            acc += (partial << shifts).sum(axis=0)
+            acc[tile.cols] += (partial << shifts).sum(axis=0)
         unit = (self.w_scale / (2**self.weight_bits - 1)) * (x_scale / levels)
         return acc.astype(float) * unit
 

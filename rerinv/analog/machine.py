@@ -25,16 +25,17 @@ from dataclasses import dataclass
 import numpy as np
 
 from rerinv.analog.bitsliced import BitSlicedVMM, DigitalVMM
-from rerinv.analog.inv import build_preconditioner, output_factor, stabilised_inv
+from rerinv.analog.blocks import make_inverse
+from rerinv.analog.inv import InvCrossbar, resolve_scaling
+from rerinv.analog.units import Counters, InvUnit
 from rerinv.config import Config
 from rerinv.engines import get_engine
-from rerinv.errors import SaturationError
-from rerinv.hw.converters import Converter
-from rerinv.hw.mapping import map_matrix, read_conductances
+from rerinv.errors import InputError
+from rerinv.hw.mapping import equilibrate, map_matrix
+from rerinv.matrices import check_matrix
 from rerinv.seeds import spawn
 
-MAX_RANGE_RETRIES = 12
-
+__all__ = ["AnalogMachine", "Counters", "ResidualPlan"]
 
 #: Residual widths (auto) exceed target + log2(kappa) by this many bits.
 RESIDUAL_MARGIN_BITS = 3.0
@@ -54,16 +55,6 @@ class ResidualPlan:
     source: str  #: auto | configured | digital (float64)
 
 
-@dataclass
-class Counters:
-    """Operations used so far (conversions count single DAC/ADC samples)."""
-
-    inv_solves: int = 0
-    vmm_ops: int = 0
-    conversions: int = 0
-    reprograms: int = 0  #: INV crossbar rewrites (a larger stabilising shift)
-
-
 class AnalogMachine:
     """Programmed crossbars for ``a`` and the two operations the schemes may use.
 
@@ -73,15 +64,18 @@ class AnalogMachine:
         The intended (full-precision) matrix.
     config : Config
         ``config.simulation.engine`` names the engine (``spice`` or ``nodal``);
-        ``config.scheme`` the scaling, circuit route and residual widths.
+        ``config.scheme`` the scaling, circuit route, block structure and residual widths.
     seed : int or numpy.random.SeedSequence
         Every programming and read-noise draw (INV arrays, residual VMM slices, A_L slices)
         flows from it.
 
     Attributes
     ----------
-    crossbar : InvCrossbar
-        The crossbar holding the preconditioner (``crossbar.route``: inv, inv_shifted, ginv).
+    unit : InvUnit or BlockInverse or BlockJacobi
+        What ``inv`` runs on: one crossbar when ``a`` fits ``array.max_size``, else a block
+        preconditioner (``scheme.blocks``).
+    crossbar : InvCrossbar or None
+        The single crossbar (route, scaling, shift); None for a block preconditioner.
     residual : ResidualPlan
         Widths of the residual VMM, the condition estimate they follow and the floor they set.
     """
@@ -90,40 +84,43 @@ class AnalogMachine:
         self._seeds = dict(zip(("inv", "vmm", "low", "read"), spawn(seed, 4), strict=True))
         self.config = config
         self.engine = get_engine(config.simulation.engine)
-        self.crossbar = build_preconditioner(a, config, seed=self._seeds["inv"])
-        self.a = self.crossbar.matrix
+        self.a = check_matrix(a)
         self.n = self.a.shape[0]
         self.counters = Counters()
-        self.dac = Converter(config.converters.dac_bits, 1.0)  # codes in units of full scale
-        self.adc = Converter(config.converters.adc_bits, config.converters.adc_range)
-        self.alpha = 1.0
-        self._read_rng = np.random.default_rng(self._seeds["read"])
-        self._inv = None if config.device.read_noise else self.engine.load(self.crossbar.circuit)
+        read_rng = np.random.default_rng(self._seeds["read"])
+        self._read_rng = read_rng
+        self.unit = make_inverse(
+            self.a, config, self.engine, self._seeds["inv"], self.counters, read_rng, level=0
+        )
+        self.blocks = not isinstance(self.unit, InvUnit)
+        # the residual VMM holds diag(r) A diag(c); the scaling is undone in digital
+        if self.blocks:
+            self.scaling = resolve_scaling(self.a, config)
+            self.row_scale, self.col_scale = equilibrate(self.a, self.scaling)
+        else:
+            arrays = self.unit.crossbar.arrays
+            self.scaling, self.row_scale, self.col_scale = (
+                arrays.scaling,
+                arrays.row_scale,
+                arrays.col_scale,
+            )
         self._vmm = self._low_vmm = None
         self.residual = self._plan_residual()
-        # the residual VMMs hold diag(r) A diag(c); the scaling is undone in digital
         self._vmm = self._residual_vmm(self.a, self._seeds["vmm"], self.residual.weight_bits)
+
+    @property
+    def crossbar(self) -> InvCrossbar | None:
+        return None if self.blocks else self.unit.crossbar
+
+    @property
+    def route(self) -> str:
+        """inv | inv_shifted | ginv for one crossbar; blockamc | jacobi for blocks."""
+        return self.config.scheme.blocks if self.blocks else self.unit.crossbar.route
 
     # -- the two operations --------------------------------------------------------------
     def inv(self, v: np.ndarray) -> np.ndarray:
-        """``~A^-1 v`` through DAC slices, the INV crossbar and the ADC (user units)."""
-        arrays, cfg = self.crossbar.arrays, self.config
-        u = arrays.row_scale * np.asarray(v, dtype=float)
-        peak = float(np.max(np.abs(u)))
-        x = np.zeros(self.n)
-        if peak == 0:
-            return x
-        remainder = u / peak
-        for s in range(cfg.scheme.dac_slices):
-            weight = 2.0 ** (-s * (self.dac.bits - 1))
-            codes = self.dac.convert(remainder / weight)
-            remainder = remainder - codes * weight
-            if not codes.any():
-                continue
-            volts, alpha = self._solve_ranged(codes)
-            k = alpha * cfg.converters.dac_range / (peak * weight)  # volts per unit of v
-            x += output_factor(self.crossbar, k) * volts
-        return x
+        """``~A^-1 v`` through DAC slices, the INV crossbar(s) and the ADC (user units)."""
+        return self.unit(v)
 
     def vmm(self, x: np.ndarray) -> np.ndarray:
         """``~A x`` on the high-precision residual VMM."""
@@ -132,6 +129,11 @@ class AnalogMachine:
     def low_vmm(self, x: np.ndarray) -> np.ndarray:
         """``~A_L x`` with ``A_L = A - A_H`` (RePAST's A slicing), on its own bit-sliced VMM."""
         if self._low_vmm is None:
+            if self.blocks:
+                raise InputError(
+                    "RePAST's A slicing needs one INV crossbar; for a matrix larger than "
+                    "array.max_size use scheme auto, refine or krylov"
+                )
             arrays, sign = self.crossbar.arrays, self.crossbar.sign
             target = map_matrix(  # A_H: the target of what the crossbar holds
                 sign * self.a, self.config.device, scaling=arrays.scaling, shift=arrays.shift
@@ -143,8 +145,7 @@ class AnalogMachine:
 
     # -- helpers ---------------------------------------------------------------------------
     def _residual_vmm(self, w, seed, weight_bits):
-        arrays = self.crossbar.arrays
-        scaled = arrays.row_scale[:, None] * w * arrays.col_scale[None, :]
+        scaled = self.row_scale[:, None] * w * self.col_scale[None, :]
         if self.config.scheme.residual == "digital" or not scaled.any():
             return DigitalVMM(scaled)
         return BitSlicedVMM(
@@ -175,22 +176,8 @@ class AnalogMachine:
 
     def stiffen(self) -> bool:
         """Re-program the INV crossbar with the next larger stabilising diagonal shift (a
-        rewrite of the arrays, counted in ``counters.reprograms``); False for the
-        generalised-inverse circuit or when no larger shift is stable."""
-        if self.crossbar.route == "ginv":
-            return False
-        shifted = stabilised_inv(
-            self.crossbar, self._seeds["inv"], above=self.crossbar.arrays.shift
-        )
-        if shifted is None:
-            return False
-        if self._inv is not None:
-            self._inv.close()
-            self._inv = self.engine.load(shifted.circuit)
-        self.crossbar = shifted
-        self.counters.reprograms += 1
-        self.alpha = 1.0
-        return True
+        rewrite, counted in ``counters.reprograms``); False when that cannot help."""
+        return self.unit.stiffen()
 
     def widen_residual(self, extra_bits: int) -> bool:
         """Rebuild an automatic residual VMM ``extra_bits`` wider (at most 52); False when the
@@ -214,68 +201,32 @@ class AnalogMachine:
         each followed by the signs of its solution: Hager's idea with the analog inverse). A
         shifted preconditioner hides the smallest eigenvalues, so its shift bounds the
         estimate from below (``1 / shift``)."""
-        arrays = self.crossbar.arrays
-        scaled = arrays.row_scale[:, None] * self.a * arrays.col_scale[None, :]
+        rows, cols = self.row_scale, self.col_scale
+        scaled = rows[:, None] * self.a * cols[None, :]
         norm = float(np.max(np.abs(scaled).sum(axis=1)))
         inverse_norm = 0.0
         random_signs = np.where(self._read_rng.random(self.n) < 0.5, -1.0, 1.0)
         for start in (np.ones(self.n), random_signs):  # all ones: exact for M-matrices
             v = start
             for _ in range(CONDITION_SOLVES // 2):
-                z = self.inv(v / arrays.row_scale) / arrays.col_scale  # A~^-1 v
+                z = self.inv(v / rows) / cols  # A~^-1 v
                 inverse_norm = max(inverse_norm, float(np.max(np.abs(z))))
                 v = np.where(z < 0, -1.0, 1.0)
         kappa = norm * inverse_norm
-        if arrays.shift:
-            kappa = max(kappa, 1.0 / arrays.shift)
+        if self.crossbar is not None and self.crossbar.arrays.shift:
+            kappa = max(kappa, 1.0 / self.crossbar.arrays.shift)
         return max(kappa, 1.0)
 
     def _apply(self, vmm, x) -> np.ndarray:
-        arrays = self.crossbar.arrays
         ops, conversions = vmm.ops, vmm.conversions
-        y = vmm(np.asarray(x, dtype=float) / arrays.col_scale) / arrays.row_scale
+        y = vmm(np.asarray(x, dtype=float) / self.col_scale) / self.row_scale
         self.counters.vmm_ops += vmm.ops - ops
         self.counters.conversions += vmm.conversions - conversions
         return y
 
-    def _solve_ranged(self, codes: np.ndarray) -> tuple[np.ndarray, float]:
-        """One INV solve of DAC ``codes`` (units of full scale), auto-ranged; returns the
-        ADC-quantised outputs (V) and the attenuation used."""
-        full_scale = self.config.converters.adc_range
-        for _ in range(MAX_RANGE_RETRIES):
-            alpha = self.alpha
-            self.counters.inv_solves += 1
-            self.counters.conversions += 2 * self.n
-            try:
-                volts = self._inv_read(alpha * self.config.converters.dac_range * codes)
-            except SaturationError:
-                self.alpha /= 4
-                continue
-            if self.adc.saturated(volts):
-                self.alpha /= 4
-                continue
-            if np.max(np.abs(volts)) < full_scale / 4 and self.alpha < 1:
-                self.alpha = min(1.0, self.alpha * 2)
-            return self.adc.convert(volts), alpha
-        raise SaturationError(
-            f"INV outputs stay beyond the ADC range after {MAX_RANGE_RETRIES} range reductions"
-        )
-
-    def _inv_read(self, inputs: np.ndarray) -> np.ndarray:
-        """One INV solve; with read noise, on a fresh read of the programmed arrays."""
-        if self._inv is not None:
-            return self._inv.solve(inputs)
-        noisy = read_conductances(self.crossbar.arrays, self.config.device, self._read_rng)
-        session = self.engine.load(self.crossbar.circuit_for(noisy))
-        try:
-            return session.solve(inputs)
-        finally:
-            session.close()
-
     def close(self) -> None:
         """Free the engine sessions (ngspice circuits)."""
-        if self._inv is not None:
-            self._inv.close()
+        self.unit.close()
         for vmm in (self._vmm, self._low_vmm):
             if vmm is not None:
                 vmm.close()

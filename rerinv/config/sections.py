@@ -130,6 +130,8 @@ RESIDUAL_MODES = ("analog", "digital")
 SCALING_CHOICES = ("auto", "none", "jacobi", "ruiz", "ruiz_pow2")
 #: Which analog circuit holds the preconditioner (see rerinv.analog.inv.build_preconditioner).
 CIRCUITS = ("auto", "inv", "inv_shifted", "ginv")
+#: Preconditioner structure for a matrix larger than one crossbar (array.max_size).
+BLOCK_METHODS = ("blockamc", "jacobi")
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,7 @@ class SchemeConfig:
     equilibrate: bool = True  #: diagonal scaling before mapping (method: ``scaling``)
     scaling: str = "auto"  #: auto | jacobi | ruiz | ruiz_pow2 | none (exact, in digital)
     circuit: str = "auto"  #: auto | inv | inv_shifted | ginv: what holds the preconditioner
+    blocks: str = "blockamc"  #: blockamc | jacobi: for matrices larger than array.max_size
     dac_slices: int = 2  #: b slicing: each INV input applied as this many DAC slices
     residual: str = "analog"  #: residual VMM: analog (bit-sliced crossbars) | digital (float64)
     vmm_cell_bits: int = 0  #: bits per cell of the residual VMM slices; 0 = largest exact for N
@@ -154,6 +157,7 @@ class SchemeConfig:
             ("residual", RESIDUAL_MODES),
             ("scaling", SCALING_CHOICES),
             ("circuit", CIRCUITS),
+            ("blocks", BLOCK_METHODS),
         ):
             value = getattr(self, key)
             if value not in allowed:

@@ -25,13 +25,11 @@ GROUND = "0"
 
 
 class _Builder:
-    """Collects MNA stamps; node voltages first, then branch currents."""
+    """Collects MNA stamps (vectorised); node voltages first, then branch currents."""
 
     def __init__(self) -> None:
         self.nodes: dict[str, int] = {}
-        self.rows: list[int] = []
-        self.cols: list[int] = []
-        self.vals: list[float] = []
+        self.two_terminal: list[tuple[list[str], list[str], np.ndarray]] = []
         self.branches = 0
         self.branch_rows: list[tuple[str, list[tuple[str, float]], float]] = []
 
@@ -40,13 +38,12 @@ class _Builder:
             return -1
         return self.nodes.setdefault(name, len(self.nodes))
 
-    def conductance(self, a: str, b: str, g: float) -> None:
-        i, j = self.node(a), self.node(b)
-        for p, q, v in ((i, i, g), (j, j, g), (i, j, -g), (j, i, -g)):
-            if p >= 0 and q >= 0:
-                self.rows.append(p)
-                self.cols.append(q)
-                self.vals.append(v)
+    def conductances(self, a: list[str], b: list[str], g) -> None:
+        """Conductances ``g[k]`` (S) between nodes ``a[k]`` and ``b[k]``."""
+        for name in (*a, *b):
+            if name != GROUND and name not in self.nodes:
+                self.nodes[name] = len(self.nodes)
+        self.two_terminal.append((list(a), list(b), np.asarray(g, dtype=float)))
 
     def voltage_source(self, node: str, terms: list[tuple[str, float]], const: float) -> int:
         """Branch forcing ``v(node) - sum(c * v(n)) = const``; its current leaves ``node``.
@@ -58,11 +55,29 @@ class _Builder:
         self.branches += 1
         return self.branches - 1
 
-    def opamp(self, inn: str, out: str, gain: float, offset: float, r_out: float) -> None:
-        internal = f"{out}#oi"
-        # v(oi) = gain * (v(inp) - vos - v(inn)) with inp grounded
-        self.voltage_source(internal, [(inn, -gain)], -gain * offset)
-        self.conductance(internal, out, 1.0 / r_out)
+    def opamps(self, pairs: list[tuple[str, str]], gain, offset, r_out) -> None:
+        """Op-amps with grounded non-inverting inputs: ``v(oi) = gain (-vos - v(inn))``, then
+        ``r_out`` to the output node."""
+        for inn, out in pairs:
+            self.voltage_source(f"{out}#oi", [(inn, -gain)], -gain * offset)
+        outs = [out for _, out in pairs]
+        self.conductances([f"{o}#oi" for o in outs], outs, np.full(len(outs), 1.0 / r_out))
+
+    def stamps(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(rows, cols, values) of every conductance stamp, ground removed."""
+        index = {**self.nodes, GROUND: -1}
+        parts = [(np.array([index[x] for x in a]), np.array([index[x] for x in b]), g)
+                 for a, b, g in self.two_terminal if len(g)]  # fmt: skip
+        if not parts:
+            return np.zeros(0, int), np.zeros(0, int), np.zeros(0)
+        i = np.concatenate([p[0] for p in parts])
+        j = np.concatenate([p[1] for p in parts])
+        g = np.concatenate([p[2] for p in parts])
+        rows = np.concatenate([i, j, i, j])
+        cols = np.concatenate([i, j, j, i])
+        vals = np.concatenate([g, g, -g, -g])
+        keep = (rows >= 0) & (cols >= 0)
+        return rows[keep], cols[keep], vals[keep]
 
 
 @dataclass(eq=False)
@@ -128,23 +143,26 @@ class NodalEngine:
         gain, offset, r_out = oa.dc_gain, oa.offset, max(oa.r_out, MIN_R_OUT)
         b = _Builder()
         inputs = [b.voltage_source(node, [], 0.0) for node in circuit.inputs]
-        for a, c, ohms in circuit.resistors:
-            b.conductance(a, c, 1.0 / ohms)
-        for inn, out in circuit.opamps:
-            b.opamp(inn, out, gain, offset, r_out)
-        for k, (a, out, r1, r2) in enumerate(circuit.inverters):
-            mid = f"inverter{k}#n"
-            b.conductance(a, mid, 1.0 / r1)
-            b.conductance(mid, out, 1.0 / r2)
-            b.opamp(mid, out, gain, offset, r_out)
-        for a, out, rf in circuit.tias:
-            b.conductance(a, out, 1.0 / rf)
-            b.opamp(a, out, gain, offset, r_out)
+        if circuit.resistors:
+            a, c, ohms = zip(*circuit.resistors, strict=True)
+            b.conductances(a, c, 1.0 / np.asarray(ohms, dtype=float))
+        b.opamps(circuit.opamps, gain, offset, r_out)
+        mids = [f"inverter{k}#n" for k in range(len(circuit.inverters))]
+        if circuit.inverters:
+            a, out, r1, r2 = zip(*circuit.inverters, strict=True)
+            b.conductances(a, mids, 1.0 / np.asarray(r1, dtype=float))
+            b.conductances(mids, out, 1.0 / np.asarray(r2, dtype=float))
+            b.opamps(list(zip(mids, out, strict=True)), gain, offset, r_out)
+        if circuit.tias:
+            a, out, rf = zip(*circuit.tias, strict=True)
+            b.conductances(a, out, 1.0 / np.asarray(rf, dtype=float))
+            b.opamps(list(zip(a, out, strict=True)), gain, offset, r_out)
         # railing is decided on the op-amps' internal (pre-r_out) outputs, as the SPICE clamp is
         amplifiers = circuit.amplifier_outputs
 
         n = len(b.nodes)
-        rows, cols, vals = b.rows, b.cols, b.vals
+        stamp_rows, stamp_cols, stamp_vals = b.stamps()
+        rows, cols, vals = stamp_rows.tolist(), stamp_cols.tolist(), stamp_vals.tolist()
         rhs = np.zeros(n + b.branches)
         for k, (node, terms, const) in enumerate(b.branch_rows):
             i = b.nodes[node]

@@ -59,7 +59,7 @@ def solve(
         sim.max_passes,
     )
     start = time.perf_counter()
-    a = check_matrix(a, max_size=config.array.max_size)
+    a = check_matrix(a)  # larger than one crossbar: a block preconditioner (scheme.blocks)
     b = check_vector(b, a.shape[0])
     check_nonsingular(a)  # before the float64 reference: a clear error, not a traceback
     x_ref = np.linalg.solve(a, b)
@@ -68,7 +68,8 @@ def solve(
     with AnalogMachine(a, config, seed=seed) as machine:
         run = Run(machine, b, x_ref, config, target_bits, max_passes)
         loop_status = LOOPS[scheme](run)
-        counters, crossbar, plan = machine.counters, machine.crossbar, machine.residual
+        counters, plan = machine.counters, machine.residual
+        crossbar, route, scaling = machine.crossbar, machine.route, machine.scaling
     x = run.answer(loop_status)
     bits = effective_bits(x, x_ref) if np.all(np.isfinite(x)) else -math.inf
     reached = bool(bits >= target_bits)
@@ -88,12 +89,13 @@ def solve(
         x=x,
         wall_time=time.perf_counter() - start,
         loop_status=loop_status,
-        circuit=crossbar.route,
-        scaling=crossbar.arrays.scaling,
-        shift=crossbar.arrays.shift,
+        circuit=route,
+        scaling=scaling,
+        shift=crossbar.arrays.shift if crossbar is not None else 0.0,
         residual_bits=(plan.weight_bits, plan.input_bits),
         condition_estimate=plan.condition_estimate,
         residual_floor_bits=plan.floor_bits,
         switches=list(run.switches),
         reprograms=counters.reprograms,
+        by_level={int(k): dict(v) for k, v in sorted(counters.by_level.items())},
     )

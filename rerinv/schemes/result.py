@@ -61,6 +61,7 @@ class SolveResult:
     residual_floor_bits: float = math.nan  #: about the bits the residual VMM can resolve
     switches: list = field(default_factory=list)  #: (pass, what changed) decisions of ``auto``
     reprograms: int = 0  #: INV crossbar rewrites (larger stabilising shift)
+    by_level: dict = field(default_factory=dict)  #: level -> inv_solves, vmm_ops, crossbars
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -1,0 +1,114 @@
+"""Matrices larger than one crossbar: block preconditioners built from crossbar-sized units.
+
+``BlockInverse`` is BlockAMC (Pan, Zuo, Sun et al., arXiv 2401.10042): ``A`` is split 2 x 2,
+recursively until every diagonal block fits ``array.max_size``::
+
+    A = [[A11, A12],      z1 = A11^-1 b1              (INV crossbar(s) of A11)
+         [A21, A22]]      x2 = S^-1 (b2 - A21 z1)      (VMM of A21, INV of S)
+                          x1 = z1 - A11^-1 (A12 x2)    (VMM of A12, INV of A11)
+
+with the Schur complement ``S = A22 - A21 A11^-1 A12`` formed by the hardware itself when the
+blocks are programmed: one ``A11^-1`` solve per column of ``A12`` and a VMM of ``A21`` on each
+(counted at that level), then mapped to its own INV crossbar (symmetrised when ``A`` is
+symmetric: the host knows that). The independent column solves run in a batch.
+
+``BlockJacobi`` is the simpler block-diagonal preconditioner: the inverses of the diagonal
+blocks alone, for comparison.
+
+The off-diagonal VMMs are plain ``device.bits`` crossbars with DAC and ADC
+(:class:`~rerinv.analog.units.VmmUnit`): the preconditioner only has to be good enough for the
+outer high-precision loop to contract.
+Every unit counts its INV solves, VMM ops and crossbars at its block level (0 = the whole).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from rerinv.analog.inv import build_preconditioner
+from rerinv.analog.units import Counters, InvUnit, VmmUnit
+from rerinv.config import Config
+from rerinv.hw.mapping import is_symmetric
+from rerinv.seeds import spawn
+
+
+def make_inverse(a, config: Config, engine, seed, counters: Counters, read_rng, level: int = 1):
+    """An INV crossbar unit when ``a`` fits one crossbar, else a block preconditioner of
+    ``scheme.blocks`` structure."""
+    if a.shape[0] <= config.array.max_size:
+        crossbar = build_preconditioner(a, config, seed=seed)
+        return InvUnit(crossbar, engine, seed, counters, read_rng, level)
+    if config.scheme.blocks == "jacobi":
+        return BlockJacobi(a, config, engine, seed, counters, read_rng, level)
+    return BlockInverse(a, config, engine, seed, counters, read_rng, level)
+
+
+class BlockInverse:
+    """BlockAMC 2 x 2 recursive block inverse (see the module docstring)."""
+
+    def __init__(self, a, config: Config, engine, seed, counters, read_rng, level: int = 1):
+        a = np.asarray(a, dtype=float)
+        self.n, self.h = a.shape[0], -(-a.shape[0] // 2)
+        h = self.h
+        seeds = spawn(seed, 4)
+        a11, a12, a21, a22 = a[:h, :h], a[:h, h:], a[h:, :h], a[h:, h:]
+        self.a11 = make_inverse(a11, config, engine, seeds[0], counters, read_rng, level + 1)
+        self.v12 = VmmUnit(a12, config, engine, seeds[1], counters, level)
+        self.v21 = VmmUnit(a21, config, engine, seeds[2], counters, level)
+        # the Schur complement, formed by the hardware: A11^-1 on every column of A12
+        z = np.column_stack([self.a11(a12[:, j]) for j in range(a12.shape[1])])
+        schur = a22 - np.column_stack([self.v21(z[:, j]) for j in range(z.shape[1])])
+        if is_symmetric(a):
+            schur = (schur + schur.T) / 2
+        self.s = make_inverse(schur, config, engine, seeds[3], counters, read_rng, level + 1)
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=float)
+        z1 = self.a11(v[: self.h])
+        x2 = self.s(v[self.h :] - self.v21(z1))
+        x1 = z1 - self.a11(self.v12(x2))
+        return np.concatenate([x1, x2])
+
+    def stiffen(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        for part in (self.a11, self.v12, self.v21, self.s):
+            part.close()
+
+
+class BlockJacobi:
+    """Block-diagonal preconditioner: ``diag(A_kk^-1)`` on crossbar-sized diagonal blocks."""
+
+    def __init__(self, a, config: Config, engine, seed, counters, read_rng, level: int = 1):
+        a = np.asarray(a, dtype=float)
+        size = config.array.max_size
+        self.edges = list(range(0, a.shape[0], size)) + [a.shape[0]]
+        seeds = spawn(seed, len(self.edges) - 1)
+        self.units = [
+            InvUnit(
+                build_preconditioner(a[lo:hi, lo:hi], config, seed=s),
+                engine,
+                s,
+                counters,
+                read_rng,
+                level,
+            )
+            for lo, hi, s in zip(self.edges[:-1], self.edges[1:], seeds, strict=True)
+        ]
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=float)
+        return np.concatenate(
+            [
+                unit(v[lo:hi])
+                for unit, lo, hi in zip(self.units, self.edges[:-1], self.edges[1:], strict=True)
+            ]
+        )
+
+    def stiffen(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        for unit in self.units:
+            unit.close()

@@ -1,0 +1,210 @@
+"""One INV crossbar as the schemes use it: DAC slices in, the programmed crossbar, an ADC with
+auto-ranging out, every solve counted.
+
+Auto-ranging: the DAC reference is scaled by a power-of-two attenuation ``alpha``; a solve whose
+outputs rail or overrange the ADC is repeated at ``alpha / 4`` (and counted), and an
+under-ranged result raises ``alpha`` for the next solve. With ``device.read_noise`` each solve
+runs on a fresh read of the programmed arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from rerinv.analog.inv import InvCrossbar, output_factor, stabilised_inv
+from rerinv.analog.vmm import build_vmm
+from rerinv.analog.vmm import output_factor as output_factor_vmm
+from rerinv.config import Config
+from rerinv.errors import SaturationError
+from rerinv.hw.converters import Converter
+from rerinv.hw.mapping import read_conductances
+
+MAX_RANGE_RETRIES = 12
+
+
+@dataclass
+class Counters:
+    """Operations used so far (conversions count single DAC/ADC samples); ``by_level`` splits
+    INV solves, VMM ops and crossbars by block level (0 = the whole matrix)."""
+
+    inv_solves: int = 0
+    vmm_ops: int = 0
+    conversions: int = 0
+    reprograms: int = 0  #: INV crossbar rewrites (a larger stabilising shift)
+    by_level: dict = field(default_factory=dict)
+
+    def level(self, level: int) -> dict:
+        return self.by_level.setdefault(level, {"inv_solves": 0, "vmm_ops": 0, "crossbars": 0})
+
+
+class InvUnit:
+    """``~M^-1 v`` for the matrix ``M`` one programmed crossbar holds (user units of ``M``).
+
+    Parameters
+    ----------
+    crossbar : InvCrossbar
+        Built by :func:`rerinv.analog.inv.build_preconditioner`.
+    engine : Engine
+    seed : numpy.random.SeedSequence
+        The crossbar's programming seed (re-used when it is re-programmed with a shift).
+    counters : Counters
+    read_rng : numpy.random.Generator
+        Read-noise draws.
+    level : int
+        Block level, for the counters.
+    """
+
+    def __init__(self, crossbar: InvCrossbar, engine, seed, counters, read_rng, level: int = 0):
+        self.crossbar, self.engine, self.seed = crossbar, engine, seed
+        self.counters, self.read_rng, self.level = counters, read_rng, level
+        config: Config = crossbar.config
+        self.config, self.n = config, crossbar.arrays.n
+        self.dac = Converter(config.converters.dac_bits, 1.0)  # codes in units of full scale
+        self.adc = Converter(config.converters.adc_bits, config.converters.adc_range)
+        self.alpha = 1.0
+        self._session = None if config.device.read_noise else engine.load(crossbar.circuit)
+        counters.level(level)["crossbars"] += 2  # a differential pair of arrays
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        """``~M^-1 v`` through ``scheme.dac_slices`` DAC slices, the crossbar and the ADC."""
+        arrays, cfg = self.crossbar.arrays, self.config
+        u = arrays.row_scale * np.asarray(v, dtype=float)
+        peak = float(np.max(np.abs(u)))
+        x = np.zeros(self.n)
+        if peak == 0:
+            return x
+        remainder = u / peak
+        for s in range(cfg.scheme.dac_slices):
+            weight = 2.0 ** (-s * (self.dac.bits - 1))
+            codes = self.dac.convert(remainder / weight)
+            remainder = remainder - codes * weight
+            if not codes.any():
+                continue
+            volts, alpha = self._solve_ranged(codes)
+            k = alpha * cfg.converters.dac_range / (peak * weight)  # volts per unit of v
+            x += output_factor(self.crossbar, k) * volts
+        return x
+
+    def stiffen(self) -> bool:
+        """Re-program the crossbar with the next larger stabilising diagonal shift (a rewrite
+        of the arrays, counted); False for the generalised-inverse circuit or when no larger
+        shift is stable."""
+        if self.crossbar.route == "ginv":
+            return False
+        shifted = stabilised_inv(self.crossbar, self.seed, above=self.crossbar.arrays.shift)
+        if shifted is None:
+            return False
+        if self._session is not None:
+            self._session.close()
+            self._session = self.engine.load(shifted.circuit)
+        self.crossbar, self.alpha = shifted, 1.0
+        self.counters.reprograms += 1
+        return True
+
+    def _solve_ranged(self, codes: np.ndarray) -> tuple[np.ndarray, float]:
+        """One INV solve of DAC ``codes`` (units of full scale), auto-ranged; returns the
+        ADC-quantised outputs (V) and the attenuation used."""
+        full_scale = self.config.converters.adc_range
+        for _ in range(MAX_RANGE_RETRIES):
+            alpha = self.alpha
+            self.counters.inv_solves += 1
+            self.counters.level(self.level)["inv_solves"] += 1
+            self.counters.conversions += 2 * self.n
+            try:
+                volts = self._read(alpha * self.config.converters.dac_range * codes)
+            except SaturationError:
+                self.alpha /= 4
+                continue
+            if self.adc.saturated(volts):
+                self.alpha /= 4
+                continue
+            if np.max(np.abs(volts)) < full_scale / 4 and self.alpha < 1:
+                self.alpha = min(1.0, self.alpha * 2)
+            return self.adc.convert(volts), alpha
+        raise SaturationError(
+            f"INV outputs stay beyond the ADC range after {MAX_RANGE_RETRIES} range reductions"
+        )
+
+    def _read(self, inputs: np.ndarray) -> np.ndarray:
+        """One INV solve; with read noise, on a fresh read of the programmed arrays."""
+        if self._session is not None:
+            return self._session.solve(inputs)
+        noisy = read_conductances(self.crossbar.arrays, self.config.device, self.read_rng)
+        session = self.engine.load(self.crossbar.circuit_for(noisy))
+        try:
+            return session.solve(inputs)
+        finally:
+            session.close()
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+
+class VmmUnit:
+    """``~W v`` on plain ``device.bits`` VMM crossbars (``array.max_size`` square tiles):
+    inputs through ``scheme.dac_slices`` DAC slices, outputs through an auto-ranged ADC, the
+    tiles' partial products added in digital. A low-precision VMM, as BlockAMC's off-diagonal
+    blocks use (the high-precision residual is :class:`rerinv.analog.bitsliced.BitSlicedVMM`).
+    """
+
+    def __init__(self, w, config: Config, engine, seed, counters: Counters, level: int = 0):
+        w = np.asarray(w, dtype=float)
+        self.config, self.counters, self.level = config, counters, level
+        self.m, self.n = w.shape
+        size = config.array.max_size
+        self.dac = Converter(config.converters.dac_bits, 1.0)
+        self.adc = Converter(config.converters.adc_bits, config.converters.adc_range)
+        self.tiles = []  # (rows of W, columns of W, crossbar, session, alpha)
+        blocks = [(r, c) for r in range(0, self.m, size) for c in range(0, self.n, size)]
+        for (r, c), tile_seed in zip(blocks, seed.spawn(len(blocks)), strict=True):
+            rows, cols = slice(r, min(self.m, r + size)), slice(c, min(self.n, c + size))
+            if not w[rows, cols].any():
+                continue
+            crossbar = build_vmm(w[rows, cols].T, config, seed=tile_seed)  # computes W_t v
+            self.tiles.append([rows, cols, crossbar, engine.load(crossbar.circuit), 1.0])
+        counters.level(level)["crossbars"] += 2 * len(self.tiles)
+
+    def __call__(self, v: np.ndarray) -> np.ndarray:
+        v = np.asarray(v, dtype=float)
+        y = np.zeros(self.m)
+        for tile in self.tiles:
+            rows, cols, crossbar = tile[:3]
+            part = v[cols]
+            peak = float(np.max(np.abs(part)))
+            if peak == 0:
+                continue
+            remainder = part / peak
+            for s in range(self.config.scheme.dac_slices):
+                weight = 2.0 ** (-s * (self.dac.bits - 1))
+                codes = self.dac.convert(remainder / weight)
+                remainder = remainder - codes * weight
+                if codes.any():
+                    volts, k = self._read_ranged(tile, codes)
+                    y[rows] += output_factor_vmm(crossbar, k) * volts * peak * weight
+        return y
+
+    def _read_ranged(self, tile, codes: np.ndarray) -> tuple[np.ndarray, float]:
+        """One VMM read of DAC ``codes`` (units of full scale), auto-ranged like the INV."""
+        for _ in range(MAX_RANGE_RETRIES):
+            k = tile[4] * self.config.converters.dac_range  # volts per unit of codes
+            self.counters.vmm_ops += 1
+            self.counters.level(self.level)["vmm_ops"] += 1
+            self.counters.conversions += codes.size + len(tile[2].circuit.outputs)
+            try:
+                volts = tile[3].solve(k * codes)
+            except SaturationError:
+                tile[4] /= 4
+                continue
+            if self.adc.saturated(volts):
+                tile[4] /= 4
+                continue
+            return self.adc.convert(volts), k
+        raise SaturationError("VMM outputs stay beyond the ADC range after range reductions")
+
+    def close(self) -> None:
+        for tile in self.tiles:
+            tile[3].close()
