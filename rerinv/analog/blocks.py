@@ -23,13 +23,16 @@ Every unit counts its INV solves, VMM ops and crossbars at its block level (0 = 
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 import numpy as np
 
 from rerinv.analog.inv import build_preconditioner
 from rerinv.analog.units import Counters, InvUnit, VmmUnit
 from rerinv.config import Config
+from rerinv.hw.circuit import Circuit
 from rerinv.hw.mapping import is_symmetric
-from rerinv.seeds import spawn
+from rerinv.seeds import seed_sequence, spawn
 
 
 def make_inverse(a, config: Config, engine, seed, counters: Counters, read_rng, level: int = 1):
@@ -112,3 +115,60 @@ class BlockJacobi:
     def close(self) -> None:
         for unit in self.units:
             unit.close()
+
+
+@dataclass(frozen=True)
+class CrossbarSnapshot:
+    """One crossbar of a (block) machine, with the DAC voltages of its first read while the
+    machine applied its preconditioner to a vector."""
+
+    name: str
+    circuit: Circuit  #: ``input_values`` hold those voltages
+
+
+class _Recording:
+    """Engine wrapper: remembers every loaded circuit and the inputs of its first solve."""
+
+    def __init__(self, engine):
+        self.engine, self.name, self.seen = engine, engine.name, {}
+
+    def load(self, circuit: Circuit):
+        session, seen = self.engine.load(circuit), self.seen
+
+        class _Session:
+            def solve(self, inputs=None):
+                seen.setdefault(id(circuit), (circuit, np.array(inputs, dtype=float)))
+                return session.solve(inputs)
+
+            def solve_batch(self, inputs):
+                seen.setdefault(id(circuit), (circuit, np.array(inputs, dtype=float)[0]))
+                return session.solve_batch(inputs)
+
+            def close(self):
+                session.close()
+
+        return _Session()
+
+
+def crossbar_snapshots(a, b, config: Config, *, seed=0) -> list[CrossbarSnapshot]:
+    """Every crossbar of the preconditioner for ``a`` (one crossbar, or the blocks of
+    ``scheme.blocks`` when ``a`` is larger than ``array.max_size``), each with the DAC
+    voltages of its first read while the preconditioner is applied to ``b`` (on the nodal
+    engine): the netlists ``rerinv netlist --kind blocks`` writes."""
+    from rerinv.analog.units import Counters
+    from rerinv.engines import get_engine
+
+    recorder = _Recording(get_engine("nodal"))
+    unit = make_inverse(
+        np.asarray(a, dtype=float), config, recorder, seed_sequence(seed), Counters(),
+        np.random.default_rng(0), level=0,
+    )  # fmt: skip
+    try:
+        unit(np.asarray(b, dtype=float))
+    finally:
+        unit.close()
+    snapshots = []
+    for k, (circuit, inputs) in enumerate(recorder.seen.values()):
+        kind = "inv" if circuit.opamps else "vmm"
+        snapshots.append(CrossbarSnapshot(f"{kind}{k:03d}", replace(circuit, input_values=inputs)))
+    return snapshots

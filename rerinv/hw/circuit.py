@@ -103,7 +103,13 @@ def _inverter_resistors(
     if seed is None:
         raise InputError("array.inverter_mismatch > 0 needs an explicit seed for its draw")
     rng = np.random.default_rng(seed)
-    return nominal * (1 + array.inverter_mismatch * rng.standard_normal((n, 2)))
+    drawn = nominal * (1 + array.inverter_mismatch * rng.standard_normal((n, 2)))
+    if np.any(drawn <= 0):
+        raise InputError(
+            f"array.inverter_mismatch = {array.inverter_mismatch} drew a non-positive inverter "
+            f"resistor ({drawn.min():.4g} ohm): no real circuit has it; lower the mismatch"
+        )
+    return drawn
 
 
 def inv_crossbar(
@@ -284,3 +290,39 @@ def _initial_inputs(inputs: np.ndarray | None, n: int) -> np.ndarray:
     if inputs.shape != (n,):
         raise InputError(f"expected {n} input voltages, got shape {inputs.shape}")
     return inputs
+
+
+def merge_circuits(circuits: list[Circuit], prefixes: list[str], title: str) -> Circuit:
+    """Several circuits side by side in one (disjoint networks, one operating point): every
+    node of circuit ``k`` gets the prefix ``prefixes[k]`` (ground stays ground). The op-amp
+    model must be the same; per-op-amp compensation is kept."""
+    if len({c.opamp for c in circuits}) > 1:
+        raise InputError("circuits with different op-amp models cannot share one netlist")
+
+    def rename(prefix: str, node: str) -> str:
+        return node if node == "0" else f"{prefix}{node}"
+
+    resistors, inputs, values, opamps, gbw, inverters, tias, outputs, notes = ([] for _ in range(9))
+    for circuit, p in zip(circuits, prefixes, strict=True):
+        resistors += [(rename(p, a), rename(p, b), ohms) for a, b, ohms in circuit.resistors]
+        inputs += [rename(p, node) for node in circuit.inputs]
+        values.append(circuit.input_values)
+        opamps += [(rename(p, inn), rename(p, out)) for inn, out in circuit.opamps]
+        gbw += [circuit.gbw_of_opamp(k) for k in range(len(circuit.opamps))]
+        inverters += [(rename(p, a), rename(p, o), r1, r2) for a, o, r1, r2 in circuit.inverters]
+        tias += [(rename(p, a), rename(p, o), rf) for a, o, rf in circuit.tias]
+        outputs += [rename(p, node) for node in circuit.outputs]
+        notes.append(f"{p}*: {circuit.title}")
+    return Circuit(
+        title=title,
+        opamp=circuits[0].opamp,
+        resistors=resistors,
+        inputs=tuple(inputs),
+        input_values=np.concatenate(values) if values else np.zeros(0),
+        opamps=opamps,
+        inverters=inverters,
+        tias=tias,
+        outputs=tuple(outputs),
+        notes=tuple(notes),
+        opamp_gbw=tuple(gbw) if any(g != circuits[0].opamp.gbw for g in gbw) else (),
+    )
