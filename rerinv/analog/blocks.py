@@ -59,14 +59,14 @@ class BlockInverse:
         self.v12 = VmmUnit(a12, config, engine, seeds[1], counters, level)
         self.v21 = VmmUnit(a21, config, engine, seeds[2], counters, level)
         # the Schur complement, formed by the hardware: A11^-1 on every column of A12
-        z = np.column_stack([self.a11(a12[:, j]) for j in range(a12.shape[1])])
-        schur = a22 - np.column_stack([self.v21(z[:, j]) for j in range(z.shape[1])])
+        z = self.a11(a12)  # one batch of independent column solves
+        schur = a22 - self.v21(z)
         if is_symmetric(a):
             schur = (schur + schur.T) / 2
         self.s = make_inverse(schur, config, engine, seeds[3], counters, read_rng, level + 1)
 
     def __call__(self, v: np.ndarray) -> np.ndarray:
-        v = np.asarray(v, dtype=float)
+        v = np.asarray(v, dtype=float)  # (n,) or (n, K): K independent vectors
         z1 = self.a11(v[: self.h])
         x2 = self.s(v[self.h :] - self.v21(z1))
         x1 = z1 - self.a11(self.v12(x2))
@@ -104,7 +104,7 @@ class BlockJacobi:
         v = np.asarray(v, dtype=float)
         return np.concatenate(
             [
-                unit(v[lo:hi])
+                unit(v[lo:hi])  # (n,) or (n, K)
                 for unit, lo, hi in zip(self.units, self.edges[:-1], self.edges[1:], strict=True)
             ]
         )

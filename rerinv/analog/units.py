@@ -68,9 +68,13 @@ class InvUnit:
         counters.level(level)["crossbars"] += 2  # a differential pair of arrays
 
     def __call__(self, v: np.ndarray) -> np.ndarray:
-        """``~M^-1 v`` through ``scheme.dac_slices`` DAC slices, the crossbar and the ADC."""
+        """``~M^-1 v`` through ``scheme.dac_slices`` DAC slices, the crossbar and the ADC;
+        ``v`` of shape (n, K) is K independent solves, run as one batch."""
+        v = np.asarray(v, dtype=float)
+        if v.ndim == 2:
+            return self._batch(v)
         arrays, cfg = self.crossbar.arrays, self.config
-        u = arrays.row_scale * np.asarray(v, dtype=float)
+        u = arrays.row_scale * v
         peak = float(np.max(np.abs(u)))
         x = np.zeros(self.n)
         if peak == 0:
@@ -86,6 +90,55 @@ class InvUnit:
             k = alpha * cfg.converters.dac_range / (peak * weight)  # volts per unit of v
             x += output_factor(self.crossbar, k) * volts
         return x
+
+    def _batch(self, v: np.ndarray) -> np.ndarray:
+        """Columns of ``v`` solved together: every DAC slice of every column is one INV solve
+        (counted), sent to the engine as one batch; over-ranged columns are repeated alone at
+        a quarter of the DAC reference."""
+        arrays, cfg = self.crossbar.arrays, self.config
+        u = arrays.row_scale[:, None] * v
+        peaks = np.max(np.abs(u), axis=0)
+        x = np.zeros_like(u)
+        live = np.flatnonzero(peaks > 0)
+        remainder = u[:, live] / peaks[live]
+        base = output_factor(self.crossbar, 1.0)[:, None]
+        for s in range(cfg.scheme.dac_slices):
+            weight = 2.0 ** (-s * (self.dac.bits - 1))
+            codes = self.dac.convert(remainder / weight)
+            remainder = remainder - codes * weight
+            volts, alphas = self._solve_batch(codes)
+            k = alphas * cfg.converters.dac_range / (peaks[live] * weight)
+            x[:, live] += base * volts / k[None, :]
+        return x
+
+    def _solve_batch(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """ADC-quantised outputs (n, K) and attenuations (K,) of the columns of ``codes``."""
+        volts = np.zeros_like(codes)
+        alphas = np.full(codes.shape[1], self.alpha)
+        pending = np.flatnonzero(codes.any(axis=0))
+        limit = self.adc.full_scale + 0.5 * self.adc.lsb
+        for _ in range(MAX_RANGE_RETRIES):
+            if pending.size == 0:
+                return volts, alphas
+            if self._session is None:
+                break  # read noise: every solve on its own fresh read
+            inputs = alphas[pending] * self.config.converters.dac_range * codes[:, pending]
+            self.counters.inv_solves += pending.size
+            self.counters.level(self.level)["inv_solves"] += pending.size
+            self.counters.conversions += 2 * self.n * pending.size
+            try:
+                out = self._session.solve_batch(inputs.T).T
+            except SaturationError:
+                break  # some column railed: find which, one at a time
+            over = np.any(np.abs(out) > limit, axis=0)
+            done = pending[~over]
+            volts[:, done] = self.adc.convert(out[:, ~over])
+            alphas[pending[over]] /= 4
+            pending = pending[over]
+        for j in pending:
+            self.alpha = alphas[j]
+            volts[:, j], alphas[j] = self._solve_ranged(codes[:, j])
+        return volts, alphas
 
     def stiffen(self) -> bool:
         """Re-program the crossbar with the next larger stabilising diagonal shift (a rewrite
@@ -169,40 +222,49 @@ class VmmUnit:
         counters.level(level)["crossbars"] += 2 * len(self.tiles)
 
     def __call__(self, v: np.ndarray) -> np.ndarray:
+        """``~W v``; ``v`` of shape (n, K) is K independent vectors, read as one batch per
+        tile and DAC slice (every vector's read counted)."""
         v = np.asarray(v, dtype=float)
-        y = np.zeros(self.m)
+        if v.ndim == 1:
+            return self(v[:, None])[:, 0]
+        y = np.zeros((self.m, v.shape[1]))
         for tile in self.tiles:
             rows, cols, crossbar = tile[:3]
             part = v[cols]
-            peak = float(np.max(np.abs(part)))
-            if peak == 0:
-                continue
-            remainder = part / peak
+            peaks = np.max(np.abs(part), axis=0)
+            live = np.flatnonzero(peaks > 0)
+            remainder = part[:, live] / peaks[live]
+            base = output_factor_vmm(crossbar, 1.0)
             for s in range(self.config.scheme.dac_slices):
                 weight = 2.0 ** (-s * (self.dac.bits - 1))
                 codes = self.dac.convert(remainder / weight)
                 remainder = remainder - codes * weight
-                if codes.any():
-                    volts, k = self._read_ranged(tile, codes)
-                    y[rows] += output_factor_vmm(crossbar, k) * volts * peak * weight
+                volts, k = self._read_batch(tile, codes)
+                y[rows.start : rows.stop, live] += base * volts / k * peaks[live] * weight
         return y
 
-    def _read_ranged(self, tile, codes: np.ndarray) -> tuple[np.ndarray, float]:
-        """One VMM read of DAC ``codes`` (units of full scale), auto-ranged like the INV."""
+    def _read_batch(self, tile, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """ADC-quantised outputs (m_tile, K) and volts-per-code factors (K,) of the columns of
+        DAC ``codes``, auto-ranged per column like the INV."""
+        volts = np.zeros((len(tile[2].circuit.outputs), codes.shape[1]))
+        alphas = np.full(codes.shape[1], tile[4])
+        pending = np.flatnonzero(codes.any(axis=0))
+        limit = self.adc.full_scale + 0.5 * self.adc.lsb
         for _ in range(MAX_RANGE_RETRIES):
-            k = tile[4] * self.config.converters.dac_range  # volts per unit of codes
-            self.counters.vmm_ops += 1
-            self.counters.level(self.level)["vmm_ops"] += 1
-            self.counters.conversions += codes.size + len(tile[2].circuit.outputs)
+            if pending.size == 0:
+                return volts, alphas * self.config.converters.dac_range
+            k = alphas[pending] * self.config.converters.dac_range
+            self.counters.vmm_ops += pending.size
+            self.counters.level(self.level)["vmm_ops"] += pending.size
+            self.counters.conversions += pending.size * (codes.shape[0] + volts.shape[0])
             try:
-                volts = tile[3].solve(k * codes)
+                out = tile[3].solve_batch((k[None, :] * codes[:, pending]).T).T
             except SaturationError:
-                tile[4] /= 4
-                continue
-            if self.adc.saturated(volts):
-                tile[4] /= 4
-                continue
-            return self.adc.convert(volts), k
+                out = np.full((volts.shape[0], pending.size), np.inf)  # retry all lower
+            over = np.any(np.abs(out) > limit, axis=0)
+            volts[:, pending[~over]] = self.adc.convert(out[:, ~over])
+            alphas[pending[over]] /= 4
+            pending = pending[over]
         raise SaturationError("VMM outputs stay beyond the ADC range after range reductions")
 
     def close(self) -> None:
