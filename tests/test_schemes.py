@@ -39,15 +39,16 @@ def test_single_solve_stays_far_below_16_bits(n):
     assert not result.reached_target and result.passes == 1
 
 
-def test_programming_error_stalls_refine_but_not_krylov():
+def test_programming_error_slows_refine_but_not_krylov_or_auto():
     # an ill-conditioned K-FAC-like factor: batch of 32 samples for a 32-wide layer
     a, b = kfac_factor(32, seed=3, samples=32, damping=0.01), random_rhs(32, seed=100)
     config = Config().with_overrides(["device.sigma_rel=0.01"])
     refine = solve_with(a, b, config, scheme="refine", engine="spice", max_passes=8)
-    assert refine.status in ("stalled", "diverged") and not refine.reached_target
-    assert refine.effective_bits < 8
+    assert refine.status in ("stalled", "diverged", "max_passes") and not refine.reached_target
     krylov = solve_with(a, b, config, scheme="krylov", engine="spice", max_passes=30)
     assert krylov.reached_target and krylov.effective_bits >= 16
+    auto = solve_with(a, b, config, scheme="auto", engine="spice", max_passes=30)
+    assert auto.reached_target and auto.switches  # it left refinement when it stopped paying
 
 
 def _solve_cli(matrix, *extra) -> int:
@@ -129,7 +130,12 @@ def test_analog_residual_is_exact_with_ideal_cells_and_its_floor_is_reported():
     assert analog.to_dict()["reached_target"] is False
 
 
-def test_bad_scheme_inputs(capsys, tmp_path):
-    np.save(tmp_path / "a.npy", np.array([[1.0, 2.0], [2.0, 1.0]]))
-    assert main(["solve", "--matrix", str(tmp_path / "a.npy"), "--engine", "nodal"]) == 2
-    assert "positive real part" in capsys.readouterr().err
+def test_indefinite_input_needs_the_generalised_inverse(capsys, tmp_path):
+    np.save(tmp_path / "a.npy", np.array([[1.0, 2.0], [2.0, 1.0]]))  # eigenvalues 3 and -1
+    inv_only = ["--set", "scheme.circuit=inv"]
+    assert main(["solve", "--matrix", str(tmp_path / "a.npy"), "--engine", "nodal", *inv_only]) == 2
+    err = capsys.readouterr().err
+    assert "both sides of the imaginary axis" in err and "--set scheme.circuit=auto" in err
+    assert main(["solve", "--matrix", str(tmp_path / "a.npy"), "--engine", "nodal"]) == 0
+    out = capsys.readouterr().out
+    assert "ginv circuit" in out and "status converged" in out

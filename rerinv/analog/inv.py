@@ -178,7 +178,7 @@ def build_preconditioner(
     a = check_matrix(a, max_size=config.array.max_size)
     check_nonsingular(a)
     choice, scaling = config.scheme.circuit, resolve_scaling(a, config)
-    reasons = []
+    reasons, remedies = [], []
     if choice in ("auto", "inv", "inv_shifted"):
         sign = _stable_sign(a)
         if sign is None:
@@ -186,13 +186,16 @@ def build_preconditioner(
                 "the matrix has eigenvalues on both sides of the imaginary axis (the INV loop "
                 "cannot hold it or its negative)"
             )
+            remedies.append("use the generalised-inverse circuit: --set scheme.circuit=auto")
         else:
             inv = _program(a, config, seed, scaling=scaling, route="inv", sign=sign)
             reason = _unstable_reason(inv)
             if reason is None:
                 return inv
             reasons.append(f"INV: {reason}")
-            if choice != "inv":
+            if choice == "inv":
+                remedies.append("let rerinv stabilise it: --set scheme.circuit=auto")
+            else:
                 shifted = stabilised_inv(inv, seed)
                 if shifted is not None:
                     return shifted
@@ -203,12 +206,17 @@ def build_preconditioner(
         if reason is None:
             return inv
         reasons.append(f"generalised inverse: {reason}")
+    if not remedies or choice in ("auto", "ginv", "inv_shifted"):
+        remedies.append(
+            "change what makes the programmed circuit unstable (programming error: --set "
+            "device.sigma_rel=0; inverter mismatch: --set array.inverter_mismatch=0; cell "
+            "levels: --set device.bits=12)"
+        )
     raise UnstableMatrixError(
         f"no stable analog circuit for this matrix with scheme.circuit={choice}: "
         + "; ".join(reasons)
-        + ". Change what makes it unstable (programming error: --set device.sigma_rel=0; "
-        "inverter mismatch: --set array.inverter_mismatch=0; cell levels: --set "
-        "device.bits=12) or allow every route (--set scheme.circuit=auto)"
+        + ". To fix it, "
+        + ", or ".join(remedies)
     )
 
 
