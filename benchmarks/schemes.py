@@ -3,19 +3,23 @@ bits reached, on K-FAC-like factors with the default configuration.
 
     .venv/bin/python benchmarks/schemes.py [--sizes 32 64 128] [--spice-max-n 64] [--json FILE]
 
-ngspice runs are skipped above --spice-max-n (an N = 128 operating point takes ~3 s on Debian's
-ngspice 39, see docs/benchmarks.md). Prints a table; writes JSON (default
-results/bench_schemes.json).
+ngspice runs are skipped above --spice-max-n; they use the process's ngspice solver (KLU where
+available; RERINV_NGSPICE_SOLVER=sparse forces Sparse 1.3, which takes seconds per N = 128
+operating point, see docs/benchmarks.md). Prints a table; writes JSON (default
+results/bench_schemes.json) with the provenance (ngspice version and solver).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 from pathlib import Path
 
 from rerinv.config import Config
 from rerinv.matrices import kfac_factor, random_rhs
+from rerinv.provenance import provenance
 from rerinv.schemes import SCHEMES, solve
 
 
@@ -28,6 +32,8 @@ def main() -> None:
     args = parser.parse_args()
     config = Config()
     rows = []
+    attrs = provenance(shlex.join([sys.executable, *sys.argv]))
+    print(f"ngspice {attrs['ngspice_version']} ({attrs['ngspice_solver']} solver)")
     print(
         f"{'N':>4} {'scheme':>7} {'engine':>6} {'status':>10} {'bits':>6} {'passes':>6} "
         f"{'to 16':>5} {'INV':>5} {'VMM ops':>8} {'s/pass':>8} {'total s':>8}"
@@ -65,7 +71,7 @@ def main() -> None:
                     flush=True,
                 )
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.json).write_text(json.dumps(rows, indent=2))
+    Path(args.json).write_text(json.dumps({"provenance": attrs, "rows": rows}, indent=2))
     print(f"wrote {args.json}")
 
 

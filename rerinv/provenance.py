@@ -14,22 +14,24 @@ import numpy as np
 
 
 def software_versions(*, ngspice: bool = True) -> dict[str, str]:
-    """Versions of rerinv, ngspice (``"not used"`` when ``ngspice`` is False), numpy, scipy,
-    h5py, HDF5 and Python, and the platform."""
+    """Versions of rerinv, ngspice and its matrix solver (``ngspice_solver``: ``"klu"`` or
+    ``"sparse"``; both ``"not used"`` when ``ngspice`` is False), numpy, scipy, h5py, HDF5 and
+    Python, and the platform."""
     import h5py
     import scipy
 
     from rerinv import __version__
 
     if ngspice:
-        from rerinv.engines.ngspice import ngspice_version
+        from rerinv.engines.ngspice import ngspice_solver, ngspice_version
 
-        simulator = ngspice_version()
+        simulator, solver = ngspice_version(), ngspice_solver()
     else:
-        simulator = "not used"
+        simulator = solver = "not used"
     return {
         "rerinv": __version__,
         "ngspice": simulator,
+        "ngspice_solver": solver,
         "numpy": np.__version__,
         "scipy": scipy.__version__,
         "h5py": h5py.__version__,
@@ -40,13 +42,14 @@ def software_versions(*, ngspice: bool = True) -> dict[str, str]:
 
 
 def provenance(command_line: str | None = None, *, ngspice: bool = True) -> dict[str, Any]:
-    """Flat ``<name>_version`` attributes (HDF5-friendly) plus ``created`` (UTC, ISO 8601)
-    and ``command_line``."""
+    """Flat ``<name>_version`` attributes (HDF5-friendly), ``ngspice_solver``, ``platform``,
+    ``created`` (UTC, ISO 8601) and ``command_line``."""
     versions = software_versions(ngspice=ngspice)
+    plain = ("ngspice_solver", "platform")  # not versions: stored under their own names
     attrs: dict[str, Any] = {
-        f"{name}_version": value for name, value in versions.items() if name != "platform"
+        f"{name}_version": value for name, value in versions.items() if name not in plain
     }
-    attrs["platform"] = versions["platform"]
+    attrs.update({name: versions[name] for name in plain})
     attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     attrs["command_line"] = command_line or ""
     return attrs

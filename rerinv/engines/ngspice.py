@@ -1,8 +1,22 @@
 """The ``spice`` engine: ngspice through PySpice's shared-library interface.
 
 ngspice keeps global state, so there is one instance per process (parallel work uses
-processes). A circuit is parsed once; each solve ``alter``s the input sources that changed,
-re-runs the operating point and reads only the amplifier outputs.
+processes). A session parses its circuit once and keeps it loaded: :meth:`NgspiceSession.solve`
+``alter``s the input sources that changed and re-runs the operating point;
+:meth:`NgspiceSession.solve_batch` keeps a second, batch variant of the circuit loaded (K
+input vectors as VCCS gains selected by one ``dc`` sweep, see
+:func:`rerinv.hw.netlist.to_spice`) and only ``alter``s the gains that changed.
+
+Matrix solver: KLU when the loaded ngspice has it (ngspice >= 42 built with KLU, every build
+from 43 on; Debian 12 gets 46 from bookworm-backports), else Sparse 1.3, which re-orders the
+dense crossbar block on every analysis (seconds at N = 128). :func:`ngspice_solver` says which
+one this process uses; every circuit loaded here selects it in its ``.options`` line, because
+even ngspice 46 uses Sparse unless told otherwise. Transients run on Sparse: with KLU, ``tran``
+of the INV crossbar crawls or hangs for N >= 16.
+
+Every ngspice analysis rebuilds and re-orders the circuit matrix (``CKTdoJob`` resets the
+circuit), so an operating point costs a matrix set-up even when only a source changed; a
+``dc`` sweep pays it once for all its points. See docs/benchmarks.md for the measured costs.
 """
 
 from __future__ import annotations
@@ -11,20 +25,23 @@ import ctypes.util
 import glob
 import logging
 import os
+import re
 import sys
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rerinv.engines.base import check_inputs, check_rails
-from rerinv.errors import NgspiceMissingError, SimulationError
+from rerinv.errors import InputError, NgspiceMissingError, SimulationError
 from rerinv.hw.circuit import Circuit
-from rerinv.hw.netlist import BATCH_SELECTOR, source_name, to_spice
+from rerinv.hw.netlist import BATCH_SELECTOR, batch_gain_name, source_name, to_spice
 
 _INSTALL_HINT = (
-    "install it with `apt-get install -y ngspice libngspice0` (Debian/Ubuntu) or point "
-    "NGSPICE_LIBRARY_PATH at libngspice.so"
+    "install it with `apt-get install -y ngspice libngspice0` (Debian/Ubuntu; ngspice >= 42 "
+    "from bookworm-backports on Debian 12, see README) or point NGSPICE_LIBRARY_PATH at "
+    "libngspice.so"
 )
 _FAILURE_MARKERS = (
     "aborted",
@@ -35,10 +52,22 @@ _FAILURE_MARKERS = (
     "error:",
 )
 
+#: ngspice's matrix solvers: KLU (ngspice >= 42 built with it) and Sparse 1.3 (every version).
+SOLVERS = ("klu", "sparse")
+#: Environment variable that picks the solver: ``klu``, ``sparse`` or ``auto`` (the default).
+SOLVER_ENV = "RERINV_NGSPICE_SOLVER"
+#: First ngspice release with the KLU solver (built in by default from 43).
+KLU_FIRST_VERSION = 42
+#: ngspice truncates longer commands (PySpice refuses them); joined ``alter``s stay below.
+_MAX_COMMAND = 1000
+
 _shared = None  # the process's NgSpiceShared instance
 _loaded: list[int] = []  # ids of the circuits ngspice holds, oldest first
 _current: int | None = None
 _next_id = 0
+_solver: str | None = None  # the solver of circuits loaded from now on; chosen on first use
+_has_klu: bool | None = None
+_noted_sparse = False  # the "no KLU" note went to stderr (once per process)
 
 
 def find_ngspice_library() -> str:
@@ -92,6 +121,102 @@ def ngspice_version() -> str:
     return str(ngspice().ngspice_version)
 
 
+def _major(version: str) -> int:
+    match = re.match(r"\s*(\d+)", version)
+    return int(match.group(1)) if match else 0
+
+
+def ngspice_has_klu() -> bool:
+    """Whether the loaded ngspice has the KLU matrix solver: version >= 42 and a banner
+    (``version -f``) that says "Compiled with KLU"."""
+    global _has_klu
+    if _major(ngspice_version()) < KLU_FIRST_VERSION:
+        return False  # not cached: the version decides (tests simulate an old one)
+    if _has_klu is None:
+        _has_klu = "klu" in _command("version -f").lower()
+    return _has_klu
+
+
+def ngspice_solver() -> str:
+    """The matrix solver, ``"klu"`` or ``"sparse"``, of the circuits this process loads.
+
+    Chosen on first use: the ``RERINV_NGSPICE_SOLVER`` environment variable (``klu``,
+    ``sparse`` or ``auto``) when set, else KLU when the loaded ngspice has it. Without KLU
+    (ngspice < 42) the answer is ``"sparse"``, and one line on stderr says so, once per process.
+    """
+    global _solver
+    if _solver is None:
+        _solver = _choose_solver(os.environ.get(SOLVER_ENV) or "auto", SOLVER_ENV)
+    return _solver
+
+
+def set_ngspice_solver(name: str | None) -> str:
+    """Load circuits from now on with solver ``name`` (``"klu"``, ``"sparse"``, or ``None`` /
+    ``"auto"`` for the default choice of :func:`ngspice_solver`); returns the solver chosen.
+
+    Sessions already loaded keep their solver. Raises :class:`InputError` for an unknown name
+    or for ``"klu"`` on an ngspice without KLU.
+    """
+    global _solver
+    _solver = _choose_solver(name or "auto", "the solver")
+    return _solver
+
+
+def _choose_solver(name: str, what: str) -> str:
+    name = name.strip().lower()
+    if name not in (*SOLVERS, "auto"):
+        raise InputError(f"{what} must be one of klu, sparse, auto; got {name!r}")
+    if name == "sparse":
+        return "sparse"
+    if ngspice_has_klu():
+        return "klu"
+    if name == "klu":
+        raise InputError(
+            f"ngspice {ngspice_version()} has no KLU solver; install ngspice >= 42 from "
+            "bookworm-backports (see README) or use the sparse solver"
+        )
+    _note_sparse()
+    return "sparse"
+
+
+def _note_sparse() -> None:
+    global _noted_sparse
+    if not _noted_sparse:
+        _noted_sparse = True
+        print(
+            f"rerinv: ngspice {ngspice_version()} has no KLU solver; using Sparse (slow for "
+            "N >= 64). Install ngspice >= 42 from bookworm-backports: see README",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def solver_options(solver: str | None = None) -> str:
+    """``.options`` content that selects ``solver`` (default :func:`ngspice_solver`): ``klu``
+    or ``sparse``, and nothing on an ngspice without KLU (its only solver is Sparse)."""
+    solver = solver or ngspice_solver()
+    if solver not in SOLVERS:
+        raise InputError(f"unknown ngspice solver {solver!r}; choose one of {', '.join(SOLVERS)}")
+    return solver if ngspice_has_klu() else ""
+
+
+def analysis_statistics() -> dict[str, float]:
+    """ngspice's counters (``rusage all``) of its current circuit, cumulative since it was
+    loaded: ``"Netlist parsing time"``, ``"Total analysis time"``, ``"Matrix reorder time"``,
+    ``"Matrix factor time"``, ``"Matrix solve time"``, ``"Total iterations"``, ... (seconds
+    or counts). Not every ngspice build reports every counter."""
+    stats = {}
+    for line in _command("rusage all").splitlines():
+        name, sep, value = line.partition("=")
+        try:
+            number = float(value.split()[0]) if sep and value.split() else None
+        except ValueError:
+            number = None
+        if number is not None:
+            stats[name.strip()] = number
+    return stats
+
+
 def _command(command: str, *, analysis: bool = False) -> str:
     """Run an ngspice command. For an analysis, notes on stderr (gmin or source stepping)
     are not failures by themselves: the caller judges the plot it produced."""
@@ -102,8 +227,20 @@ def _command(command: str, *, analysis: bool = False) -> str:
         if analysis and "NgSpiceCommandError" in type(exc).__name__:
             return ng.stdout
         raise SimulationError(
-            f"ngspice failed on `{command}`: {' '.join(ng._stderr)[-600:] or exc}"
+            f"ngspice failed on `{command[:200]}`: {' '.join(ng._stderr)[-600:] or exc}"
         ) from exc
+
+
+def _joined(commands: list[str]) -> Iterator[str]:
+    """``commands`` joined with ``;`` into command lines ngspice takes whole."""
+    line = ""
+    for command in commands:
+        if line and len(line) + 3 + len(command) > _MAX_COMMAND:
+            yield line
+            line = ""
+        line = f"{line} ; {command}" if line else command
+    if line:
+        yield line
 
 
 def _select(circuit_id: int) -> None:
@@ -114,6 +251,16 @@ def _select(circuit_id: int) -> None:
         _current = circuit_id
 
 
+def _remove(circuit_id: int) -> None:
+    """Remove a loaded circuit from ngspice."""
+    global _current
+    if circuit_id in _loaded:
+        _select(circuit_id)
+        _command("remcirc")
+        _loaded.remove(circuit_id)
+        _current = None
+
+
 @dataclass(eq=False)
 class NgspiceSession:
     """A circuit loaded into ngspice, ready to be re-solved for new inputs."""
@@ -122,39 +269,74 @@ class NgspiceSession:
     circuit_id: int
     applied: np.ndarray = field(repr=False)
     monitored: tuple[str, ...] = ()
+    solver: str = "sparse"  #: the matrix solver its circuits were loaded with
+    batch_id: int | None = field(default=None, repr=False)  #: the loaded batch variant
+    batch_gains: np.ndarray | None = field(default=None, repr=False)  #: its (capacity, n) gains
+    batch_loads: int = field(default=0, repr=False)  #: times the batch variant was parsed
 
     def solve(self, inputs: np.ndarray | None = None) -> np.ndarray:
         inputs = check_inputs(self.circuit, inputs)
-        if self.circuit_id not in _loaded:
-            raise SimulationError("this circuit was closed; load it again")
+        self._check_open()
         _select(self.circuit_id)
         for k in np.flatnonzero(inputs != self.applied):
             _command(f"alter {source_name(self.circuit.inputs[k])} dc = {inputs[k]:.17g}")
         self.applied = inputs.copy()
-        volts = self._operating_point()
+        volts = _analysis("op", "op", self.circuit, self.monitored)[:, 0]
         check_rails(self.circuit, self.monitored, volts, "spice")
         return volts[: len(self.circuit.outputs)]
 
     def solve_batch(self, inputs: np.ndarray) -> np.ndarray:
         """Outputs (K, n_outputs) for K input vectors (K, n_inputs), solved in one ``dc``
-        sweep of a batch variant of the circuit (one matrix ordering for all K)."""
+        sweep of the session's batch variant (one matrix set-up for all K).
+
+        The batch variant is parsed on the first call (and again only when K exceeds every
+        earlier K); later calls ``alter`` the gains that changed."""
         inputs = np.atleast_2d(np.asarray(inputs, dtype=float))
         if inputs.shape[0] == 1:
             return self.solve(inputs[0])[None, :]
         for row in inputs:
             check_inputs(self.circuit, row)
-        batch = _load(self.circuit, to_spice(self.circuit, batch=inputs))
-        try:
-            _select(batch)
-            volts = _analysis(f"dc {BATCH_SELECTOR} 0 {inputs.shape[0] - 1} 1", "dc", self)
-        finally:
-            _select(batch)
-            _command("remcirc")
-            _loaded.remove(batch)
-            _forget_current()
+        if inputs.shape[0] == 0:
+            return np.empty((0, len(self.circuit.outputs)))
+        self._check_open()
+        self._set_batch(inputs)
+        _select(self.batch_id)
+        volts = _analysis(
+            f"dc {BATCH_SELECTOR} 0 {inputs.shape[0] - 1} 1", "dc", self.circuit, self.monitored
+        )
         for column in volts.T:
             check_rails(self.circuit, self.monitored, column, "spice")
         return volts[: len(self.circuit.outputs)].T
+
+    def _set_batch(self, inputs: np.ndarray) -> None:
+        """Load ``inputs`` into the batch variant: parse it when missing or too small, else
+        ``alter`` the gains that differ from the loaded ones."""
+        k = inputs.shape[0]
+        if self.batch_id is None or self.batch_gains.shape[0] < k:
+            if self.batch_id is not None:
+                _remove(self.batch_id)
+                self.batch_id = None
+            text = to_spice(self.circuit, options=solver_options(self.solver), batch=inputs)
+            self.batch_id = _load(self.circuit, text)
+            self.batch_gains = inputs.copy()
+            self.batch_loads += 1
+            return
+        rows, cols = np.nonzero(self.batch_gains[:k] != inputs)
+        if rows.size:
+            nodes = self.circuit.inputs
+            _select(self.batch_id)
+            commands = [
+                f"alter {batch_gain_name(j, nodes[c])} gain = {inputs[j, c]:.17g}"
+                for j, c in zip(rows, cols, strict=True)
+            ]
+            try:
+                for line in _joined(commands):
+                    _command(line)
+            except SimulationError:
+                _remove(self.batch_id)  # partly altered: parse afresh next time
+                self.batch_id = self.batch_gains = None
+                raise
+            self.batch_gains[:k] = inputs
 
     def transient(
         self, step: float, stop: float, inputs: np.ndarray, rise: float = 1e-11
@@ -165,42 +347,57 @@ class NgspiceSession:
 
         Returns ``{"time": t, node: v(node), ...}`` for every monitored node (outputs first,
         then the other amplifier outputs), as float64 arrays over ngspice's accepted time
-        points. The sources keep their DC values, so :meth:`solve` is unaffected.
+        points. The sources keep their DC values, so :meth:`solve` is unaffected. The
+        transient runs on the Sparse solver (KLU stalls on it); the session's solver is
+        restored afterwards.
         """
         inputs = check_inputs(self.circuit, inputs)
-        if self.circuit_id not in _loaded:
-            raise SimulationError("this circuit was closed; load it again")
+        self._check_open()
         if not 0 < rise < stop or not 0 < step <= stop:
             raise SimulationError(f"bad transient times: step={step}, stop={stop}, rise={rise}")
         _select(self.circuit_id)
         for node, value in zip(self.circuit.inputs, inputs, strict=True):
             _command(f"alter @{source_name(node)}[pwl] = [ 0 0 {rise:.17g} {value:.17g} ]")
-        probe = replace(self, monitored=("time", *self.monitored))
-        rows = _analysis(f"tran {step:.17g} {stop:.17g} 0 {step:.17g}", "tran", probe)
-        return {node: row.copy() for node, row in zip(probe.monitored, rows, strict=True)}
+        monitored = ("time", *self.monitored)
+        klu = self.solver == "klu"
+        if klu:
+            _command("option sparse")
+        try:
+            rows = _analysis(
+                f"tran {step:.17g} {stop:.17g} 0 {step:.17g}", "tran", self.circuit, monitored
+            )
+        finally:
+            if klu:
+                _select(self.circuit_id)
+                _command("option klu")
+        return {node: row.copy() for node, row in zip(monitored, rows, strict=True)}
 
-    def _operating_point(self) -> np.ndarray:
-        return _analysis("op", "op", self)[:, 0]
+    def statistics(self, batch: bool = False) -> dict[str, float]:
+        """:func:`analysis_statistics` of this session's circuit (its batch variant when
+        ``batch``): parse, set-up, re-order, factor and solve times so far."""
+        self._check_open()
+        circuit_id = self.batch_id if batch else self.circuit_id
+        if circuit_id is None:
+            raise SimulationError("this session has no batch variant loaded yet")
+        _select(circuit_id)
+        return analysis_statistics()
+
+    def _check_open(self) -> None:
+        if self.circuit_id not in _loaded:
+            raise SimulationError("this circuit was closed; load it again")
 
     def close(self) -> None:
-        """Remove the circuit from ngspice (frees its memory)."""
-        global _current
-        if self.circuit_id in _loaded:
-            _select(self.circuit_id)
-            _command("remcirc")
-            _loaded.remove(self.circuit_id)
-            _current = None
+        """Remove the circuit and its batch variant from ngspice (frees their memory)."""
+        if self.batch_id is not None:
+            _remove(self.batch_id)
+            self.batch_id = None
+        _remove(self.circuit_id)
 
     def __enter__(self) -> NgspiceSession:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def _forget_current() -> None:
-    global _current
-    _current = None
 
 
 def _load(circuit: Circuit, text: str) -> int:
@@ -219,8 +416,8 @@ def _load(circuit: Circuit, text: str) -> int:
     return _next_id
 
 
-def _analysis(command: str, kind: str, session: NgspiceSession) -> np.ndarray:
-    """Run ``command`` and return the monitored node voltages, shape (nodes, points)."""
+def _analysis(command: str, kind: str, circuit: Circuit, monitored: tuple[str, ...]) -> np.ndarray:
+    """Run ``command`` and return the ``monitored`` vectors, shape (nodes, points)."""
     from PySpice.Spice.NgSpice.Shared import ffi
 
     ng = ngspice()
@@ -230,12 +427,12 @@ def _analysis(command: str, kind: str, session: NgspiceSession) -> np.ndarray:
     text = (output + " ".join(ng._stderr)).lower()
     if plot == previous or not plot.startswith(kind) or any(m in text for m in _FAILURE_MARKERS):
         raise SimulationError(
-            f"ngspice's {kind} analysis did not converge for {session.circuit.title}: "
+            f"ngspice's {kind} analysis did not converge for {circuit.title}: "
             f"{text.strip()[-600:]}. Check the matrix is stable and the op-amp settings sane."
         )
     lib = ng._ngspice_shared
     rows = []
-    for node in session.monitored:
+    for node in monitored:
         info = lib.ngGet_Vec_Info(f"{plot}.{node}".encode())
         if info == ffi.NULL or info.v_length < 1:
             raise SimulationError(f"ngspice returned no value for node {node}")
@@ -246,14 +443,17 @@ def _analysis(command: str, kind: str, session: NgspiceSession) -> np.ndarray:
 
 
 class NgspiceEngine:
-    """Solves circuits with ngspice (the reference engine)."""
+    """Solves circuits with ngspice (the reference engine), on :func:`ngspice_solver`."""
 
     name = "spice"
 
     def load(self, circuit: Circuit) -> NgspiceSession:
         """Parse ``circuit`` into ngspice; raise :class:`SimulationError` if it is rejected."""
-        circuit_id = _load(circuit, to_spice(circuit))
+        solver = ngspice_solver()
+        circuit_id = _load(circuit, to_spice(circuit, options=solver_options(solver)))
         monitored = circuit.outputs + tuple(
             n for n in circuit.amplifier_outputs if n not in set(circuit.outputs)
         )
-        return NgspiceSession(circuit, circuit_id, circuit.input_values.copy(), monitored)
+        return NgspiceSession(
+            circuit, circuit_id, circuit.input_values.copy(), monitored, solver=solver
+        )

@@ -10,6 +10,7 @@ from functools import cache
 
 import numpy as np
 
+from rerinv.errors import InputError
 from rerinv.hw.circuit import Circuit
 from rerinv.resources import model_text
 
@@ -46,6 +47,12 @@ def source_name(node: str) -> str:
 BATCH_SELECTOR = "vbatchsel"
 
 
+def batch_gain_name(row: int, node: str) -> str:
+    """Name of the VCCS whose gain is the value of input ``node`` in vector ``row`` of a
+    batch netlist (``alter NAME gain = VALUE`` loads a new value without re-parsing)."""
+    return f"gbatch{row}_{node}"
+
+
 def to_spice(
     circuit: Circuit, *, control: str = "", options: str = "", batch: np.ndarray | None = None
 ) -> str:
@@ -59,9 +66,13 @@ def to_spice(
     options : str
         Optional ``.options`` line content.
     batch : numpy.ndarray, optional
-        ``(K, n_inputs)`` input vectors. Each input then follows
-        ``pwl(v(batchsel), 0, u_0, 1, u_1, ...)``, so one ``dc`` sweep of ``BATCH_SELECTOR``
-        over ``0 .. K-1`` solves all K vectors with a single matrix ordering.
+        ``(K, n_inputs)`` input vectors; one ``dc`` sweep of ``BATCH_SELECTOR`` over
+        ``0 .. K-1`` then solves all K with a single matrix set-up. Vector ``j`` is selected
+        by ``w_j = v(batchw<j>)``, a ``pwl`` of ``v(batchsel)`` that is exactly 1 at ``j`` and
+        0 at every other integer; input ``node`` is an ideal buffer (E, gain 1) of node
+        ``batcht_<node>``, where a 1 ohm resistor sums the currents ``u_j * w_j`` of one VCCS
+        per vector (:func:`batch_gain_name`, gain ``u_j``). The input values are plain
+        element values, so ``alter`` loads new vectors into a parsed batch netlist.
     """
     model = circuit.opamp.model
     params = opamp_params(circuit)
@@ -76,12 +87,7 @@ def to_spice(
             for node, value in zip(circuit.inputs, circuit.input_values, strict=True)
         ]
     else:
-        lines.append(f"{BATCH_SELECTOR} batchsel 0 DC 0")
-        for k, node in enumerate(circuit.inputs):
-            table = ", ".join(f"{t}, {u:.17g}" for t, u in enumerate(batch[:, k]))
-            if batch.shape[0] == 1:
-                table += f", 1, {batch[0, k]:.17g}"
-            lines.append(f"B{source_name(node)} {node} 0 V = pwl(v(batchsel), {table})")
+        lines += _batch_sources(circuit, np.atleast_2d(np.asarray(batch, dtype=float)))
     lines += [f"R{k} {a} {b} {ohms:.17g}" for k, (a, b, ohms) in enumerate(circuit.resistors)]
     lines += [
         f"XA{k} 0 {inn} {out} opamp_{model} {opamp_params(circuit, circuit.gbw_of_opamp(k))}"
@@ -101,9 +107,42 @@ def to_spice(
     return "\n".join(lines) + "\n"
 
 
+def _batch_sources(circuit: Circuit, batch: np.ndarray) -> list[str]:
+    """The input sources of a batch netlist (see ``to_spice(batch=...)``)."""
+    if batch.ndim != 2 or batch.shape[1] != len(circuit.inputs) or batch.shape[0] < 1:
+        raise InputError(
+            f"batch must be (K >= 1, {len(circuit.inputs)}) input vectors, got {batch.shape}"
+        )
+    lines = [f"{BATCH_SELECTOR} batchsel 0 DC 0"]
+    lines += [  # flat (slope 0) beyond j +- 2, so no extrapolation leaks into other points
+        f"Bbatchw{j} batchw{j} 0 V = pwl(v(batchsel), {j - 2}, 0, {j - 1}, 0, {j}, 1, "
+        f"{j + 1}, 0, {j + 2}, 0)"
+        for j in range(batch.shape[0])
+    ]
+    for k, node in enumerate(circuit.inputs):
+        lines.append(f"E{source_name(node)} {node} 0 batcht_{node} 0 1")
+        lines.append(f"Rbatcht_{node} batcht_{node} 0 1")
+        lines += [
+            f"{batch_gain_name(j, node)} 0 batcht_{node} batchw{j} 0 {u:.17g}"
+            for j, u in enumerate(batch[:, k])
+        ]
+    return lines
+
+
+#: ``.options`` of the standalone netlists: KLU on ngspice >= 43 (>= 42 built with it);
+#: older ngspice ignores the option and keeps Sparse 1.3, with the same result, slower.
+STANDALONE_OPTIONS = "klu"
+
+
 def batch_netlist(circuit: Circuit, header: tuple[str, ...] = ()) -> str:
     """A standalone netlist for ``ngspice -b``: runs the operating point and prints every
-    output as ``v(node) = value``."""
+    output as ``v(node) = value``. It selects the KLU solver (:data:`STANDALONE_OPTIONS`),
+    which older ngspice releases ignore."""
     prints = "\n".join(f"print v({node})" for node in circuit.outputs)
-    text = to_spice(circuit, control=f"set numdgt=15\nop\n{prints}\nquit")
-    return "".join(f"* {line}\n" for line in header) + text
+    text = to_spice(
+        circuit,
+        control=f"set numdgt=15\nop\n{prints}\nquit",
+        options=STANDALONE_OPTIONS,
+    )
+    note = ".options klu: KLU solver on ngspice >= 43; older ngspice ignores it (Sparse 1.3)"
+    return "".join(f"* {line}\n" for line in (*header, note)) + text
