@@ -216,12 +216,14 @@ def test_settle_command_summary_with_matrix_and_overrides(tmp_path, capsys):
 
 
 def test_settle_command_json_is_strict_for_an_unstable_matrix(tmp_path, capsys):
-    """``[[1, -2], [-2, 1]]`` has eigenvalue -1: settle builds its crossbar all the same and
-    reports ``unstable``; the numbers that do not exist (settling time, predictions) are JSON
-    null, and the status and message say why."""
+    """``[[1, -2], [-2, 1]]`` has eigenvalue -1: held on the INV crossbar alone
+    (``scheme.circuit=inv``; ``auto`` would take the generalised inverse), settle builds it all
+    the same and reports ``unstable``; the numbers that do not exist (settling time,
+    predictions) are JSON null, and the status and message say why."""
     path, out = tmp_path / "unstable.npy", tmp_path / "unstable.h5"
     np.save(path, np.array([[1.0, -2.0], [-2.0, 1.0]]))
-    code = main(["settle", "--matrix", str(path), "--json", "--out", str(out)])
+    args = ["--set", "scheme.circuit=inv", "--json", "--out", str(out)]
+    code = main(["settle", "--matrix", str(path), *args])
     assert code == 1
     text = capsys.readouterr().out
     result = strict_json(text)

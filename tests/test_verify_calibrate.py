@@ -39,7 +39,8 @@ def test_calibrate_writes_a_valid_consistent_card(tmp_path, capsys):
     card = json.loads(card_path.read_text())
     validate_card(card)
     software = card["software"]  # rerinv.provenance.software_versions(): ngspice was used
-    versions = {"rerinv", "ngspice", "numpy", "scipy", "h5py", "hdf5", "python", "platform"}
+    versions = {"rerinv", "ngspice", "ngspice_solver", "numpy", "scipy", "h5py", "hdf5"}
+    versions |= {"python", "platform"}
     assert set(software) == versions
     assert software["ngspice"] and software["ngspice"] != "not used"
     timing = card["timing"]

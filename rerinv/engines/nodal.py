@@ -16,7 +16,7 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
-from rerinv.engines.base import check_inputs, check_rails
+from rerinv.engines.base import RAIL_MARGIN, check_inputs, check_rails
 from rerinv.errors import SimulationError
 from rerinv.hw.circuit import Circuit
 from rerinv.hw.netlist import MIN_R_OUT
@@ -104,16 +104,24 @@ class NodalSession:
     def solve_batch(self, inputs: np.ndarray) -> np.ndarray:
         """Outputs (K, n_outputs) for K input vectors (K, n_inputs)."""
         inputs = np.atleast_2d(np.asarray(inputs, dtype=float))
-        for row in inputs:
-            check_inputs(self.circuit, row)
+        if inputs.shape[1:] != (len(self.circuit.inputs),) or not np.all(np.isfinite(inputs)):
+            for row in inputs:  # the one-vector check says what is wrong
+                check_inputs(self.circuit, row)
         rhs = np.repeat(self.constant_rhs[:, None], inputs.shape[0], axis=1)
         rhs[self.n_nodes + self.input_branches, :] = inputs.T
         x = self.lu.solve(rhs)
         if not np.all(np.isfinite(x)):
             raise SimulationError(f"nodal solve of {self.circuit.title} gave non-finite values")
-        for column in x[self.monitor_index].T:
-            check_rails(self.circuit, self.monitored, column, "nodal")
+        amplifiers = x[self.monitor_index]
+        limit = self.circuit.opamp.v_rail * (1 - RAIL_MARGIN)
+        for column in np.flatnonzero(np.any(np.abs(amplifiers) >= limit, axis=0))[:1]:
+            check_rails(self.circuit, self.monitored, amplifiers[:, column], "nodal")
         return x[self.output_index].T
+
+    def amplifier_voltages(self, inputs: np.ndarray | None = None) -> np.ndarray:
+        """Every amplifier output (``monitored`` order) of the linear circuit, without the
+        rail check: how far beyond the rails a DC point would lie."""
+        return self.lu.solve(self._rhs(check_inputs(self.circuit, inputs)))[self.monitor_index]
 
     def dissipated_power(self, inputs: np.ndarray | None = None) -> float:
         """Power the circuit's resistors (cells, wires, r_in, feedback) dissipate (W)."""
