@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import rerinv.engines.ngspice as ngm
+import rerinv.engines.ngspice_lib as ngl
 from rerinv.analog.inv import build_inv
 from rerinv.engines import get_engine
 from rerinv.errors import InputError
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.spice  # every test here runs ngspice
 def _restore_solver(monkeypatch):
     """Each test may switch the process's solver; it is put back afterwards."""
     ngm.ngspice_solver()  # resolve the default first, so that is what gets restored
-    monkeypatch.setattr(ngm, "_solver", ngm._solver)
+    monkeypatch.setattr(ngl, "_solver", ngl._solver)
 
 
 @pytest.fixture
@@ -161,9 +162,9 @@ def test_provenance_records_the_ngspice_version_and_solver():
 
 
 def test_an_old_ngspice_runs_on_sparse_and_says_so_once(monkeypatch, capsys, ideal_config):
-    monkeypatch.setattr(ngm, "ngspice_version", lambda: "39")
-    monkeypatch.setattr(ngm, "_solver", None)
-    monkeypatch.setattr(ngm, "_noted_sparse", False)
+    monkeypatch.setattr(ngl, "ngspice_version", lambda: "39")
+    monkeypatch.setattr(ngl, "_solver", None)
+    monkeypatch.setattr(ngl, "_noted_sparse", False)
     assert not ngm.ngspice_has_klu()
     assert ngm.ngspice_solver() == "sparse"
     assert ngm.ngspice_solver() == ngm.set_ngspice_solver(None) == "sparse"
