@@ -1,0 +1,239 @@
+"""``rerinv train`` and ``rerinv train-report``: K-FAC with the analog inverse in the loop.
+
+``rerinv train`` runs the grid {inverse backend x bits x damping x seed} plus tuned SGD and
+Adam on the digits task into an HDF5 file, then writes the HTML report and the step-ratio JSON
+next to it. The hardware starts from the training defaults (nodal engine, float64 residual;
+see ``rerinv.training.spec.TRAINING_DEFAULTS``); ``--preset``, ``--config`` and ``--set``
+apply on top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+
+from rerinv.config import ENGINES, Config
+from rerinv.errors import InputError
+from rerinv.presets import preset_names, preset_text
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected numbers separated by commas: {text}") from exc
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected integers separated by commas: {text}") from exc
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
+
+
+#: ``--flag`` -> TrainingSpec field (None: the option is not given, keep the task default).
+SPEC_FLAGS = {
+    "task": "task",
+    "hidden": "hidden",
+    "pool": "pool",
+    "steps": "steps",
+    "batch_size": "batch_size",
+    "seeds": "seeds",
+    "seed": "master_seed",
+    "data_seed": "data_seed",
+    "backends": "backends",
+    "bits": "bits",
+    "damping": "damping",
+    "no_pi_damping": "pi_damping",
+    "inverse_every": "inverse_every",
+    "lr": "kfac_lr",
+    "kl_clip": "kl_clip",
+    "sgd_lrs": "sgd_lrs",
+    "adam_lrs": "adam_lrs",
+    "target_accuracy": "target_accuracy",
+    "target_loss": "target_loss",
+}
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--out", required=True, help="HDF5 training file (report: .html, steps: -steps.json)")
+    add("--task", choices=("classify", "autoencode"), help="digits task (default classify)")
+    add("--hidden", type=_ints, help="hidden widths, e.g. 32 or 64,32 (default 32; AE 16)")
+    add("--pool", type=int, help="average-pool the 8x8 inputs (2: 16 inputs, a small network)")
+    add("--steps", type=int, help="optimizer steps per run (default 150)")
+    add("--batch-size", type=int, help="mini-batch size (default 256)")
+    add("--seeds", type=int, help="runs per setting (default 5)")
+    add("--seed", type=int, help="master seed of the run seeds (default 0)")
+    add("--data-seed", type=int, help="seed of the train/test split (default 0)")
+    add(
+        "--backends",
+        type=_names,
+        help="K-FAC inverse backends: float64, quantised (k-bit stand-in) and analog schemes "
+        "(single, refine, krylov, repast); default float64,single,refine,quantised",
+    )
+    add("--bits", type=_floats, help="target / stand-in bits axis (default 8,12,16,24)")
+    add("--damping", type=_floats, help="K-FAC Tikhonov lambda axis (default 0.003)")
+    add("--no-pi-damping", action="store_true", default=None, help="plain Tikhonov damping")
+    add("--inverse-every", type=int, help="T_inv: steps between inverse updates (default 10)")
+    add("--lr", type=float, help="K-FAC learning rate (default 1)")
+    add("--kl-clip", type=float, help="K-FAC KL-clipping budget (default 0.1)")
+    add("--sgd-lrs", type=_floats, help="SGD (momentum 0.9) learning-rate grid")
+    add("--adam-lrs", type=_floats, help="Adam learning-rate grid")
+    add("--target-accuracy", type=float, help="test-accuracy target (default 0.95)")
+    add("--target-loss", type=float, help="training-loss target, nats/sample (default 0.01)")
+    add("--engine", choices=ENGINES, help="engine of the analog inverses (default nodal)")
+    add("--preset", choices=preset_names(), help="hardware preset applied on the defaults")
+    add("--config", metavar="FILE", help="hardware TOML applied on the training defaults")
+    add(
+        "--set",
+        dest="overrides",
+        metavar="SECTION.KEY=VALUE",
+        action="append",
+        default=[],
+        help="override one hardware value; repeatable (e.g. scheme.residual=analog)",
+    )
+    add("--workers", type=int, help="local processes (default: all cores)")
+    add("--resume", action="store_true", help="complete an interrupted --out file")
+    add("--no-report", action="store_true", help="skip the HTML report and steps JSON")
+    add(
+        "--capture-factors",
+        metavar="FILE",
+        help="also train one float64 K-FAC run (seed 0) and save its damped factors here",
+    )
+    add("--capture-every", type=int, default=1, help="keep every k-th inverse update (default 1)")
+
+
+def spec_from_args(args: argparse.Namespace):
+    from rerinv.training import TrainingSpec
+
+    values = {}
+    for flag, key in SPEC_FLAGS.items():
+        value = getattr(args, flag, None)
+        if value is None or key == "task":
+            continue
+        values[key] = (not value) if flag == "no_pi_damping" else value
+    return TrainingSpec.for_task(args.task or "classify", **values)
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    from rerinv.training import training_config
+
+    config = training_config()
+    if args.preset:
+        config = Config.from_toml(preset_text(args.preset), source=args.preset, base=config)
+    if args.config:
+        config = Config.load(args.config, base=config)
+    overrides = list(args.overrides)
+    if args.engine:
+        overrides.append(f"simulation.engine={args.engine}")
+    return config.with_overrides(overrides)
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The ``rerinv train`` command line of ``args`` without ``--resume`` (provenance and
+    the resume hint)."""
+    words = ["rerinv", "train", "--out", args.out]
+    for flag in SPEC_FLAGS:
+        value = getattr(args, flag, None)
+        if value is None:
+            continue
+        option = "--" + flag.replace("_", "-")
+        if isinstance(value, bool):
+            words.append(option)
+        elif isinstance(value, tuple):
+            words += [option, ",".join(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
+        else:
+            words += [option, str(value)]
+    for option in ("engine", "preset", "config", "workers"):
+        if getattr(args, option, None) is not None:
+            words += [f"--{option}", str(getattr(args, option))]
+    for value in args.overrides:
+        words += ["--set", value]
+    if args.no_report:
+        words.append("--no-report")
+    return shlex.join(words)
+
+
+def outputs(out: str) -> tuple[Path, Path]:
+    """Report and steps-JSON paths beside the HDF5 file."""
+    base = Path(out)
+    stem = base.with_suffix("") if base.suffix in (".h5", ".hdf5") else base
+    return stem.with_suffix(".html"), Path(f"{stem}-steps.json")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from rerinv.training import (
+        capture_factors,
+        load_training,
+        run_training,
+        write_steps_json,
+        write_training_report,
+    )
+
+    spec = spec_from_args(args)
+    config = config_from_args(args)
+    if args.capture_every < 1:
+        raise InputError("--capture-every must be >= 1")
+    line = command_line(args)
+    summary = run_training(
+        spec, config, args.out, workers=args.workers, resume=args.resume, command_line=line
+    )
+    print(
+        f"rerinv train: {summary.stored}/{summary.total} runs stored in {summary.path} "
+        f"({summary.ran} run now, {summary.failed} failed, {summary.elapsed:.1f} s)"
+    )
+    if summary.interrupted:
+        return 130  # run_training printed the --resume line
+    if not args.no_report:
+        report, steps = outputs(args.out)
+        write_training_report(args.out, report)
+        write_steps_json(load_training(args.out), steps)
+        print(f"report: {report}   steps JSON: {steps}")
+    if args.capture_factors:
+        path = capture_factors(
+            spec, config, args.capture_factors, every=args.capture_every, command_line=line
+        )
+        print(f"factors: {path}")
+    return 0
+
+
+def cmd_train_report(args: argparse.Namespace) -> int:
+    from rerinv.training import load_training, write_steps_json, write_training_report
+
+    report, steps = outputs(args.results)
+    report = Path(args.out) if args.out else report
+    write_training_report(args.results, report)
+    print(f"wrote {report}")
+    if args.steps_json or not args.out:
+        results = load_training(args.results)
+        path = write_steps_json(results, args.steps_json or steps, args.steps_setting)
+        print(f"wrote {path}")
+    return 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    train = commands.add_parser(
+        "train",
+        help="K-FAC training on digits with analog factor inverses vs float64, SGD and Adam",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_train_arguments(train)
+    train.set_defaults(func=cmd_train)
+    report = commands.add_parser("train-report", help="HTML report and steps JSON of a train file")
+    report.add_argument("results", help="HDF5 file written by `rerinv train`")
+    report.add_argument("--out", help="report file (default: beside the results, .html)")
+    report.add_argument("--steps-json", help="also write the step-ratio JSON here")
+    report.add_argument(
+        "--steps-setting",
+        metavar="LABEL",
+        help="K-FAC setting whose ratios are the JSON's second_order_vs_* (default "
+        "'kfac float64'), e.g. 'kfac single'",
+    )
+    report.set_defaults(func=cmd_train_report)

@@ -1,0 +1,50 @@
+"""Second-order training with the analog inverse in the loop.
+
+K-FAC in numpy for small MLPs on scikit-learn's digits, whose factor inverses come from a
+pluggable backend (float64, the analog machine with any scheme and engine, or a cheap k-bit
+stand-in); a driver that runs a grid {backend x bits x seed} (plus tuned SGD and Adam) into
+an HDF5 file; a report; the step-ratio JSON for the timing model; factor capture.
+See ``docs/training.md``.
+"""
+
+from rerinv.training.backends import (
+    AnalogInverse,
+    Float64Inverse,
+    InverseBackend,
+    InverseOutcome,
+    QuantisedInverse,
+    make_backend,
+)
+from rerinv.training.factors import capture_factors, load_factor_set, save_factor_set
+from rerinv.training.report import write_training_report
+from rerinv.training.run import TrainingSummary, run_training
+from rerinv.training.spec import BACKENDS, Setting, TrainingSpec, training_config
+from rerinv.training.store import TrainingResults, load_training
+from rerinv.training.summary import steps_summary, write_steps_json
+from rerinv.training.train import RunRecord, run_seed, train_run
+
+__all__ = [
+    "BACKENDS",
+    "AnalogInverse",
+    "Float64Inverse",
+    "InverseBackend",
+    "InverseOutcome",
+    "QuantisedInverse",
+    "RunRecord",
+    "Setting",
+    "TrainingResults",
+    "TrainingSpec",
+    "TrainingSummary",
+    "capture_factors",
+    "load_factor_set",
+    "load_training",
+    "make_backend",
+    "run_seed",
+    "run_training",
+    "save_factor_set",
+    "steps_summary",
+    "train_run",
+    "training_config",
+    "write_steps_json",
+    "write_training_report",
+]

@@ -1,0 +1,147 @@
+"""Factor capture: the real, damped K-FAC factors met during training, as a matrix set.
+
+A factor set is one HDF5 file (format ``rerinv-factor-set``, version 1): root attributes hold
+the provenance, the task and the training spec JSON; every matrix is a dataset
+``/factors/<name>`` (float64, square, symmetric positive definite) whose attributes say where
+it came from: ``step`` (optimizer step of the inverse update), ``update`` (inverse update
+index), ``layer`` (0-based), ``kind`` (``A``: layer inputs with bias, ``G``: pre-activation
+gradients), ``damping`` (the multiple of I already added), ``condition`` (2-norm condition
+number), ``size``, ``seed_index``, ``setting``. :func:`load_factor_set` returns
+``(name, matrix, metadata)`` items in a fixed (name) order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from rerinv.config import Config
+from rerinv.errors import InputError
+from rerinv.provenance import provenance
+from rerinv.training.spec import Setting, TrainingSpec
+from rerinv.training.train import run_seed, train_run
+
+FORMAT_NAME = "rerinv-factor-set"
+FORMAT_VERSION = 1
+
+
+def capture_factors(
+    spec: TrainingSpec,
+    config: Config,
+    out: str | Path,
+    *,
+    setting: Setting | None = None,
+    seed_index: int = 0,
+    every: int = 1,
+    command_line: str | None = None,
+) -> Path:
+    """Train one K-FAC run and save the damped factors of every ``every``-th inverse update.
+
+    Parameters
+    ----------
+    spec : TrainingSpec
+    config : Config
+        Hardware, used only when ``setting`` has an analog backend.
+    out : str or Path
+        Factor-set file to create (must not exist).
+    setting : Setting, optional
+        K-FAC setting to train (default: float64 inverses at the spec's first damping).
+    seed_index : int
+        Which run seed of the grid (same initial weights and batches as in the grid).
+    every : int
+        Keep every ``every``-th inverse update (1: all of them).
+    """
+    setting = setting or Setting("kfac", "float64")
+    if setting.optimizer != "kfac":
+        raise InputError("factor capture needs a K-FAC setting")
+    if every < 1:
+        raise InputError(f"capture every must be >= 1 inverse update, got {every}")
+    out = Path(out)
+    if out.exists():
+        raise InputError(f"{out} exists; choose another factor-set file")
+    items: list[tuple[str, np.ndarray, dict[str, Any]]] = []
+    updates: dict[int, int] = {}
+
+    def keep(step: int, layer: int, kind: str, matrix: np.ndarray, damping: float) -> None:
+        update = updates.setdefault(step, len(updates))
+        if update % every:
+            return
+        metadata = {
+            "step": step,
+            "update": update,
+            "layer": layer,
+            "kind": kind,
+            "damping": float(damping),
+            "condition": float(np.linalg.cond(matrix)),
+            "size": matrix.shape[0],
+            "seed_index": seed_index,
+            "setting": setting.label,
+        }
+        items.append((f"step{step:05d}-layer{layer}-{kind}", matrix.copy(), metadata))
+
+    train_run(spec, setting, config, seed=run_seed(spec.master_seed, seed_index), capture=keep)
+    attrs = {
+        **provenance(command_line, ngspice=False),
+        "task": f"digits-{spec.task}",
+        "network": "-".join(map(str, spec.architecture().sizes)),
+        "spec": spec.to_json(),
+    }
+    return save_factor_set(out, items, attrs)
+
+
+def save_factor_set(
+    path: str | Path, items: list[tuple[str, np.ndarray, dict[str, Any]]], attrs: dict[str, Any]
+) -> Path:
+    """Write ``(name, matrix, metadata)`` items and root ``attrs`` to a new factor-set file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(path, "w-") as f:
+        f.attrs["format"] = FORMAT_NAME
+        f.attrs["format_version"] = FORMAT_VERSION
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        group = f.create_group("factors")
+        for name, matrix, metadata in items:
+            dataset = group.create_dataset(
+                name, data=np.asarray(matrix, dtype=np.float64), compression="gzip", shuffle=True
+            )
+            for key, value in metadata.items():
+                dataset.attrs[key] = value
+    return path
+
+
+def load_factor_set(path: str | Path) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
+    """The ``(name, matrix, metadata)`` items of a factor-set file, sorted by name.
+
+    Raises
+    ------
+    InputError
+        If the file is missing or is not a factor set.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such factor-set file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open as HDF5 ({exc})") from exc
+    with f:
+        if f.attrs.get("format") != FORMAT_NAME or "factors" not in f:
+            raise InputError(f"{path} is not a rerinv factor set (format attribute)")
+        items = []
+        for name in sorted(f["factors"]):
+            dataset = f["factors"][name]
+            metadata = {k: _plain(v) for k, v in dataset.attrs.items()}
+            items.append((name, dataset[...], metadata))
+    return items
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

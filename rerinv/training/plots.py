@@ -1,0 +1,209 @@
+"""The plots of the training report, as PNG bytes (matplotlib on the Agg canvas, no pyplot)."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from rerinv.training.store import TrainingResults
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+WALL_NOTE = (
+    " Wall time is simulation time (the analog inverses run on the nodal or ngspice engine), "
+    "not hardware time."
+)
+
+
+@dataclass(frozen=True)
+class Plot:
+    name: str
+    title: str
+    caption: str
+    png: bytes
+
+
+def _figure(**kwargs: Any) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(layout="constrained", **kwargs)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig: Figure) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+#: Line style per K-FAC inverse backend; the colour says the bits (see :func:`_style`).
+_LINES = {"single": (0, (1, 1)), "quantised": (0, (5, 1, 1, 1)), "refine": "-", "krylov": "-."}
+
+
+def _style(row: dict, index: int) -> dict[str, Any]:
+    """float64 black; baselines grey/brown dashed; other K-FAC backends: line style by
+    backend, colour by bits (8 = dark, 24 = yellow; ``single`` counts as the cell bits)."""
+    if row["optimizer"] != "kfac":
+        colour = "tab:gray" if row["optimizer"] == "sgd" else "tab:brown"
+        return {"linestyle": "--", "color": colour, "linewidth": 2}
+    if row["backend"] == "float64":
+        return {"color": "black", "linewidth": 2.5}
+    from matplotlib import colormaps
+
+    bits = row["bits"] if row["bits"] is not None else 8.0
+    colour = colormaps["plasma"](min(1.0, max(0.0, (bits - 6.0) / 20.0)))
+    return {"color": colour, "linestyle": _LINES.get(row["backend"], "-"), "linewidth": 1.2}
+
+
+def make_plots(results: TrainingResults, rows: list[dict], shown: list[dict]) -> list[Plot]:
+    """Curves of the ``shown`` rows (K-FAC settings and tuned baselines), steps to target of
+    every row, factor condition numbers and inverse bits."""
+    plots = [
+        _curves(results, shown, "train_loss", "step"),
+        _curves(results, shown, "train_loss", "wall"),
+    ]
+    if results.spec.task == "classify":
+        plots.append(_curves(results, shown, "test_accuracy", "step"))
+    plots.append(_steps_to_target(results, shown))
+    plots.append(_conditions(results, rows))
+    plots.append(_bits(results, rows))
+    return plots
+
+
+def _curves(results: TrainingResults, shown: list[dict], metric: str, axis: str) -> Plot:
+    fig = _figure(figsize=(8, 5))
+    ax = fig.add_subplot()
+    for i, row in enumerate(shown):
+        runs = row["runs"]
+        if runs.size == 0:
+            continue
+        y = np.nanmean(results.steps[metric][runs], axis=0)
+        if axis == "step":
+            x = np.arange(y.size)
+        else:
+            x = np.nanmean(results.steps["wall_time"][runs], axis=0)
+        ax.plot(x, y, label=row["label"], **_style(row, i))
+    what = {"train_loss": "training loss (nats/sample)", "test_accuracy": "test accuracy"}[metric]
+    if metric == "train_loss":
+        ax.set_yscale("log")
+        ax.axhline(results.spec.target_loss, color="red", linewidth=0.8, linestyle=":")
+    else:
+        ax.set_ylim(max(0.0, results.spec.target_accuracy - 0.25), 1.0)
+        ax.axhline(results.spec.target_accuracy, color="red", linewidth=0.8, linestyle=":")
+    ax.set_xlabel("optimizer step" if axis == "step" else "wall time (s, mean over seeds)")
+    ax.set_ylabel(what)
+    if axis == "wall":
+        ax.set_xscale("symlog", linthresh=0.1)
+        ax.set_xlim(left=0.0)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    name = f"{metric}_vs_{axis}"
+    return Plot(
+        name,
+        f"{what} vs {'step' if axis == 'step' else 'wall time'}",
+        "Mean over seeds; K-FAC settings solid, tuned SGD/Adam dashed; dotted red: target."
+        + (WALL_NOTE if axis == "wall" else ""),
+        _png(fig),
+    )
+
+
+def _steps_to_target(results: TrainingResults, shown: list[dict]) -> Plot:
+    metric = results.spec.primary_metric
+    fig = _figure(figsize=(8, 0.35 * len(shown) + 1.5))
+    ax = fig.add_subplot()
+    for i, row in enumerate(shown):
+        mean, lo, hi = row[f"mean:{metric}"]
+        values = row[f"steps:{metric}"]
+        ax.scatter(
+            np.where(np.isfinite(values), values, np.nan),
+            np.full(values.size, i),
+            s=10,
+            color="tab:blue",
+            alpha=0.5,
+        )
+        if np.isfinite(mean):
+            ax.errorbar(mean, i, xerr=[[mean - lo], [hi - mean]], fmt="o", color="black", capsize=3)
+        ax.text(
+            1.01,
+            i,
+            f"{row[f'reached:{metric}']}/{row['seeds']}",
+            transform=ax.get_yaxis_transform(),
+            fontsize=7,
+            va="center",
+        )
+    ax.set_yticks(range(len(shown)), [r["label"] for r in shown], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"steps to {metric} target (dots: seeds; black: mean with 95 % t interval)")
+    ax.grid(alpha=0.3)
+    return Plot(
+        "steps_to_target",
+        f"Steps to the {metric} target",
+        "Right margin: seeds that reached the target / seeds run; the mean covers those that did.",
+        _png(fig),
+    )
+
+
+def _conditions(results: TrainingResults, rows: list[dict]) -> Plot:
+    fig = _figure(figsize=(8, 4.5))
+    ax = fig.add_subplot()
+    kfac = [r for r in rows if r["optimizer"] == "kfac" and r["runs"].size]
+    reference = [r for r in kfac if r["backend"] == "float64"] or kfac
+    ev = results.events
+    for row in reference:
+        suffix = f" (damping {row['damping']:g})" if len(reference) > 1 else ""
+        for f, label in enumerate(results.factor_labels):
+            cond = ev["condition"][row["runs"], :, f]
+            step = ev["step"][row["runs"][0], :, f]
+            keep = step >= 0
+            ax.plot(
+                step[keep], np.nanmedian(cond, axis=0)[keep], marker=".", label=f"{label}{suffix}"
+            )
+    ax.set_yscale("log")
+    ax.set_xlabel("optimizer step of the inverse update")
+    ax.set_ylabel("2-norm condition number of the damped factor")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    return Plot(
+        "factor_conditions",
+        "Condition numbers of the damped K-FAC factors",
+        "Median over seeds of the float64 K-FAC runs (every K-FAC run when none is float64).",
+        _png(fig),
+    )
+
+
+def _bits(results: TrainingResults, rows: list[dict]) -> Plot:
+    fig = _figure(figsize=(8, 4.5))
+    ax = fig.add_subplot()
+    ev = results.events
+    for i, row in enumerate(rows):
+        if row["optimizer"] != "kfac" or row["backend"] == "float64" or not row["runs"].size:
+            continue
+        bits = ev["min_bits"][row["runs"]]  # (seeds, updates, factors)
+        step = ev["step"][row["runs"][0], :, 0]
+        keep = step >= 0
+        worst = np.nanmin(np.where(np.isinf(bits), np.nan, bits), axis=2)
+        ax.plot(
+            step[keep],
+            np.nanmedian(worst, axis=0)[keep],
+            marker=".",
+            label=row["label"],
+            **_style(row, i),
+        )
+    ax.set_xlabel("optimizer step of the inverse update")
+    ax.set_ylabel("worst column's effective bits (all factors)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    return Plot(
+        "inverse_bits",
+        "Accuracy of the factor inverses during training",
+        "Effective bits of the worst column of any factor's inverse at each update, against the "
+        "float64 inverse of the damped factor; median over seeds.",
+        _png(fig),
+    )
