@@ -321,3 +321,34 @@ def random_rhs(n: int, *, seed: int | np.random.Generator) -> np.ndarray:
 def condition_number(a) -> float:
     """2-norm condition number ``sigma_max / sigma_min`` (``inf`` for a singular matrix)."""
     return float(np.linalg.cond(check_matrix(a)))
+
+
+#: Format attribute of a matrix-set file (HDF5 group ``factors``: one dataset per matrix,
+#: its metadata as attributes), as ``rerinv train`` captures K-FAC factors.
+MATRIX_SET_FORMAT = "rerinv-factor-set"
+
+
+def load_matrix_set(path: str | os.PathLike) -> list[tuple[str, np.ndarray, dict]]:
+    """The ``(name, matrix, metadata)`` items of a matrix-set file, sorted by name.
+
+    Raises InputError if the file is missing or is not a matrix set.
+    """
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: no such matrix-set file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as exc:
+        raise InputError(f"{path}: cannot open as HDF5 ({exc})") from exc
+    with f:
+        if f.attrs.get("format") != MATRIX_SET_FORMAT or "factors" not in f:
+            raise InputError(f"{path} is not a rerinv matrix set (format attribute)")
+        items = []
+        for name in sorted(f["factors"]):
+            dataset = f["factors"][name]
+            metadata = {k: v.item() if isinstance(v, np.generic) else v
+                        for k, v in dataset.attrs.items()}  # fmt: skip
+            items.append((name, dataset[...], metadata))
+    return items

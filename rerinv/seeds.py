@@ -24,8 +24,17 @@ def seed_sequence(seed: Seed) -> np.random.SeedSequence:
 
 
 def spawn(seed: Seed, count: int) -> list[np.random.SeedSequence]:
-    """``count`` independent child seeds of ``seed``."""
-    return seed_sequence(seed).spawn(count)
+    """``count`` independent child seeds of ``seed``: always the same ones for the same seed
+    (unlike :meth:`numpy.random.SeedSequence.spawn`, which advances the parent, so that a
+    second call would give other children: re-building a circuit from its seed must draw the
+    same conductances)."""
+    parent = seed_sequence(seed)
+    return [
+        np.random.SeedSequence(
+            parent.entropy, spawn_key=(*parent.spawn_key, k), pool_size=parent.pool_size
+        )
+        for k in range(count)
+    ]
 
 
 def trial_seed(master_seed: int, point: int, trial: int) -> np.random.SeedSequence:

@@ -232,11 +232,18 @@ def test_crosssim_export(tmp_path):
     assert device["read_noise"]["magnitude"] == 0.002
     parasitics = tree["xbar"]["array"]["parasitics"]
     assert parasitics["enable"] is True
-    assert parasitics["Rp_row"] == pytest.approx(R_WIRE * G_MAX)  # normalised to Rmin
+    assert parasitics["Rp_row"] == R_WIRE  # ohms (CrossSim 3.1+), not normalised to Rmin
     assert parasitics["Rp_col"] == parasitics["Rp_row"]
-    assert tree["xbar"]["adc"]["mvm"] == tree["xbar"]["adc"]["vmm"] == {"bits": 8}
-    assert tree["xbar"]["dac"]["mvm"] == tree["xbar"]["dac"]["vmm"] == {"bits": 6}
-    assert tree["core"] == {"rows_max": 256, "cols_max": 256}
+    adc, dac = tree["xbar"]["adc"], tree["xbar"]["dac"]
+    assert adc["mvm"] == adc["vmm"] and dac["mvm"] == dac["vmm"]
+    assert adc["mvm"]["model"] == "QuantizerADC" and adc["mvm"]["bits"] == 8
+    assert adc["mvm"]["adc_range_option"] == "CALIBRATED"
+    full_scale = 1.0 / (1e4 * G_MAX * 1.0)  # adc_range / (r_f g_max dac_range)
+    assert adc["mvm"]["calibrated_range"] == pytest.approx([-full_scale, full_scale])
+    assert dac["mvm"] == {"model": "QuantizerDAC", "bits": 6, "signed": True}
+    assert tree["core"]["rows_max"] == tree["core"]["cols_max"] == 256
+    assert tree["core"]["mapping"]["inputs"]["mvm"] == {"min": -1.0, "max": 1.0, "clipping": True}
+    assert "converters.adc_range_v" in result.approximate and result.limitations
     (notes_path,) = result.companions
     notes = json.loads(notes_path.read_text())
     assert notes["unexpressed"] == result.unexpressed and notes["r_wire_ohm"] == R_WIRE
@@ -268,6 +275,14 @@ def _fake_aihwkit(monkeypatch):
         NONE = "None"
         ADDITIVE_CONSTANT = "AdditiveConstant"
 
+    class NoiseManagementType(Enum):
+        NONE = "None"
+        ABS_MAX = "AbsMax"
+
+    class BoundManagementType(Enum):
+        NONE = "None"
+        ITERATIVE = "Iterative"
+
     class InferenceRPUConfig:
         def __init__(self):
             self.forward = types.SimpleNamespace()
@@ -278,10 +293,14 @@ def _fake_aihwkit(monkeypatch):
             self.kwargs = kwargs
 
     modules = {
-        "aihwkit": types.ModuleType("aihwkit"),
+        "aihwkit": types.SimpleNamespace(__version__="1.1.0"),
+        "torch": types.SimpleNamespace(__version__="2.5.1"),
         "aihwkit.simulator": types.ModuleType("aihwkit.simulator"),
         "aihwkit.simulator.configs": types.SimpleNamespace(
-            InferenceRPUConfig=InferenceRPUConfig, WeightNoiseType=WeightNoiseType
+            InferenceRPUConfig=InferenceRPUConfig,
+            WeightNoiseType=WeightNoiseType,
+            NoiseManagementType=NoiseManagementType,
+            BoundManagementType=BoundManagementType,
         ),
         "aihwkit.inference": types.ModuleType("aihwkit.inference"),
         "aihwkit.inference.converter": types.ModuleType("aihwkit.inference.converter"),
@@ -295,7 +314,7 @@ def _fake_aihwkit(monkeypatch):
     }
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
-    return WeightNoiseType
+    return WeightNoiseType, NoiseManagementType, BoundManagementType
 
 
 def test_aihwkit_export(tmp_path, monkeypatch):
@@ -303,10 +322,14 @@ def test_aihwkit_export(tmp_path, monkeypatch):
     result = export_card(card, "aihwkit", tmp_path / "cfg.py")
     source = result.path.read_text()
     code = compile(source, str(result.path), "exec")
-    weight_noise_type = _fake_aihwkit(monkeypatch)
+    weight_noise_type, noise_management, bound_management = _fake_aihwkit(monkeypatch)
     namespace = {}
     exec(code, namespace)
     rpu = namespace["rpu_config"]
+    assert rpu.forward.noise_management is noise_management.NONE
+    assert rpu.forward.bound_management is bound_management.NONE
+    out_bound = 1.0 / (1e4 * (G_MAX - G_MIN) * 1.0)  # adc_range / (r_f (g_max - g_min) dac)
+    assert rpu.forward.out_bound == pytest.approx(out_bound) and rpu.forward.inp_bound == 1.0
     assert rpu.forward.inp_res == pytest.approx(1 / (2**6 - 2))
     assert rpu.forward.out_res == pytest.approx(1 / (2**8 - 2))
     assert rpu.forward.w_noise_type is weight_noise_type.ADDITIVE_CONSTANT
@@ -327,6 +350,8 @@ def test_aihwkit_export(tmp_path, monkeypatch):
     assert kwargs["forward"]["inp_res"] == rpu.forward.inp_res
     assert kwargs["forward"]["w_noise_type"] == "AdditiveConstant"
     assert kwargs["unexpressed"] == result.unexpressed
+    assert kwargs["checked_against"]["aihwkit"] == "1.1.0" and "torch" in kwargs["checked_against"]
+    assert "converters.adc_range_v" in result.approximate
     assert "device.cell_bits" in result.unexpressed
     assert "device.read_noise_frac" in result.approximate
     _assert_unexpressed_recorded(result, card, source, json_path.read_text())
@@ -341,19 +366,24 @@ def test_neurosim_export(tmp_path):
     card = calibrated_card()
     result = export_card(card, "neurosim", tmp_path / "Param.cpp")
     text = result.path.read_text()
-    assignment = re.compile(r"^param->(\w+) = ([^;]+);(  // .*)?$")
-    params = {}
+    assignment = re.compile(r"^(\w+) = ([^;]+);(  // .*)?$")
+    blocks: list[dict] = []
     for line in text.splitlines():
-        if not line.startswith("//"):
+        if line.startswith("// BLOCK"):
+            blocks.append({})
+        elif not line.startswith("//"):
             match = assignment.match(line)
-            assert match, line
-            params[match.group(1)] = match.group(2)
-    assert params["cellBit"] == "8" and params["memcelltype"] == "2"
-    assert float(params["resistanceOn"]) == pytest.approx(1 / G_MAX)
-    assert float(params["resistanceOff"]) == pytest.approx(1 / G_MIN)
-    assert params["levelOutput"] == "256"
-    assert params["numRowSubArray"] == params["numColSubArray"] == "256"
-    assert float(params["wireResistanceRow"]) == float(params["wireResistanceCol"]) == R_WIRE
+            assert match and blocks, line
+            blocks[-1][match.group(1)] = match.group(2)
+    user, derived = blocks  # user options before Param()'s derived section, wires after it
+    assert user["cellBit"] == "8" and user["memcelltype"] == "2" and user["accesstype"] == "1"
+    assert float(user["resistanceOn"]) == pytest.approx(1 / G_MAX)
+    assert float(user["resistanceOff"]) == pytest.approx(1 / G_MIN)
+    assert user["levelOutput"] == "256" and user["dumcolshared"] == "levelOutput"
+    assert user["numColSubArray"] == "256" and "numRowSubArray" not in user  # --subArray
+    assert set(derived) == {"wireResistanceRow", "wireResistanceCol"}
+    assert float(derived["wireResistanceRow"]) == float(derived["wireResistanceCol"]) == R_WIRE
+    assert "Initialization of parameters NO need to modify" in text
     (command,) = [line for line in text.splitlines() if "python inference.py" in line]
     flags = dict(re.findall(r"(--\w+) (\S+)", command))
     assert flags["--ADCprecision"] == "8" and flags["--cellBit"] == "8"
@@ -380,11 +410,29 @@ def test_mnsim_export(tmp_path):
     assert device["Device_SAF"] == "0.1,0.0" and float(device["Device_Variation"]) == 1.0
     assert len(device["Read_Voltage"].split(",")) == int(device["Read_Level"])
     assert ini["Crossbar level"]["Xbar_Size"] == "256,256"
+    assert ini["Crossbar level"]["Subarray_Size"] == "256"
     assert float(ini["Crossbar level"]["Wire_Resistance"]) == R_WIRE
     interface = ini["Interface level"]
     assert interface["DAC_Choice"] == "5" and interface["ADC_Choice"] == "2"
     assert interface["DAC_Precision"] == "6" and interface["ADC_Precision"] == "8"
     _assert_unexpressed_recorded(result, card, result.path.read_text())
+
+
+def test_mnsim_sizes_and_user_defined_converters(tmp_path):
+    """Subarray_Size follows the array (MNSIM asserts it divides the rows); a precision MNSIM
+    has no built-in converter for gets a complete user-defined one (no zero sample rate)."""
+    card = calibrated_card("array.max_size=96", "converters.adc_bits=12", "converters.dac_bits=5")
+    result = export_card(card, "mnsim", tmp_path / "s.ini")
+    ini = configparser.ConfigParser()
+    ini.optionxform = str
+    ini.read(result.path)
+    crossbar, interface = ini["Crossbar level"], ini["Interface level"]
+    assert crossbar["Xbar_Size"] == "96,96" and crossbar["Subarray_Size"] == "96"
+    for kind, bits in (("ADC", "12"), ("DAC", "5")):
+        assert interface[f"{kind}_Choice"] == "-1" and interface[f"{kind}_Precision"] == bits
+        assert float(interface[f"{kind}_Sample_Rate"]) > 0
+        assert float(interface[f"{kind}_Area"]) > 0 and float(interface[f"{kind}_Power"]) > 0
+    assert {"converters.adc_bits", "converters.dac_bits"} <= set(result.approximate)
 
 
 def test_mnsim_falls_back_to_two_levels_for_many_bits(tmp_path):

@@ -204,7 +204,8 @@ def test_read_noise_shows_in_every_pass_and_is_seeded():
     other = solve(a, b, noisy, seed=2)
     assert [h.effective_bits for h in one.history] != [h.effective_bits for h in other.history]
     # every read (INV solve and VMM plane) sees new conductances: the measured residuals move
-    assert all(p.residual_norm != q.residual_norm for p, q in zip(one.history, clean.history))
+    pairs = zip(one.history, clean.history, strict=False)
+    assert all(p.residual_norm != q.residual_norm for p, q in pairs)
 
 
 def test_read_noise_in_a_monte_carlo_sweep(tmp_path):

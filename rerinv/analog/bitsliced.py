@@ -25,6 +25,7 @@ from rerinv.errors import InputError, SaturationError
 from rerinv.hw.circuit import vmm_crossbar
 from rerinv.hw.converters import Converter
 from rerinv.hw.mapping import CrossbarArrays, program_conductances, read_conductances
+from rerinv.seeds import spawn
 
 
 def exact_cell_bits(n_rows: int, adc: Converter) -> int:
@@ -97,8 +98,8 @@ class BitSlicedVMM:
         width = config.array.max_size  # outputs per crossbar
         row_blocks = [slice(r, min(n, r + self.block)) for r in range(0, n, self.block)]
         col_blocks = [slice(c, min(m, c + width)) for c in range(0, m, width)]
-        programming, reading = seed.spawn(2)
-        seeds = iter(programming.spawn(n_slices * len(row_blocks) * len(col_blocks)))
+        programming, reading = spawn(seed, 2)
+        seeds = iter(spawn(programming, n_slices * len(row_blocks) * len(col_blocks)))
         self._read_rng = np.random.default_rng(reading)
         self.tiles: list[_Tile] = []
         for s in range(n_slices):

@@ -20,8 +20,20 @@ from rerinv.config import Config
 from rerinv.errors import SaturationError
 from rerinv.hw.converters import Converter
 from rerinv.hw.mapping import read_conductances
+from rerinv.seeds import spawn
 
 MAX_RANGE_RETRIES = 12
+
+
+def _raised_alpha(alpha: float, peak: float, full_scale: float) -> float:
+    """The DAC attenuation that would bring outputs peaking at ``peak`` (V) near half the ADC
+    range: a power-of-two step up from ``alpha`` (at most 1), when they used less than an
+    eighth of it; else ``alpha``. Under-ranged outputs waste ADC bits."""
+    if alpha >= 1.0 or peak >= full_scale / 8:
+        return alpha
+    if peak == 0:
+        return 1.0
+    return float(min(1.0, alpha * 2.0 ** np.floor(np.log2(0.5 * full_scale / peak))))
 
 
 @dataclass
@@ -117,6 +129,7 @@ class InvUnit:
         alphas = np.full(codes.shape[1], self.alpha)
         pending = np.flatnonzero(codes.any(axis=0))
         limit = self.adc.full_scale + 0.5 * self.adc.lsb
+        retried = np.zeros(codes.shape[1], dtype=bool)
         for _ in range(MAX_RANGE_RETRIES):
             if pending.size == 0:
                 return volts, alphas
@@ -131,10 +144,20 @@ class InvUnit:
             except SaturationError:
                 break  # some column railed: find which, one at a time
             over = np.any(np.abs(out) > limit, axis=0)
-            done = pending[~over]
-            volts[:, done] = self.adc.convert(out[:, ~over])
+            peaks = np.max(np.abs(out), axis=0)
+            raised = np.array(
+                [
+                    _raised_alpha(a, p, self.adc.full_scale)
+                    for a, p in zip(alphas[pending], peaks, strict=True)
+                ]
+            )
+            low = ~over & (raised > alphas[pending]) & ~retried[pending]
+            done = pending[~over & ~low]
+            volts[:, done] = self.adc.convert(out[:, ~over & ~low])
             alphas[pending[over]] /= 4
-            pending = pending[over]
+            alphas[pending[low]] = raised[low]
+            retried[pending[low]] = True
+            pending = pending[over | low]
         for j in pending:
             self.alpha = alphas[j]
             volts[:, j], alphas[j] = self._solve_ranged(codes[:, j])
@@ -160,6 +183,7 @@ class InvUnit:
         """One INV solve of DAC ``codes`` (units of full scale), auto-ranged; returns the
         ADC-quantised outputs (V) and the attenuation used."""
         full_scale = self.config.converters.adc_range
+        retried_low = False
         for _ in range(MAX_RANGE_RETRIES):
             alpha = self.alpha
             self.counters.inv_solves += 1
@@ -173,8 +197,10 @@ class InvUnit:
             if self.adc.saturated(volts):
                 self.alpha /= 4
                 continue
-            if np.max(np.abs(volts)) < full_scale / 4 and self.alpha < 1:
-                self.alpha = min(1.0, self.alpha * 2)
+            raised = _raised_alpha(alpha, float(np.max(np.abs(volts))), full_scale)
+            if raised > alpha and not retried_low:
+                self.alpha, retried_low = raised, True  # under-ranged: once more, louder
+                continue
             return self.adc.convert(volts), alpha
         raise SaturationError(
             f"INV outputs stay beyond the ADC range after {MAX_RANGE_RETRIES} range reductions"
@@ -213,7 +239,7 @@ class VmmUnit:
         self.adc = Converter(config.converters.adc_bits, config.converters.adc_range)
         self.tiles = []  # (rows of W, columns of W, crossbar, session, alpha)
         blocks = [(r, c) for r in range(0, self.m, size) for c in range(0, self.n, size)]
-        for (r, c), tile_seed in zip(blocks, seed.spawn(len(blocks)), strict=True):
+        for (r, c), tile_seed in zip(blocks, spawn(seed, len(blocks)), strict=True):
             rows, cols = slice(r, min(self.m, r + size)), slice(c, min(self.n, c + size))
             if not w[rows, cols].any():
                 continue

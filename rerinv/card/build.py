@@ -125,9 +125,11 @@ def load_card(path: str | Path) -> dict:
     """Read and validate a card file; :class:`InputError` says what is wrong."""
     path = Path(path)
     try:
-        card = json.loads(path.read_text())
+        card = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise InputError(f"cannot read parameter card {path}: {exc}") from exc
+    except UnicodeDecodeError:
+        raise InputError(f"parameter card {path} is not a UTF-8 JSON text file") from None
     except json.JSONDecodeError as exc:
         raise InputError(f"parameter card {path} is not valid JSON: {exc}") from exc
     if not isinstance(card, dict):

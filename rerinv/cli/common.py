@@ -3,9 +3,64 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 
 from rerinv.config import ENGINES, SCHEMES, Config, load_config
 from rerinv.presets import preset_names
+
+#: Largest seed: numpy's SeedSequence takes any non-negative int; 2**63 - 1 fits every store.
+MAX_SEED = 2**63 - 1
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with a one-line error (``rerinv solve: error: ...``), exit status 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def seed_value(text: str) -> int:
+    """argparse type of ``--seed``: an integer in ``[0, 2**63)``."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"a seed is a non-negative integer, got {text!r}"
+        ) from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed is an integer in [0, 2**63), got {text}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type of counts (``--trials``, ``--workers``, sizes): an integer >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text}")
+    return value
+
+
+def add_force_option(parser: argparse.ArgumentParser) -> None:
+    """``--force``: replace existing outputs (never an input of the same command)."""
+    parser.add_argument(
+        "--force",
+        action="store_true",
+        help="replace existing output files (an input of the command is never replaced)",
+    )
+
+
+def typed_command(args: argparse.Namespace, prog: str = "rerinv") -> str | None:
+    """The command line the user typed (``args.argv``, kept by :func:`rerinv.cli.main`)
+    without ``--force`` and ``--resume``: with ``--resume`` appended it completes an
+    interrupted run. None when the arguments were not parsed by ``main``."""
+    argv = getattr(args, "argv", None)
+    if argv is None:
+        return None
+    return shlex.join([*prog.split(), *(w for w in argv if w not in ("--force", "--resume"))])
+
 
 #: ``--flag`` -> ``simulation.<key>``: shorthands for ``--set simulation.<key>=...``.
 SIMULATION_FLAGS = {

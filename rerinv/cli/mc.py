@@ -12,9 +12,18 @@ import shlex
 import sys
 from pathlib import Path
 
-from rerinv.cli.common import add_config_options, config_from
+from rerinv.cli.common import (
+    Parser,
+    add_config_options,
+    add_force_option,
+    config_from,
+    positive_int,
+    seed_value,
+    typed_command,
+)
 from rerinv.config import ENGINES, SCHEMES
 from rerinv.errors import InputError, RerinvError
+from rerinv.outputs import check_output, check_output_folder, check_writable_folder
 from rerinv.studies.mc import SweepSpec, TrialFunction, parse_sweep, run_monte_carlo
 from rerinv.studies.trial import run_trial
 
@@ -32,17 +41,18 @@ def add_mc_arguments(parser: argparse.ArgumentParser) -> None:
         "simulation.scheme=refine,krylov; n, scheme, engine, target_bits and max_passes are "
         "short for simulation.*); points are the cartesian product",
     )
-    add("--trials", type=int, required=True, help="trials per point")
+    add("--trials", type=positive_int, required=True, help="trials per point")
     for flag, key in (("scheme", "scheme"), ("engine", "engine"), ("n", "n")):
         add(f"--{flag}", help=f"short for --set simulation.{key}=...")
     add("--target-bits", help="short for --set simulation.target_bits=...")
     add("--max-passes", help="short for --set simulation.max_passes=...")
-    add("--seed", type=int, default=0, help="master seed of every trial's draws (default 0)")
+    add("--seed", type=seed_value, default=0, help="master seed of every trial's draws (default 0)")
     where = parser.add_mutually_exclusive_group()
-    where.add_argument("--workers", type=int, help="local processes (default: all cores)")
+    where.add_argument("--workers", type=positive_int, help="local processes (default: all cores)")
     where.add_argument("--scheduler", metavar="tcp://HOST:PORT", help="Dask scheduler address")
     add("--out", required=True, help="HDF5 results file")
     add("--resume", action="store_true", help="complete an interrupted --out file")
+    add_force_option(parser)
 
 
 def spec_from_args(args: argparse.Namespace) -> SweepSpec:
@@ -61,6 +71,8 @@ def spec_from_args(args: argparse.Namespace) -> SweepSpec:
 def command_line(args: argparse.Namespace) -> str:
     """The ``mc`` command line of ``args`` (without ``--resume``), for provenance and hints."""
     words = [*getattr(args, "mc_prog", "rerinv mc").split()]
+    if getattr(args, "preset", None):
+        words += ["--preset", args.preset]
     if args.config:
         words += ["--config", args.config]
     for option, values in (("--set", args.overrides), ("--sweep", args.sweep)):
@@ -80,12 +92,15 @@ def command_line(args: argparse.Namespace) -> str:
 
 def cmd_mc(args: argparse.Namespace, trial_fn: TrialFunction = run_trial) -> int:
     """``rerinv mc``: exit status 0 when every trial is stored, 130 when interrupted."""
+    if not args.resume:  # an existing --out is the driver's to refuse (it suggests --resume)
+        check_output(args.out, force=True, inputs=[args.config])
     summary = run_monte_carlo(
         spec_from_args(args),
         args.out,
         workers=args.workers,
         scheduler=args.scheduler,
         resume=args.resume,
+        force=args.force,
         trial_fn=trial_fn,
         command_line=command_line(args),
     )
@@ -101,7 +116,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     from rerinv.studies.report import write_report
 
     fmt = args.format or ("md" if str(args.out).endswith(".md") else "html")
-    out = write_report(args.results, args.out, fmt)
+    check_output(args.out, force=args.force, inputs=[args.results])
+    out = write_report(args.results, args.out, fmt, force=args.force)
     print(f"wrote {out}")
     return 0
 
@@ -112,6 +128,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     sizes = tuple(args.sizes)
+    if args.resume:  # results.h5 is completed, report.html is made again from it
+        check_writable_folder(args.out, what="--out")
+    else:
+        names = ("results.h5", "report.html")
+        check_output_folder(args.out, names, force=args.force, inputs=[args.config])
     print(
         f"rerinv verify: schemes {', '.join(SCHEMES)} x N = {', '.join(map(str, sizes))}, "
         f"{args.trials} trials each, engine {config.simulation.engine}, K-FAC-like factors; "
@@ -119,7 +140,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         f"{config.converters.adc_bits}-bit ADC, op-amp {config.opamp.model}",
         flush=True,
     )
-    rows = verify(
+    outcome = verify(
         config,
         args.out,
         trials=args.trials,
@@ -127,7 +148,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
         workers=args.workers,
         seed=args.seed,
         resume=args.resume,
+        force=args.force,
+        command_line=typed_command(args) or "rerinv verify",
     )
+    if outcome.interrupted:  # the driver printed the resume hint
+        return 130
+    rows = outcome.rows
     target = rows[0]["target_bits"] if rows else 16
     print(
         f"\n{'scheme':>8} {'trials':>6} {'median bits':>11} {'min bits':>8} "
@@ -154,6 +180,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     report.add_argument(
         "--format", choices=("html", "md"), help="default: md for a .md --out, else html"
     )
+    add_force_option(report)
     report.set_defaults(func=cmd_report)
 
     verify = commands.add_parser(
@@ -161,20 +188,25 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     add_config_options(verify)
     verify.add_argument("--out", default="results", help="output folder (default results/)")
-    verify.add_argument("--trials", type=int, default=10, help="trials per scheme and size")
     verify.add_argument(
-        "--n", dest="sizes", type=int, nargs="+", default=[16, 32], help="matrix sizes"
+        "--trials", type=positive_int, default=10, help="trials per scheme and size"
+    )
+    verify.add_argument(
+        "--n", dest="sizes", type=positive_int, nargs="+", default=[16, 32], help="matrix sizes"
     )
     verify.add_argument("--engine", choices=ENGINES, help="engine (default simulation.engine)")
-    verify.add_argument("--workers", type=int, default=None, help="processes (default: cores)")
-    verify.add_argument("--seed", type=int, default=0, help="master seed")
+    verify.add_argument(
+        "--workers", type=positive_int, default=None, help="processes (default: cores)"
+    )
+    verify.add_argument("--seed", type=seed_value, default=0, help="master seed")
     verify.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    add_force_option(verify)
     verify.set_defaults(func=cmd_verify)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m rerinv.cli.mc``: the ``rerinv mc`` command on its own."""
-    parser = argparse.ArgumentParser(prog="python -m rerinv.cli.mc", description=__doc__)
+    parser = Parser(prog="python -m rerinv.cli.mc", description=__doc__)
     add_mc_arguments(parser)
     parser.add_argument(
         "--trial-function",
@@ -182,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
         help="run this function instead of rerinv.studies.trial.run_trial (tests, plug-ins)",
     )
     parser.set_defaults(mc_prog="python -m rerinv.cli.mc")
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parser.parse_args(argv)
+    args.argv = argv
     try:
         trial_fn = run_trial
         if args.trial_function:
@@ -195,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_mc(args, trial_fn=trial_fn)
     except RerinvError as exc:
         print(f"rerinv mc: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("rerinv mc: interrupted", file=sys.stderr)
+        return 130
+    except OSError as exc:
+        print(f"rerinv mc: error: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
         return 2
 
 

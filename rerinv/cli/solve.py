@@ -10,7 +10,14 @@ from pathlib import Path
 
 import numpy as np
 
-from rerinv.cli.common import add_config_options, add_simulation_options, config_from
+from rerinv.cli.common import (
+    add_config_options,
+    add_force_option,
+    add_simulation_options,
+    config_from,
+    seed_value,
+)
+from rerinv.outputs import atomic_write, check_output, check_output_folder
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
@@ -25,6 +32,7 @@ def cmd_netlist(args: argparse.Namespace) -> int:
     from rerinv.matrices import check_matrix, check_vector, load_matrix, load_vector
 
     config = config_from(args)
+    out = check_output(args.out, force=args.force, inputs=(args.matrix, args.rhs, args.config))
     a = load_matrix(args.matrix)
     if args.kind == "inv":
         inv = inv_mod.build_inv(a, config, seed=args.seed)
@@ -48,7 +56,7 @@ def cmd_netlist(args: argparse.Namespace) -> int:
             " programming error)",
         )
     text = batch_netlist(circuit, header)
-    Path(args.out).write_text(text)
+    atomic_write(out, text)
     print(
         f"wrote {args.out}: {circuit.title}, {len(circuit.resistors)} resistors;"
         f" run `ngspice -b {args.out}`"
@@ -137,6 +145,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
     from rerinv.studies.suite import run_suite, write_suite
 
     config = config_from(args)
+    check_output_folder(args.out, ("suite.json", "suite.png"), force=args.force,
+                        inputs=[args.config, *args.factors])  # fmt: skip
     print(
         f"rerinv suite: {config.simulation.scheme} on the {config.simulation.engine} engine, "
         f"target {config.simulation.target_bits:g} bits, at most "
@@ -144,13 +154,14 @@ def cmd_suite(args: argparse.Namespace) -> int:
     )
     print(
         f"{'matrix':<22} {'kind':<20} {'N':>4} {'cond':>8} {'circuit':<11} {'scaling':<9} "
-        f"{'passes':>6} {'INV':>5} {'VMM ops':>8} {'bits':>6}  status"
+        f"{'passes':>6} {'to 16':>5} {'INV':>5} {'VMM ops':>8} {'bits':>6}  status"
     )
 
     def show(r) -> None:
         line = (
             f"{r.name:<22} {r.kind:<20} {r.n:>4} {r.cond:>8.2g} {r.circuit or '-':<11} "
-            f"{r.scaling or '-':<9} {r.passes:>6} {r.inv_solves:>5} {r.vmm_ops:>8} "
+            f"{r.scaling or '-':<9} {r.passes:>6} {r.passes_to_target or '-':>5} "
+            f"{r.inv_solves:>5} {r.vmm_ops:>8} "
             f"{r.effective_bits:>6.1f}  {r.status}"
         )
         print(line, flush=True)
@@ -186,7 +197,8 @@ def register(commands: argparse._SubParsersAction) -> None:
     netlist.add_argument("--rhs", required=True, help="right-hand side b (INV) or input v (VMM)")
     netlist.add_argument("--kind", choices=("inv", "vmm"), default="inv")
     netlist.add_argument("--out", required=True, help="netlist file to write (.cir)")
-    netlist.add_argument("--seed", type=int, default=0, help="seed of the programming draw")
+    netlist.add_argument("--seed", type=seed_value, default=0, help="seed of the programming draw")
+    add_force_option(netlist)
     netlist.set_defaults(func=cmd_netlist)
 
     solve = commands.add_parser("solve", help="solve A x = b with a precision scheme")
@@ -194,7 +206,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     solve.add_argument("--matrix", required=True, help=".npy, .csv, .txt or .mtx file")
     solve.add_argument("--rhs", help="right-hand side b (default: drawn from --seed)")
     add_simulation_options(solve, "scheme", "engine", "target_bits", "max_passes")
-    solve.add_argument("--seed", type=int, default=0, help="seed of b and of every device draw")
+    solve.add_argument(
+        "--seed", type=seed_value, default=0, help="seed of b and of every device draw"
+    )
     solve.add_argument("--json", action="store_true", help="print one JSON object")
     solve.set_defaults(func=cmd_solve)
 
@@ -205,16 +219,23 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--matrices", metavar="DIR", help="folder with index.toml (default: shipped)"
     )
     suite.add_argument(
-        "--factors", nargs="*", default=[], metavar="FILE.npz", help="K-FAC factor sets to add"
+        "--factors",
+        nargs="*",
+        default=[],
+        metavar="FILE.h5",
+        help="K-FAC factor sets (rerinv train --capture) to add",
     )
-    suite.add_argument("--seed", type=int, default=0, help="seed of b and of every device draw")
+    suite.add_argument(
+        "--seed", type=seed_value, default=0, help="seed of b and of every device draw"
+    )
     suite.add_argument("--out", default="suite", help="output folder (default suite/)")
+    add_force_option(suite)
     suite.set_defaults(func=cmd_suite)
 
     demo = commands.add_parser("demo", help="one default INV solve through ngspice vs numpy")
     add_config_options(demo)
     demo.add_argument("--n", type=int, default=16, help="matrix size (default 16)")
-    demo.add_argument("--seed", type=int, default=0)
+    demo.add_argument("--seed", type=seed_value, default=0)
     add_simulation_options(demo, "engine")
     demo.add_argument(
         "--no-equilibrate", action="store_true", help="map the matrix without diagonal scaling"

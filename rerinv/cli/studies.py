@@ -7,8 +7,10 @@ import json
 import shlex
 from pathlib import Path
 
-from rerinv.cli.common import add_config_options, config_from
+from rerinv.cli.common import add_config_options, add_force_option, config_from, seed_value
+from rerinv.errors import InputError
 from rerinv.export import TARGETS
+from rerinv.outputs import atomic_write, check_output
 
 
 def add_settle_command(subparsers) -> argparse.ArgumentParser:
@@ -29,7 +31,9 @@ def add_settle_command(subparsers) -> argparse.ArgumentParser:
         "simulation.n: 16)",
     )  # fmt: skip
     parser.add_argument("--eps", type=float, help="band / ADC range (default half an LSB)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of A (with --n), b, devices")
+    parser.add_argument(
+        "--seed", type=seed_value, default=0, help="seed of A (with --n), b, devices"
+    )
     parser.add_argument(
         "--excite", choices=("random", "slowest"), default="random",
         help="step of a random b, or onto the slowest mode (the formula's worst case)",
@@ -37,6 +41,7 @@ def add_settle_command(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", metavar="FILE.h5", help="write the waveforms (HDF5)")
     parser.add_argument("--plot", metavar="FILE.png", help="plot the waveforms")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    add_force_option(parser)
     parser.set_defaults(func=cmd_settle)
     return parser
 
@@ -49,6 +54,13 @@ def cmd_settle(args: argparse.Namespace) -> int:
     from rerinv.studies.transient import settle
 
     config = config_from(args)
+    inputs = [args.matrix, args.config]
+    if args.out is not None and args.plot is not None and Path(args.out) == Path(args.plot):
+        raise InputError(f"--out and --plot are the same file ({args.out}); give two files")
+    for option in ("out", "plot"):
+        if getattr(args, option) is not None:
+            check_output(getattr(args, option), force=args.force, inputs=inputs,
+                         what=f"--{option}")  # fmt: skip
     matrix = config.simulation.n if args.matrix is None else load_matrix(args.matrix)
     r = settle(args.kind, matrix, config, eps=args.eps, seed=args.seed, excite=args.excite,
                out=args.out, plot=args.plot, command_line=_settle_command_line(args))  # fmt: skip
@@ -98,8 +110,10 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     """Handler of ``rerinv calibrate``: run the studies, write the card, print a summary."""
     from rerinv.studies.calibrate import calibrate
 
-    card = calibrate(config_from(args), n=args.n, trials=args.trials, seed=args.seed)
-    Path(args.out).write_text(json.dumps(card, indent=2) + "\n")
+    config = config_from(args)
+    out = check_output(args.out, force=args.force, inputs=[args.config])  # before minutes of work
+    card = calibrate(config, n=args.n, trials=args.trials, seed=args.seed)
+    atomic_write(out, json.dumps(card, indent=2) + "\n")
     fit = card["timing"]["inv_settle_fit"]
     if fit:
         print(
@@ -122,7 +136,8 @@ def add_calibrate_command(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--out", default="params.json", help="card to write (JSON)")
     parser.add_argument("--n", type=int, default=32, help="matrix size of the accuracy studies")
     parser.add_argument("--trials", type=int, default=20, help="Monte Carlo trials per scheme")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed_value, default=0)
+    add_force_option(parser)
     parser.set_defaults(func=cmd_calibrate)
     return parser
 
@@ -135,7 +150,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     card_path = Path(args.card)
     card = load_card(card_path)
     out = Path(args.out) if args.out else None
-    result = export_card(card, args.to, out, card_path=card_path)
+    result = export_card(card, args.to, out, card_path=card_path, force=args.force)
     print(result.summary())
     return 0
 
@@ -155,6 +170,7 @@ def add_export_command(subparsers: argparse._SubParsersAction) -> argparse.Argum
         metavar="PATH",
         help="output file (default: next to the card, e.g. params.crosssim.json)",
     )
+    add_force_option(parser)
     parser.set_defaults(func=cmd_export)
     return parser
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from rerinv.errors import InputError
 
@@ -76,6 +77,7 @@ def register(commands) -> argparse.ArgumentParser:
     add("--points", type=int, default=40, help="points per swept axis (lin/log specs)")
     add("--out", default="timing", metavar="DIR", help="output folder (default ./timing)")
     add("--no-plots", action="store_true", help="JSON and HTML tables only")
+    add("--force", action="store_true", help="replace existing files in --out")
     parser.set_defaults(func=cmd_timing)
     return parser  # fmt: skip
 
@@ -154,11 +156,15 @@ class _Progress:
 
 def cmd_timing(args: argparse.Namespace) -> int:
     """Handler of ``rerinv timing``: evaluate, write JSON and HTML, print the summary."""
+    from rerinv.outputs import check_output_folder
     from rerinv.provenance import software_versions
     from rerinv.system import load_arch
     from rerinv.system.arch import parse_assignments
     from rerinv.system.report import summary_rows, timing_study, write_report
 
+    inputs = [args.card, args.steps_ratio, args.arch, *(args.workload or [])]
+    check_output_folder(args.out, ("timing.json", "timing.html"), force=args.force,
+                        inputs=[p for p in inputs if p and Path(p).is_file()])  # fmt: skip
     overrides = parse_assignments(args.overrides)
     for flag, key in (("scheme", "solve.scheme"), ("percentile", "solve.percentile"),
                       ("decomposition", "solve.decomposition")):  # fmt: skip
@@ -175,7 +181,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
     )
     study["software"] = software_versions(ngspice=False)
     study["command"] = "rerinv " + " ".join(sys.argv[1:])
-    paths = write_report(study, args.out, with_plots=not args.no_plots)
+    paths = write_report(study, args.out, with_plots=not args.no_plots, force=args.force)
     print(f"architecture {arch.name}, decomposition {study['decomposition']}, scheme "
           f"{study['solve_cost']['scheme']} ({study['solve_cost']['source']})")  # fmt: skip
     print(f"{'network':>18} {'vs GPU K-FAC':>13} {'vs GPU SGD':>11} {'vs ReRAM SGD':>13}"

@@ -105,6 +105,11 @@ class ConverterConfig:
         _positive(self, "adc_range")
 
 
+#: ``array.inverter_mismatch`` must stay below this: a resistor ``r (1 + m z)`` with ``z`` a
+#: standard normal draw is negative only for a draw beyond ``1 / m`` = 5 sigma.
+MAX_INVERTER_MISMATCH = 0.2
+
+
 @dataclass(frozen=True)
 class ArrayConfig:
     """Crossbar size, interconnect and the resistors around the arrays."""
@@ -123,6 +128,12 @@ class ArrayConfig:
             _positive(self, key)
         _non_negative(self, "r_wire")
         _non_negative(self, "inverter_mismatch")
+        if not self.inverter_mismatch < MAX_INVERTER_MISMATCH:
+            raise ConfigError(
+                f"array.inverter_mismatch must be below {MAX_INVERTER_MISMATCH} (a std of the "
+                f"relative resistor error; at {self.inverter_mismatch} draws make inverter "
+                "resistors negative), got " + repr(self.inverter_mismatch)
+            )
 
 
 RESIDUAL_MODES = ("analog", "digital")

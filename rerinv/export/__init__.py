@@ -8,13 +8,20 @@ or a key of a file the tool does not read) and :func:`export_card` returns it.
 Targets and the versions whose field names were checked (see docs/parameter-card.md), one
 module each with a ``render(mapping, path, source) -> {path: text}`` and its ``SUFFIX``:
 
-- ``crosssim``: CrossSim 3.0 ``CrossSimParameters.from_json`` tree; unexpressed fields go to a
-  ``.notes.json`` file beside it, because ``from_json`` rejects unknown keys.
+- ``crosssim``: CrossSim 3.1+ ``CrossSimParameters.from_json`` tree (checked by loading it in
+  CrossSim 3.2.0 when available); unexpressed fields go to a ``.notes.json`` file beside it,
+  because ``from_json`` rejects unknown keys.
 - ``aihwkit``: a Python snippet building ``InferenceRPUConfig()`` plus a JSON of the same
-  keyword arguments beside it.
-- ``neurosim``: ``param->name = value;`` lines for DNN_NeuroSim V1.4 ``main.cpp`` (names as in
-  ``Param.cpp``) and the ``inference.py`` flags, as a comment.
+  keyword arguments beside it (names of aihwkit 1.1.0).
+- ``neurosim``: two blocks of assignments for ``Param::Param()`` in DNN_NeuroSim V1.4
+  ``Param.cpp`` (user options before the derived section, wire resistances after it) and the
+  ``inference.py`` flags, as a comment.
 - ``mnsim``: an overlay of MNSIM-2.0 ``SimConfig.ini`` sections and keys.
+
+Each module also has ``LIMITATIONS``: what the target cannot model whatever the card holds,
+written into the files and returned in :class:`ExportResult`. Every file is checked before any
+is written (never over the card, over an existing file only with ``force``) and written
+atomically.
 
 The command line (``rerinv export``) lives in :mod:`rerinv.cli.studies`.
 """
@@ -29,6 +36,7 @@ from rerinv.card import validate_card
 from rerinv.errors import InputError
 from rerinv.export import aihwkit, crosssim, mnsim, neurosim
 from rerinv.export.common import CardMapping, ExportResult, card_fields, scalar_values
+from rerinv.outputs import atomic_write, check_output
 
 _MODULES: dict[str, ModuleType] = {
     "crosssim": crosssim,
@@ -48,7 +56,12 @@ __all__ = ["EXPORTERS", "SUFFIXES", "TARGETS", "ExportResult", "card_fields", "e
 
 
 def export_card(
-    card: dict, to: str, out: Path | None = None, *, card_path: Path | None = None
+    card: dict,
+    to: str,
+    out: Path | None = None,
+    *,
+    card_path: Path | None = None,
+    force: bool = False,
 ) -> ExportResult:
     """Validate ``card`` and write it in the format of another simulator.
 
@@ -63,6 +76,9 @@ def export_card(
         named ``<card stem>.<to>.<json|py|cpp|ini>``.
     card_path : Path, optional
         Where the card was read from; names the default output and the files' headers.
+    force : bool
+        Replace existing files (never the card itself). Each file is written to a temporary
+        file and renamed, and none is written unless all can be.
 
     Returns
     -------
@@ -83,16 +99,15 @@ def export_card(
     out = Path(out)
     mapping = CardMapping(card)
     files = EXPORTERS[to](mapping, out, card_path.name if card_path else "an in-memory card")
+    for file_path in files:
+        check_output(file_path, force=force, inputs=[card_path], what="output")
     for file_path, text in files.items():
-        try:
-            file_path.parent.mkdir(parents=True, exist_ok=True)
-            file_path.write_text(text)
-        except OSError as exc:
-            raise InputError(f"cannot write {file_path}: {exc}") from exc
+        atomic_write(file_path, text)
     return ExportResult(
         path=out,
         unexpressed=mapping.unexpressed(),
         approximate=dict(mapping.approximate),
         companions=[p for p in files if p != out],
         values=scalar_values(card, mapping.unexpressed()),
+        limitations=list(_MODULES[to].LIMITATIONS),
     )

@@ -1,5 +1,14 @@
 """aihwkit: a Python snippet building ``rpu_config = InferenceRPUConfig()``, plus a JSON of the
-same keyword arguments beside it."""
+same keyword arguments beside it.
+
+Names checked against the aihwkit 1.1.0 source (``aihwkit.simulator.configs`` re-exports
+``InferenceRPUConfig`` and the ``WeightNoiseType``, ``NoiseManagementType`` and
+``BoundManagementType`` enums; ``IOParameters`` has ``inp_bound``, ``out_bound``, ``inp_res``,
+``out_res``, ``noise_management``, ``bound_management``). The card's converters have fixed
+ranges, so noise management (rescaling each input vector by its maximum) and bound management
+(re-running a saturated MVM with smaller inputs) are switched off, and ``out_bound`` is the
+card's ADC range in aihwkit's units (one weight of 1 at full-scale input gives 1).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,21 @@ from rerinv.errors import InputError
 from rerinv.export.common import CardMapping
 
 SUFFIX = "py"
+#: Versions the snippet's names were checked against; the snippet warns on another aihwkit.
+CHECKED_AGAINST = {
+    "aihwkit": "1.1.0",
+    "torch": "not run here (the snippet imports torch only to report its version)",
+}
+#: What this export cannot say in aihwkit's terms, whatever the card holds.
+LIMITATIONS = (
+    "aihwkit computes an open-loop MVM: the INV circuit, its op-amps and settling are not"
+    " simulated",
+    "InferenceRPUConfig does not quantise conductances to cell_bits levels",
+    "read noise is additive (state independent) in aihwkit, proportional in the card",
+    "fixed ADC range (out_bound) and no noise or bound management: rerinv instead plans each"
+    " VMM's input gain so that its outputs fill the ADC range",
+    "no stuck-at cells",
+)
 #: aihwkit WeightNoiseType values and member names.
 _WEIGHT_NOISE = {"None": "NONE", "AdditiveConstant": "ADDITIVE_CONSTANT"}
 
@@ -28,7 +52,21 @@ def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
         " to the conductance, so w_noise = read_noise_frac is its value at g_max",
     )
     r_wire = m.use("array.r_wire_ohm")
+    out_bound = m.peek("converters.adc_range_v") / (
+        m.peek("array.r_f_ohm") * (g_max - g_min) * m.peek("converters.dac_range_v")
+    )
+    why = (
+        f"out_bound = adc_range_v / (r_f_ohm (g_max - g_min) dac_range_v) = {out_bound:.6g}, "
+        "fixed; rerinv scales each VMM's inputs to fill the ADC range"
+    )
+    for name in ("converters.adc_range_v", "array.r_f_ohm"):
+        m.use(name, why)
+    m.use("converters.dac_range_v", "inp_bound = 1 is the DAC full scale (dac_range_v)")
     forward = {
+        "inp_bound": 1.0,
+        "out_bound": out_bound,
+        "noise_management": "None",
+        "bound_management": "None",
         "inp_res": _resolution(m.use("converters.dac_bits")),
         "out_res": _resolution(m.use("converters.adc_bits")),
         "w_noise_type": "AdditiveConstant" if read_noise > 0 else "None",
@@ -56,17 +94,40 @@ def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
     n = m.use("array.max_size")
     mapping = {"max_input_size": n, "max_output_size": n}
     unexpressed = m.unexpressed()
-    lines = [f"# {line}" for line in m.header("aihwkit", source)]
+    lines = [f"# {line}" for line in m.header("aihwkit", source, limitations=LIMITATIONS)]
     lines += [
         "# Builds `rpu_config` for aihwkit analog layers, e.g. AnalogLinear(..., rpu_config=...).",
+        f"# Names checked against aihwkit {CHECKED_AGAINST['aihwkit']}; "
+        f"torch: {CHECKED_AGAINST['torch']}.",
+        "import warnings",
+        "",
+        "import aihwkit",
+        "import torch",
         "from aihwkit.inference.converter.conductance import SinglePairConductanceConverter",
         "from aihwkit.inference.noise.custom import StateIndependentNoiseModel",
-        "from aihwkit.simulator.configs import InferenceRPUConfig, WeightNoiseType",
+        "from aihwkit.simulator.configs import (",
+        "    BoundManagementType,",
+        "    InferenceRPUConfig,",
+        "    NoiseManagementType,",
+        "    WeightNoiseType,",
+        ")",
+        "",
+        f"CHECKED_AGAINST = {CHECKED_AGAINST['aihwkit']!r}",
+        "if not str(getattr(aihwkit, '__version__', '')).startswith(CHECKED_AGAINST):",
+        "    warnings.warn(f'rpu_config was written for aihwkit {CHECKED_AGAINST}, running "
+        'aihwkit {getattr(aihwkit, "__version__", "?")} with torch '
+        '{getattr(torch, "__version__", "?")}\', stacklevel=1)',
         "",
         "rpu_config = InferenceRPUConfig()",
     ]
+    enums = {"w_noise_type": "WeightNoiseType", "noise_management": "NoiseManagementType",
+             "bound_management": "BoundManagementType"}  # fmt: skip
     for key, value in forward.items():
-        text = f"WeightNoiseType.{_WEIGHT_NOISE[value]}" if key == "w_noise_type" else repr(value)
+        if key in enums:
+            member = _WEIGHT_NOISE[value] if key == "w_noise_type" else "NONE"
+            text = f"{enums[key]}.{member}"
+        else:
+            text = repr(value)
         lines.append(f"rpu_config.forward.{key} = {text}")
     lines += [f"rpu_config.mapping.{key} = {value!r}" for key, value in mapping.items()]
     lines += [
@@ -78,6 +139,8 @@ def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
     lines.append(")")
     kwargs = {
         "generated_by": m.header("aihwkit", source, width=None),
+        "checked_against": CHECKED_AGAINST,
+        "limitations": list(LIMITATIONS),
         "forward": forward,
         "mapping": mapping,
         "noise_model": {"class": "StateIndependentNoiseModel", **noise_model},

@@ -1,5 +1,12 @@
-"""CrossSim 3.0: a ``CrossSimParameters.from_json`` tree, and the unexpressed fields in a
-``.notes.json`` beside it (``from_json`` rejects unknown keys)."""
+"""CrossSim 3.1+ (checked with 3.2.0): a ``CrossSimParameters.from_json`` tree, and the
+unexpressed fields in a ``.notes.json`` beside it (``from_json`` rejects unknown keys).
+
+Conventions of CrossSim 3.1 and later (``simulator/parameters``): ``Rmin``, ``Rmax``,
+``Rp_row`` and ``Rp_col`` are in ohms (``ParasiticParameters.Rp_row_norm`` divides by
+``Rmin`` itself); inputs are mapped from ``core.mapping.inputs`` (here volts, the DAC full
+scale) onto the DAC; ADC ranges are in CrossSim's normalised output units, where one cell at
+the largest conductance driven at full-scale input gives 1.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,18 @@ from pathlib import Path
 from rerinv.export.common import CardMapping
 
 SUFFIX = "json"
+#: The CrossSim release whose parameter tree this export follows (tested when available:
+#: ``tests/test_crosssim_conformance.py``).
+CHECKED_AGAINST = "CrossSim 3.2.0"
+#: What this export cannot say in CrossSim's terms, whatever the card holds.
+LIMITATIONS = (
+    "CrossSim computes an open-loop MVM/VMM: the INV circuit, its op-amps and settling are not"
+    " simulated",
+    "the ADC range is fixed (QuantizerADC, CALIBRATED); rerinv plans each VMM's input gain so"
+    " that its outputs fill the ADC range",
+    "one programming-error model (proportional or independent), not both",
+    "no stuck-at cells",
+)
 
 
 def _programming_error(m: CardMapping) -> tuple[str, float] | None:
@@ -31,6 +50,15 @@ def _error_model(model_magnitude: tuple[str, float] | None) -> dict:
     return {"enable": True, "model": model_magnitude[0], "magnitude": model_magnitude[1]}
 
 
+def adc_full_scale(m: CardMapping) -> float:
+    """The card's ADC full scale in CrossSim's normalised output units: the TIA turns a column
+    current ``I`` into ``r_f I`` volts, and CrossSim counts currents in units of
+    ``g_max * dac_range``."""
+    return m.peek("converters.adc_range_v") / (
+        m.peek("array.r_f_ohm") * m.peek("device.g_max_siemens") * m.peek("converters.dac_range_v")
+    )
+
+
 def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
     """The CrossSim JSON at ``path`` and its notes at ``path.with_suffix(".notes.json")``."""
     r_min = 1.0 / m.use("device.g_max_siemens")
@@ -38,10 +66,29 @@ def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
     r_wire = m.use("array.r_wire_ohm")
     read_noise = m.use("device.read_noise_frac")
     n = m.use("array.max_size")
-    adc = {"bits": m.use("converters.adc_bits")}
-    dac = {"bits": m.use("converters.dac_bits")}
+    dac_range = m.use("converters.dac_range_v")
+    full_scale = adc_full_scale(m)
+    why = (
+        f"CrossSim ADC range +-{full_scale:.6g} (normalised) = adc_range_v / (r_f_ohm g_max "
+        "dac_range_v), fixed; rerinv scales each VMM's inputs to fill it"
+    )
+    m.use("converters.adc_range_v", why)
+    m.use("array.r_f_ohm", why)
+    adc = {
+        "model": "QuantizerADC",
+        "bits": m.use("converters.adc_bits"),
+        "signed": True,
+        "adc_range_option": "CALIBRATED",
+        "calibrated_range": [-full_scale, full_scale],
+    }
+    dac = {"model": "QuantizerDAC", "bits": m.use("converters.dac_bits"), "signed": True}
+    inputs = {"min": -dac_range, "max": dac_range, "clipping": True}  # volts onto the DAC
     tree = {
-        "core": {"rows_max": n, "cols_max": n},
+        "core": {
+            "rows_max": n,
+            "cols_max": n,
+            "mapping": {"inputs": {"mvm": inputs, "vmm": dict(inputs)}},
+        },
         "xbar": {
             "device": {
                 "cell_bits": m.use("device.cell_bits"),
@@ -53,24 +100,21 @@ def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
                     ("NormalProportionalDevice", read_noise) if read_noise > 0 else None
                 ),
             },
-            # CrossSim 3.0 normalises Rp_row / Rp_col to Rmin (3.1 takes ohms: see the notes).
-            "array": {
-                "parasitics": {
-                    "enable": r_wire > 0,
-                    "Rp_row": r_wire / r_min,
-                    "Rp_col": r_wire / r_min,
-                }
-            },
+            # CrossSim 3.1+: ohms per cell segment (3.0 took them normalised to Rmin)
+            "array": {"parasitics": {"enable": r_wire > 0, "Rp_row": r_wire, "Rp_col": r_wire}},
             "adc": {"mvm": adc, "vmm": dict(adc)},
             "dac": {"mvm": dac, "vmm": dict(dac)},
         },
     }
     notes = {
         "generated_by": m.header("crosssim", source, width=None),
-        "target": "CrossSim 3.0: CrossSimParameters.from_json(<this json>)",
-        "Rp_convention": "Rp_row and Rp_col are normalised to Rmin (CrossSim 3.0); CrossSim 3.1"
-        f" takes ohms: set both to {r_wire!r} there",
+        "target": "CrossSimParameters.from_json(<this json>), CrossSim 3.1 or later",
+        "checked_against": CHECKED_AGAINST,
+        "Rp_convention": "Rp_row and Rp_col are in ohms (CrossSim 3.1+); CrossSim 3.0 read them"
+        f" normalised to Rmin: there use {r_wire / r_min!r}",
+        "inputs": f"inputs are DAC voltages in [-{dac_range!r}, {dac_range!r}] V",
         "r_wire_ohm": r_wire,
+        "limitations": list(LIMITATIONS),
         "unexpressed": m.unexpressed(),
         "approximate": m.approximate,
     }

@@ -1,4 +1,11 @@
-"""MNSIM-2.0: an overlay of ``SimConfig.ini`` sections and keys."""
+"""MNSIM-2.0: an overlay of ``SimConfig.ini`` sections and keys.
+
+Keys and converter tables checked against MNSIM-2.0 (``SimConfig.ini``,
+``MNSIM/Hardware_Model/{DAC,ADC}.py``). Only the built-in converters every MNSIM-2.0 version
+has are chosen (ADC choices 1, 2, 4; DAC choices 1 to 6); any other precision is a user-defined
+converter (``*_Choice = -1``) with its area, power and sample rate written out, because MNSIM
+divides by the sample rate and would otherwise read 0.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,46 @@ from pathlib import Path
 from rerinv.export.common import CardMapping
 
 SUFFIX = "ini"
-#: MNSIM-2.0 built-in converter choices by precision (DAC.py / ADC.py dictionaries).
-_DAC_CHOICE = {1: 1, 2: 2, 3: 3, 4: 4, 6: 5, 8: 6}
-_ADC_CHOICE = {10: 1, 8: 2, 6: 4, 4: 7}
+CHECKED_AGAINST = "MNSIM-2.0 (thu-nics/MNSIM-2.0 SimConfig.ini with Subarray_Size)"
+#: MNSIM-2.0 built-in converters: precision -> (choice, area um^2, power W, GSamples/s).
+_ADC = {10: (1, 1600.0, 6.92e-3, 1.5), 8: (2, 1200.0, 2e-3, 1.0), 6: (4, 580.0, 1.26e-3, 1.0)}
+_DAC = {
+    1: (1, 0.166, 0.0039e-3, 1.0),
+    2: (2, 0.332, 0.0078e-3, 1.0),
+    3: (3, 0.664, 0.0156e-3, 1.0),
+    4: (4, 1.328, 0.0312e-3, 1.0),
+    6: (5, 5.312, 0.1248e-3, 1.0),
+    8: (6, 21.248, 0.4992e-3, 1.0),
+}
 _MAX_CELL_BITS = 10  # beyond 1024 resistance levels the ini line is impractical
+LIMITATIONS = (
+    "MNSIM estimates an open-loop crossbar accelerator: the INV circuit, its op-amps and"
+    " settling are not simulated",
+    "converters of a precision MNSIM has no built-in model for are user defined, with area and"
+    " power scaled from the nearest built-in one (x2 per bit): replace them with the real part's",
+    "one read voltage level (Read_Voltage = 0, dac_range_v), no ADC range in volts",
+    "no absolute programming error, no read noise",
+)
+
+
+def _converter(m: CardMapping, kind: str, bits: int, table: dict) -> dict[str, str]:
+    """``{KIND}_Choice``, ``_Precision`` and, for a user-defined converter, ``_Area``,
+    ``_Power`` and ``_Sample_Rate`` (scaled from the nearest built-in precision)."""
+    if bits in table:
+        choice = table[bits][0]
+        return {f"{kind}_Choice": str(choice), f"{kind}_Precision": str(bits),
+                f"{kind}_Area": "0", f"{kind}_Power": "0", f"{kind}_Sample_Rate": "0"}  # fmt: skip
+    nearest = min(table, key=lambda b: (abs(b - bits), -b))
+    _, area, power, rate = table[nearest]
+    scale = 2.0 ** (bits - nearest)
+    name = "converters.adc_bits" if kind == "ADC" else "converters.dac_bits"
+    m.approximate[name] = (
+        f"MNSIM has no built-in {bits}-bit {kind}: user defined ({kind}_Choice = -1), area and "
+        f"power scaled x{scale:g} from its {nearest}-bit one, its sample rate {rate:g} GS/s"
+    )
+    return {f"{kind}_Choice": "-1", f"{kind}_Precision": str(bits),
+            f"{kind}_Area": repr(area * scale), f"{kind}_Power": repr(power * scale),
+            f"{kind}_Sample_Rate": repr(rate)}  # fmt: skip
 
 
 def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
@@ -48,13 +91,12 @@ def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
     if settle is not None:
         m.use("timing.vmm_settle_s", "MNSIM Read_Latency (ns) set to the VMM settling time")
         device["Read_Latency"] = repr(settle * 1e9)
-    crossbar = {"Xbar_Size": f"{n},{n}", "Wire_Resistance": repr(m.use("array.r_wire_ohm"))}
-    interface = {
-        "DAC_Choice": str(_DAC_CHOICE.get(dac_bits, -1)),
-        "DAC_Precision": str(dac_bits),
-        "ADC_Choice": str(_ADC_CHOICE.get(adc_bits, -1)),
-        "ADC_Precision": str(adc_bits),
+    crossbar = {
+        "Xbar_Size": f"{n},{n}",
+        "Subarray_Size": str(n),  # MNSIM asserts it divides the crossbar rows
+        "Wire_Resistance": repr(m.use("array.r_wire_ohm")),
     }
+    interface = {**_converter(m, "DAC", dac_bits, _DAC), **_converter(m, "ADC", adc_bits, _ADC)}
     parser = configparser.ConfigParser()
     parser.optionxform = str  # keep MNSIM's capitalised key names
     parser.read_dict(
@@ -62,10 +104,9 @@ def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
     )
     body = io.StringIO()
     parser.write(body)
-    lines = [f"# {line}" for line in m.header("mnsim", source)]
+    lines = [f"# {line}" for line in m.header("mnsim", source, limitations=LIMITATIONS)]
     lines += [
-        "# MNSIM-2.0 SimConfig.ini overlay: copy these keys into MNSIM's SimConfig.ini; every",
-        "# key not listed keeps MNSIM's value. *_Choice = -1 (user defined) also needs the",
-        "# matching *_Area, *_Power and *_Sample_Rate keys set by hand.",
+        f"# {CHECKED_AGAINST} overlay: copy these keys into MNSIM's SimConfig.ini; every key",
+        "# not listed keeps MNSIM's value.",
     ]
     return {path: "\n".join(lines) + "\n\n" + body.getvalue()}

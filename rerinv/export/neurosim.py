@@ -1,5 +1,15 @@
-"""DNN_NeuroSim V1.4: ``param->name = value;`` lines for ``main.cpp`` (names as in
-``Param.cpp``) and the ``inference.py`` flags, as a comment."""
+"""DNN_NeuroSim V1.4: edits of ``Param::Param()`` in ``Inference_pytorch/NeuroSIM/Param.cpp``
+(names as in ``Param.cpp``) and the ``inference.py`` flags, as a comment.
+
+``Param::Param()`` first sets the user options, then derives values from them (the wire lengths
+from the cell type, the wire resistances from the technology node), and ``main.cpp`` later
+overwrites ``numRowSubArray`` and ``numRowParallel`` from the command line. So the export has
+two blocks: user options, pasted at the end of the user-defined block (before the comment
+``Initialization of parameters NO need to modify``), so that every derived value follows them;
+and the wire resistance per cell, pasted at the very end of ``Param::Param()``, after the
+derivation it replaces. Rows per sub-array go through the ``--subArray`` and ``--parallelRead``
+flags.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +18,16 @@ from pathlib import Path
 from rerinv.export.common import CardMapping
 
 SUFFIX = "cpp"
+CHECKED_AGAINST = "DNN_NeuroSim V1.4 (neurosim/DNN_NeuroSim_V1.4 Param.cpp, main.cpp)"
+LIMITATIONS = (
+    "NeuroSim estimates an open-loop inference chip: the INV circuit, its op-amps and settling"
+    " are not simulated",
+    "the variation (--vari) is redrawn on every forward pass; no absolute programming error,"
+    " no read noise, no stuck-at cells",
+    "no ADC range in volts: NeuroSim's sense amplifiers set their own references",
+)
+#: The line of Param.cpp that ends the user-defined block (the first block goes before it).
+USER_BLOCK_END = "/*** Initialization of parameters NO need to modify ***/"
 
 
 def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
@@ -17,28 +37,30 @@ def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
     adc_bits, dac_bits = m.use("converters.adc_bits"), m.use("converters.dac_bits")
     r_wire = m.use("array.r_wire_ohm")
     # fmt: off
-    params = [
-        ("memcelltype", "2", "RRAM"),
+    user = [
+        ("memcelltype", "2", "RRAM (the wire lengths below the block follow it)"),
         ("accesstype", "1", "1T1R (CMOS access)"),
         ("cellBit", repr(cell_bits), "bits per cell"),
         ("resistanceOn", repr(1.0 / g_max), "1 / g_max (ohm)"),
         ("resistanceOff", repr(1.0 / g_min), "1 / g_min (ohm)"),
-        ("maxConductance", repr(g_max), "derived in Param::Param(): set again"),
-        ("minConductance", repr(g_min), "derived in Param::Param(): set again"),
-        ("resistanceAccess", "param->resistanceOn * IR_DROP_TOLERANCE", "as in Param.cpp"),
+        ("maxConductance", "(double) 1/resistanceOn", "set from resistanceOn above it: again"),
+        ("minConductance", "(double) 1/resistanceOff", "set from resistanceOff above it: again"),
+        ("resistanceAccess", "resistanceOn*IR_DROP_TOLERANCE", "as in Param.cpp"),
         ("levelOutput", repr(2**adc_bits), f"2**{adc_bits}: {adc_bits}-bit ADC"),
-        ("numRowSubArray", repr(n), "crossbar rows"),
-        ("numColSubArray", repr(n), "crossbar columns"),
-        ("wireResistanceRow", repr(r_wire), "ohm per cell segment (overrides the technode)"),
-        ("wireResistanceCol", repr(r_wire), "ohm per cell segment (overrides the technode)"),
+        ("dumcolshared", "levelOutput", "set from levelOutput above it: again"),
+        ("numColSubArray", repr(n), "crossbar columns (rows: --subArray)"),
     ]
     # fmt: on
     settle = m.peek("timing.vmm_settle_s")
     if settle is not None:
         m.use("timing.vmm_settle_s", "NeuroSim readPulseWidth set to the VMM settling time")
-        params.append(("readPulseWidth", repr(settle), "s, VMM settling time"))
+        user.append(("readPulseWidth", repr(settle), "s, VMM settling time"))
     dac_range = m.use("converters.dac_range_v", "NeuroSim readVoltage set to the DAC full scale")
-    params.append(("readVoltage", repr(dac_range), "V, DAC full scale"))
+    user.append(("readVoltage", repr(dac_range), "V, DAC full scale"))
+    derived = [
+        ("wireResistanceRow", repr(r_wire), "ohm per cell segment, replaces the technode model"),
+        ("wireResistanceCol", repr(r_wire), "ohm per cell segment, replaces the technode model"),
+    ]
     vari = m.use(
         "device.programming_error_rel_frac",
         "NeuroSim --vari is proportional to the target conductance like the card's, but is"
@@ -52,16 +74,26 @@ def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
         "--target": 0,
     }
     # fmt: on
-    lines = [f"// {line}" for line in m.header("neurosim", source)]
+    lines = [f"// {line}" for line in m.header("neurosim", source, limitations=LIMITATIONS)]
     lines += [
-        "// DNN_NeuroSim V1.4: paste the lines below into Inference_pytorch/NeuroSIM/main.cpp,",
-        "// right after `param->numRowParallel = atoi(argv[5]);` (or drop `param->` and put them",
-        "// at the end of Param::Param() in Param.cpp).",
+        f"// {CHECKED_AGAINST}: two blocks for Param::Param() in Inference_pytorch/NeuroSIM/",
+        "// Param.cpp. Do not paste them into main.cpp: Param() derives the wire lengths and",
+        "// resistances from these options before main() runs.",
+        "//",
+        "// BLOCK 1: at the end of the user-defined block, just before the line",
+        f"//   {USER_BLOCK_END}",
     ]
-    lines += [f"param->{name} = {value};  // {why}" for name, value, why in params]
+    lines += [f"{name} = {value};  // {why}" for name, value, why in user]
     lines += [
         "//",
-        "// inference.py flags (Inference_pytorch/inference.py):",
+        "// BLOCK 2: at the very end of Param::Param(), before its closing brace (after the",
+        "// derived wire resistances it replaces).",
+    ]
+    lines += [f"{name} = {value};  // {why}" for name, value, why in derived]
+    lines += [
+        "//",
+        "// inference.py flags (Inference_pytorch/inference.py; --subArray and --parallelRead",
+        "// become numRowSubArray and numRowParallel in main.cpp):",
         "// python inference.py " + " ".join(f"{k} {v!r}" for k, v in flags.items()),
     ]
     return {path: "\n".join(lines) + "\n"}

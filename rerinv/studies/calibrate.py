@@ -38,7 +38,7 @@ def inv_error(config: Config, n: int, trials: int, seed: int, engine: str) -> di
     """Error of one analog INV solve (DAC slices, INV crossbar, ADC) against float64."""
     errors = []
     for child in spawn(seed, trials):
-        workload, device = child.spawn(2)
+        workload, device = spawn(child, 2)
         a, b = workload_matrix(config, n, workload)
         with AnalogMachine(
             a, config.with_values("simulation", engine=engine), seed=device
@@ -56,7 +56,7 @@ def vmm_error(config: Config, n: int, trials: int, seed: int, engine: str) -> di
     adc = Converter(config.converters.adc_bits, config.converters.adc_range)
     errors = []
     for child in spawn(seed, trials):
-        workload, device = child.spawn(2)
+        workload, device = spawn(child, 2)
         a, v = workload_matrix(config, n, workload)
         crossbar = build_vmm(a, config, seed=device)
         v_in = dac.convert(v / np.max(np.abs(v)) * config.converters.dac_range)

@@ -5,7 +5,8 @@ The matrices are the Matrix Market files of ``tests/data/matrices`` (shipped wit
 :func:`rerinv.resources.matrices_dir`), each with its source and licence in ``index.toml``.
 A graph file gives two cases: the matrix as stored and its grounded Laplacian
 (``L = diag(W 1) - W`` of the symmetrised off-diagonal pattern, node 0 removed). Optional
-``*.npz`` factor sets (``--factors``) add K-FAC factors.
+matrix sets (``--factors``, the K-FAC factors ``rerinv train`` captures, e.g.
+``tests/data/kfac_factors/*.h5``) add real factors.
 
 Every case is solved with :func:`rerinv.schemes.solve` on the given configuration; a singular
 matrix is recorded as refused (the CLI's ``solve`` exits 2 on it), an unstable one with the
@@ -26,7 +27,8 @@ import tomllib
 
 from rerinv.config import Config
 from rerinv.errors import InputError, RerinvError
-from rerinv.matrices import SINGULAR_CONDITION, load_matrix, random_rhs
+from rerinv.matrices import SINGULAR_CONDITION, load_matrix, load_matrix_set, random_rhs
+from rerinv.outputs import atomic_write, replacing
 from rerinv.provenance import provenance
 from rerinv.resources import matrices_dir
 from rerinv.schemes import solve
@@ -54,6 +56,7 @@ class SuiteRow:
     reached_target: bool = False
     effective_bits: float = math.nan
     passes: int = 0
+    passes_to_target: int = 0  #: first pass whose verified bits reach the target (0: none)
     inv_solves: int = 0
     vmm_ops: int = 0
     circuit: str = ""
@@ -74,8 +77,8 @@ def grounded_laplacian(a: np.ndarray) -> np.ndarray:
 
 
 def suite_cases(folder: Path | None = None, factors: list[Path] = ()) -> Iterator[SuiteCase]:
-    """The cases of ``folder/index.toml`` (default: the shipped suite), then the K-FAC factors
-    of each ``.npz`` in ``factors`` (arrays named by their keys)."""
+    """The cases of ``folder/index.toml`` (default: the shipped suite), then the matrices of
+    each matrix-set file in ``factors``."""
     folder = matrices_dir() if folder is None else Path(folder)
     index = folder / "index.toml"
     try:
@@ -89,13 +92,8 @@ def suite_cases(folder: Path | None = None, factors: list[Path] = ()) -> Iterato
             yield SuiteCase(f"{entry['name']}_grounded", "laplacian", grounded_laplacian(a),
                             f"grounded Laplacian of {entry['name']}")  # fmt: skip
     for path in factors:
-        try:
-            data = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"cannot read the factor set {path}: {exc}") from exc
-        for key in sorted(data.files):
-            if data[key].ndim == 2 and data[key].shape[0] == data[key].shape[1]:
-                yield SuiteCase(f"{Path(path).stem}:{key}", "kfac", data[key], str(path))
+        for name, matrix, _ in load_matrix_set(path):
+            yield SuiteCase(f"{Path(path).stem}:{name}", "kfac", matrix, str(path))
 
 
 def run_case(case: SuiteCase, config: Config, seed: int = 0) -> SuiteRow:
@@ -113,6 +111,10 @@ def run_case(case: SuiteCase, config: Config, seed: int = 0) -> SuiteRow:
     else:
         row.status, row.reached_target = result.status, result.reached_target
         row.effective_bits, row.passes = result.effective_bits, result.passes
+        row.passes_to_target = next(
+            (k for k, h in enumerate(result.history, 1) if h.effective_bits >= result.target_bits),
+            0,
+        )
         row.inv_solves, row.vmm_ops = result.inv_solves, result.vmm_ops
         row.circuit, row.scaling, row.shift = result.circuit, result.scaling, result.shift
         row.residual_bits = result.residual_bits[0]
@@ -146,7 +148,7 @@ def write_suite(rows: list[SuiteRow], config: Config, out: Path, command_line: s
         "config": config.to_toml(),
         "rows": [{k: _plain(v) for k, v in asdict(r).items()} for r in rows],
     }
-    (out / "suite.json").write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
+    atomic_write(out / "suite.json", json.dumps(data, indent=1, allow_nan=False) + "\n")
     plot_suite(rows, config.simulation.target_bits, out / "suite.png")
 
 
@@ -176,7 +178,8 @@ def plot_suite(rows: list[SuiteRow], target: float, path: Path) -> None:
         ax.grid(alpha=0.3)
         ax.legend(title="circuit")
     fig.suptitle("real-matrix suite: what the analog machine reaches")
-    fig.savefig(path, dpi=110)
+    with replacing(path) as temporary:
+        fig.savefig(temporary, dpi=110)
     plt.close(fig)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from rerinv.config import Config
+from rerinv.errors import InputError
 from rerinv.matrices import kfac_factor, random_rhs
 from rerinv.schemes import solve
 from rerinv.seeds import spawn
@@ -48,12 +49,27 @@ def run_trial(config: Config, *, seed: int | np.random.SeedSequence) -> TrialRes
     )
 
 
+def check_trial_config(config: Config) -> None:
+    """Refuse a configuration every trial of :func:`run_trial` would fail on (the Monte Carlo
+    driver calls it for each sweep point before the first trial)."""
+    sim = config.simulation
+    if sim.scheme == "repast" and sim.n > config.array.max_size:
+        raise InputError(
+            f"scheme repast needs the whole matrix on one INV crossbar, but simulation.n = "
+            f"{sim.n} > array.max_size = {config.array.max_size}; use scheme auto, refine or "
+            "krylov (block preconditioner), or raise array.max_size"
+        )
+
+
+run_trial.check_config = check_trial_config  # type: ignore[attr-defined]
+
+
 def workload_matrix(
     config: Config, n: int, seed: np.random.SeedSequence
 ) -> tuple[np.ndarray, np.ndarray]:
     """The K-FAC-like factor and right-hand side a trial solves (``config.workload``)."""
     w = config.workload
-    matrix_seed, rhs_seed = seed.spawn(2)
+    matrix_seed, rhs_seed = spawn(seed, 2)
     if not w.fresh_matrix:
         matrix_seed = np.random.SeedSequence(seed.entropy)  # one matrix per master seed
     rng = np.random.default_rng(matrix_seed)

@@ -8,6 +8,7 @@ the target) to the terminal.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +43,15 @@ def summarise(results_path: str | Path) -> list[dict]:
     return rows
 
 
+@dataclass(frozen=True)
+class VerifyOutcome:
+    """What :func:`verify` did: the per-scheme rows, or ``interrupted`` (no report then)."""
+
+    results: Path
+    interrupted: bool = False
+    rows: list[dict] = field(default_factory=list)
+
+
 def verify(
     config: Config,
     out_dir: str | Path = "results",
@@ -51,13 +61,18 @@ def verify(
     workers: int | None = None,
     seed: int = 0,
     resume: bool = False,
-) -> list[dict]:
-    """Run the default verification; returns the per-scheme summary rows."""
+    force: bool = False,
+    command_line: str = "rerinv verify",
+) -> VerifyOutcome:
+    """Run the default verification into ``out_dir`` (``results.h5``, ``report.html``).
+
+    An existing ``results.h5`` is completed with ``resume``, replaced with ``force`` (only
+    once the new run has stored its trials) and refused otherwise. When the run is
+    interrupted, no report is written and the outcome says so (the Monte Carlo driver has
+    printed ``command_line --resume``)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     results_path = out_dir / "results.h5"
-    if results_path.exists() and not resume:
-        results_path.unlink()
     spec = SweepSpec(
         base=config,
         axes=(
@@ -67,8 +82,11 @@ def verify(
         trials=trials,
         master_seed=seed,
     )
-    run_monte_carlo(
-        spec, results_path, workers=workers, resume=resume, command_line="rerinv verify"
-    )
-    write_report(results_path, out_dir / "report.html")
-    return summarise(results_path)
+    summary = run_monte_carlo(
+        spec, results_path, workers=workers, resume=resume, force=force,
+        command_line=command_line,
+    )  # fmt: skip
+    if summary.interrupted:
+        return VerifyOutcome(results_path, interrupted=True)
+    write_report(results_path, out_dir / "report.html", force=True)
+    return VerifyOutcome(results_path, rows=summarise(results_path))

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from rerinv.outputs import atomic_write, check_output_folder
 from rerinv.system.arch import Architecture
 from rerinv.system.calibration import inv_timing, settle_exponent_note, solve_cost
 from rerinv.system.compare import BASELINES, MACHINES, PAPER, averages, evaluate, sweep
@@ -281,15 +282,19 @@ def render_html(study: dict, images: dict[str, bytes]) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_report(study: dict, out: str | Path, *, with_plots: bool = True) -> dict[str, Path]:
-    """Write ``timing.json``, ``*.png`` and ``timing.html`` into ``out``; returns the paths."""
+def write_report(
+    study: dict, out: str | Path, *, with_plots: bool = True, force: bool = True
+) -> dict[str, Path]:
+    """Write ``timing.json``, ``*.png`` and ``timing.html`` into ``out``; returns the paths.
+    Without ``force`` an existing file is refused before any is written; each file is written
+    to a temporary file and renamed (:mod:`rerinv.outputs`)."""
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out / "timing.json", "html": out / "timing.html"}
-    paths["json"].write_text(json.dumps(study, indent=1) + "\n")
     images = plots(study) if with_plots else {}
+    paths = {"json": out / "timing.json", "html": out / "timing.html"}
+    paths.update({key: out / f"{key}.png" for key in images})
+    check_output_folder(out, [p.name for p in paths.values()], force=force)
+    atomic_write(paths["json"], json.dumps(study, indent=1) + "\n")
     for key, image in images.items():
-        paths[key] = out / f"{key}.png"
-        paths[key].write_bytes(image)
-    paths["html"].write_text(render_html(study, images))
+        atomic_write(paths[key], image)
+    atomic_write(paths["html"], render_html(study, images))
     return paths

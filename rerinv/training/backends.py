@@ -38,7 +38,7 @@ from rerinv.errors import ConfigError, InputError, RerinvError
 from rerinv.schemes import effective_bits
 from rerinv.schemes.loops import LOOPS
 from rerinv.schemes.stopping import Run
-from rerinv.seeds import Seed, seed_sequence
+from rerinv.seeds import Seed, spawn
 
 
 @dataclass
@@ -225,7 +225,7 @@ class AnalogInverse(InverseBackend):
         start = time.perf_counter()
         n = matrix.shape[0]
         blocks = diagonal_blocks(n, self.config.array.max_size)
-        seeds = seed_sequence(seed).spawn(len(blocks))
+        seeds = spawn(seed, len(blocks))
         outcome = InverseOutcome(np.zeros((n, n)), column_bits=np.zeros(n), blocks=len(blocks))
         statuses: Counter[str] = Counter()
         for rows, block_seed in zip(blocks, seeds, strict=True):

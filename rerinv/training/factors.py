@@ -20,11 +20,12 @@ import numpy as np
 
 from rerinv.config import Config
 from rerinv.errors import InputError
+from rerinv.matrices import MATRIX_SET_FORMAT, load_matrix_set
 from rerinv.provenance import provenance
 from rerinv.training.spec import Setting, TrainingSpec
 from rerinv.training.train import run_seed, train_run
 
-FORMAT_NAME = "rerinv-factor-set"
+FORMAT_NAME = MATRIX_SET_FORMAT
 FORMAT_VERSION = 1
 
 
@@ -114,29 +115,9 @@ def save_factor_set(
 
 
 def load_factor_set(path: str | Path) -> list[tuple[str, np.ndarray, dict[str, Any]]]:
-    """The ``(name, matrix, metadata)`` items of a factor-set file, sorted by name.
-
-    Raises
-    ------
-    InputError
-        If the file is missing or is not a factor set.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such factor-set file")
-    try:
-        f = h5py.File(path, "r")
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open as HDF5 ({exc})") from exc
-    with f:
-        if f.attrs.get("format") != FORMAT_NAME or "factors" not in f:
-            raise InputError(f"{path} is not a rerinv factor set (format attribute)")
-        items = []
-        for name in sorted(f["factors"]):
-            dataset = f["factors"][name]
-            metadata = {k: _plain(v) for k, v in dataset.attrs.items()}
-            items.append((name, dataset[...], metadata))
-    return items
+    """The ``(name, matrix, metadata)`` items of a factor-set file, sorted by name
+    (:func:`rerinv.matrices.load_matrix_set`)."""
+    return load_matrix_set(path)
 
 
 def _plain(value: Any) -> Any:

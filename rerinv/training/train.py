@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from rerinv.config import Config
-from rerinv.seeds import Seed, seed_sequence
+from rerinv.seeds import Seed, spawn
 from rerinv.training import mlp
 from rerinv.training.backends import make_backend
 from rerinv.training.data import Dataset, batches, digits_dataset
@@ -110,7 +110,7 @@ def train_run(
 def _train(spec, setting, config, seed, dataset, capture, on_step) -> RunRecord:
     data = dataset or digits_dataset(spec.task, seed=spec.data_seed, pool=spec.pool)
     arch = spec.architecture(data.n_inputs, data.n_outputs)
-    s_init, s_batches, s_fisher, s_hardware = seed_sequence(seed).spawn(4)
+    s_init, s_batches, s_fisher, s_hardware = spawn(seed, 4)
     weights = mlp.init_weights(arch, np.random.default_rng(s_init))
     fisher_rng = np.random.default_rng(s_fisher)
     kfac = optimizer = None

@@ -12,6 +12,7 @@ import os
 import pickle
 import socket
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -22,13 +23,13 @@ from typing import Any, TextIO
 
 import rerinv
 from rerinv.config import Config
-from rerinv.errors import InputError
+from rerinv.errors import InputError, RerinvError
 from rerinv.provenance import provenance
 from rerinv.seeds import trial_seed
 from rerinv.studies.mc.progress import Progress
 from rerinv.studies.mc.runners import StopOnInterrupt, run_dask, run_in_process, run_pool
-from rerinv.studies.mc.spec import SweepSpec
-from rerinv.studies.mc.store import ResultStore, describe_mismatch
+from rerinv.studies.mc.spec import SweepSpec, describe_mismatch
+from rerinv.studies.mc.store import ResultStore
 from rerinv.studies.records import failed_record, normalise_record
 from rerinv.studies.trial import run_trial
 
@@ -87,6 +88,7 @@ def run_monte_carlo(
     workers: int | None = None,
     scheduler: str | None = None,
     resume: bool = False,
+    force: bool = False,
     trial_fn: TrialFunction = run_trial,
     command_line: str | None = None,
     stream: TextIO | None = None,
@@ -105,10 +107,16 @@ def run_monte_carlo(
     resume : bool
         Open the existing ``out``, check it was written for the same ``spec`` and run only the
         trials it lacks.
+    force : bool
+        Replace an existing ``out`` (without ``resume``): the new run is written to a
+        temporary file beside it, which replaces ``out`` when this call ends; a failure before
+        any trial is stored leaves ``out`` as it was.
     trial_fn : callable
         ``trial_fn(config, *, seed)`` returning a :class:`rerinv.studies.trial.TrialResult`
         (or a mapping with its fields). Must be a module-level function when it runs in
-        other processes.
+        other processes. If it has a ``check_config(config)`` attribute, every point's
+        configuration goes through it before the first trial (a point its trials cannot run
+        is refused, not stored as failed trials).
     command_line : str, optional
         Stored as provenance and printed (with ``--resume``) when interrupted.
     stream : file, optional
@@ -137,7 +145,14 @@ def run_monte_carlo(
         f"{getattr(trial_fn, '__module__', '?')}:{getattr(trial_fn, '__qualname__', '?')}"
     )
     description = replace(spec.description(), trial_function=function_name)
+    check = getattr(trial_fn, "check_config", None)
+    for point in description.points if check is not None else ():
+        try:
+            check(point.config)
+        except RerinvError as exc:
+            raise type(exc)(f"sweep point {point.label}: {exc}") from exc
     out = Path(out)
+    created = None  # the file this call creates (a temporary one when it replaces ``out``)
     if resume:
         store = ResultStore.open(out)
         problems = describe_mismatch(store.description(), description)
@@ -146,18 +161,30 @@ def run_monte_carlo(
             store.close()
             raise InputError(
                 f"{out} was written for a different run, so it cannot be resumed with these "
-                f"arguments:\n  " + "\n  ".join(problems) + f"\nits original command: {original}"
+                "arguments: " + "; ".join(problems) + f"; its original command: {original}"
             )
     else:
-        if out.exists():
-            raise InputError(f"{out} exists; pass --resume to complete it or choose another --out")
+        if out.is_dir():
+            raise InputError(f"{out} is a folder; give the results file to write")
+        if out.exists() and not force:
+            raise InputError(
+                f"{out} exists; pass --resume to complete it, --force to replace it, or choose "
+                "another --out"
+            )
         out.parent.mkdir(parents=True, exist_ok=True)
-        spice = any(p.engine == "spice" for p in description.points)
-        store = ResultStore.create(out, description, provenance(command_line, ngspice=spice))
+        created = _temporary_sibling(out) if out.exists() else out
+        attrs = provenance(
+            command_line, ngspice=any(p.engine == "spice" for p in description.points)
+        )
+        try:
+            store = ResultStore.create(created, description, attrs)
+        except BaseException:  # e.g. a full disk: no half-made file ("w-": it was new)
+            created.unlink(missing_ok=True)
+            raise
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     start = time.perf_counter()
     ran = failed = 0
-    interrupted = False
+    interrupted = completed = False
     try:
         configs = [Config.from_toml(p.config_toml) for p in description.points]
         tasks = [
@@ -200,8 +227,13 @@ def run_monte_carlo(
             }
         )
         stored = int(store.done.sum())
+        completed = True
     finally:
         store.close()
+        if created is not None and not completed and ran == 0:
+            created.unlink(missing_ok=True)  # nothing stored: leave no file to block a rerun
+        elif created is not None and created != out:
+            os.replace(created, out)
     if interrupted:
         hint = (
             f"{command_line} --resume"
@@ -216,3 +248,11 @@ def run_monte_carlo(
     return RunSummary(
         out, store.done.size, stored, ran, failed, interrupted, time.perf_counter() - start
     )
+
+
+def _temporary_sibling(path: Path) -> Path:
+    """A new, unused file name beside ``path`` (the file does not exist yet)."""
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.h5")
+    os.close(fd)
+    os.unlink(name)
+    return Path(name)

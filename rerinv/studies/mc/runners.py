@@ -9,6 +9,7 @@ threads.
 from __future__ import annotations
 
 import multiprocessing
+import os
 import signal
 import threading
 import time
@@ -19,6 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import TYPE_CHECKING, Any, TextIO
 
 from rerinv.errors import InputError, RerinvError
+from rerinv.studies.mc import lifeline
 from rerinv.studies.records import failed_record
 
 if TYPE_CHECKING:
@@ -31,8 +33,11 @@ CRASH_MESSAGE = (
     "WorkerCrash: the worker process died while running this trial (killed, out of memory or "
     "a crash in native code such as ngspice); it was retried alone and died again"
 )
-#: Modules the fork server imports once, so that every worker starts with them loaded.
-PRELOAD = ["rerinv.studies.trial", "rerinv.studies.mc.driver"]
+#: Modules the fork server imports once, so that every worker starts with them loaded; the
+#: first makes the fork server die with the driver (:mod:`rerinv.studies.mc.lifeline`).
+PRELOAD = ["rerinv.studies.mc.lifeline", "rerinv.studies.trial", "rerinv.studies.mc.driver"]
+#: How long a Dask client waits for the scheduler.
+SCHEDULER_TIMEOUT = "20s"
 
 
 class StopOnInterrupt:
@@ -74,11 +79,13 @@ def run_in_process(
         deliver(task, execute(task))
 
 
-def _ignore_stop_signals() -> None:
-    """Pool worker initialiser: Ctrl-C and SIGTERM are the driver's business (it stops the run
-    cleanly, and kills its workers itself when told twice)."""
-    for sig in StopOnInterrupt.SIGNALS:
-        signal.signal(sig, signal.SIG_IGN)
+def _init_worker(driver_pid: int) -> None:
+    """Pool worker initialiser: Ctrl-C (sent to the whole terminal process group) is the
+    driver's business, which stops the run cleanly and kills its workers itself when told
+    twice; SIGTERM terminates the worker, and so does the death of the driver or of the fork
+    server (:func:`rerinv.studies.mc.lifeline.watch_driver`)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    lifeline.watch_driver(driver_pid)
 
 
 def _worker_ready(trial_fn: Any) -> None:
@@ -91,6 +98,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
+    os.environ[lifeline.DRIVER_ENV] = str(os.getpid())  # read by the fork server it starts
     return context
 
 
@@ -117,7 +125,7 @@ def _pool_pass(
 ) -> list[TrialTask]:
     """Work through ``queue`` with one pool; return the trials in flight if the pool broke."""
     pool = ProcessPoolExecutor(
-        workers, mp_context=_pool_context(), initializer=_ignore_stop_signals
+        workers, mp_context=_pool_context(), initializer=_init_worker, initargs=(os.getpid(),)
     )
     in_flight: dict[Any, TrialTask] = {}
     broken: list[TrialTask] = []
@@ -174,7 +182,7 @@ def run_dask(
     from distributed import Client, as_completed
 
     try:
-        client = Client(address, timeout="20s")
+        client = Client(address, timeout=SCHEDULER_TIMEOUT)
     except (OSError, TimeoutError) as exc:
         raise InputError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
     try:

@@ -22,6 +22,10 @@ AXIS_ALIASES = {
     "target_bits": "simulation.target_bits",
     "max_passes": "simulation.max_passes",
 }
+#: Most trials one run may hold (points x trials): the store keeps per-trial arrays in memory
+#: (about 40 bytes a trial plus the histories), and 10 million trials of even the nodal engine
+#: take days.
+MAX_TRIALS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,11 @@ class SweepSpec:
     def __post_init__(self) -> None:
         if self.trials < 1:
             raise InputError(f"trials must be at least 1, got {self.trials}")
+        if self.trials > MAX_TRIALS:
+            raise InputError(
+                f"{self.trials} trials per point: at most {MAX_TRIALS:,} trials in one run; "
+                "split the study into several runs"
+            )
         if not 0 <= self.master_seed < 2**63:
             raise InputError(f"the master seed must be in [0, 2**63), got {self.master_seed}")
         for name, _ in self.axes:
@@ -73,6 +82,14 @@ class SweepSpec:
         return records
 
     def description(self) -> RunDescription:
+        points = 1
+        for _, values in self.axes:
+            points *= len(values)
+        if points * self.trials > MAX_TRIALS:
+            raise InputError(
+                f"{points} points x {self.trials} trials = {points * self.trials:,} trials: at "
+                f"most {MAX_TRIALS:,} in one run; split the study into several runs"
+            )
         return RunDescription(
             base_config_toml=self.base.to_toml(),
             axes=self.axes,
@@ -115,3 +132,23 @@ def parse_sweep(
                 raise type(exc)(f"--sweep {name}={value}: {exc}") from exc
         axes.append((name, values))
     return tuple(axes)
+
+
+def describe_mismatch(stored: RunDescription, given: RunDescription) -> list[str]:
+    """What differs between the run a file was written for and ``given`` (empty if nothing)."""
+    problems = []
+    if stored.base_config_toml != given.base_config_toml:
+        old = Config.from_toml(stored.base_config_toml).to_dict()
+        new = Config.from_toml(given.base_config_toml).to_dict()
+        problems += [
+            f"configuration {section}.{key}: stored {old[section][key]!r}, given {value!r}"
+            for section, values in new.items()
+            for key, value in values.items()
+            if old[section][key] != value
+        ] or ["base configuration text differs"]
+    for key in ("axes", "trials", "master_seed", "trial_function"):
+        if getattr(stored, key) != getattr(given, key):
+            problems.append(f"{key}: stored {getattr(stored, key)}, given {getattr(given, key)}")
+    if not problems and stored.points != given.points:
+        problems.append("the per-point configurations differ (written by another rerinv version?)")
+    return problems

@@ -20,9 +20,10 @@ import h5py
 import numpy as np
 
 from rerinv.config import Config
-from rerinv.errors import InputError
+from rerinv.errors import InputError, RerinvError
+from rerinv.studies.mc import integrity
 from rerinv.studies.mc.legacy import fold_version_1
-from rerinv.studies.records import FIELDS
+from rerinv.studies.records import FIELDS, RESULT_FIELDS, TIMING_FIELDS
 
 FORMAT_NAME = "rerinv-montecarlo"
 FORMAT_VERSION = 2
@@ -136,10 +137,22 @@ class ResultStore:
 
     def __init__(self, file: h5py.File):
         self.file = file
-        self._timing = file["timing"]
-        self._datasets = {f.name: file[f.group][f.name] for f in FIELDS}
-        self._done = file["trials/done"]
-        self.done = self._done[...]
+        path = file.filename
+        try:
+            self._timing = file["timing"]
+            self._datasets = {f.name: file[f.group][f.name] for f in FIELDS}
+            self._done = file["trials/done"]
+        except KeyError as exc:
+            file.close()
+            raise InputError(f"{path}: damaged results file ({exc.args[0]})") from None
+        self._checksums = integrity.has_checksums(file)
+        if self._checksums:
+            self._crc = {"trials": file["trials/checksum"], "timing": file["timing/checksum"]}
+        try:
+            self.done = integrity.read(file, "trials/done", path)
+        except RerinvError:
+            file.close()
+            raise
 
     # -- creation / opening ----------------------------------------------------------------
     @classmethod
@@ -149,8 +162,10 @@ class ResultStore:
         """Create ``path`` (must not exist) with every dataset at its fill value."""
         d = description
         shape = (len(d.points), d.trials)
+        # v1.8 format: checksummed object headers; not 1.10, whose superblock marks a file
+        # "open for write" until closed, so that a killed run could be neither read nor resumed
         try:
-            f = h5py.File(path, "w-")
+            f = h5py.File(path, "w-", libver=("v108", "latest"))
         except (OSError, FileExistsError) as exc:
             raise InputError(f"cannot create {path}: {exc}") from exc
         f.attrs["format"] = FORMAT_NAME
@@ -158,6 +173,7 @@ class ResultStore:
         for key, value in attrs.items():
             f.attrs[key] = value
         f.attrs["master_seed"] = d.master_seed
+        f.attrs["checksums"] = integrity.CHECKSUMS
         f.create_dataset("config", data=d.base_config_toml, dtype=h5py.string_dtype())
         sweep = f.create_group("sweep")
         for key in _SWEEP_ATTRS:
@@ -175,18 +191,24 @@ class ResultStore:
         _strings(points, "label", [p.label for p in d.points])
         _strings(points, "config", [p.config_toml for p in d.points])
         trials = f.create_group("trials")
-        trials.create_dataset("done", shape=shape, dtype=np.bool_, fillvalue=False)
+        checked = integrity.dataset_options(np.float64)
+        trials.create_dataset("done", shape=shape, dtype=np.bool_, fillvalue=False, **checked)
         entropy = np.full(shape, d.master_seed, dtype=np.uint64)
-        trials.create_dataset("seed_entropy", data=entropy)
+        trials.create_dataset("seed_entropy", data=entropy, **checked)
         key = np.stack(np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij"), -1)
-        trials.create_dataset("seed_spawn_key", data=key.astype(np.int64))
+        trials.create_dataset("seed_spawn_key", data=key.astype(np.int64), **checked)
         timing = f.create_group("timing")
         for field in FIELDS:
             size = (d.max_passes,) if field.kind == "history" else ()
             f[field.group].create_dataset(
-                field.name, shape=(*shape, *size), dtype=field.dtype, fillvalue=field.fill
-            )
+                field.name, shape=(*shape, *size), dtype=field.dtype, fillvalue=field.fill,
+                **integrity.dataset_options(field.dtype),
+            )  # fmt: skip
+        for group in (trials, timing):  # CRC-32 of each stored trial's record
+            group.create_dataset("checksum", shape=shape, dtype=np.uint32, fillvalue=0, **checked)
         timing.attrs["sessions"] = "[]"
+        timing.attrs["sessions_sha256"] = integrity.sessions_digest("[]")
+        f.attrs["description_sha256"] = integrity.description_digest(f)
         f.flush()
         return cls(f)
 
@@ -201,20 +223,19 @@ class ResultStore:
                 f"{path} uses results format version {version}: this rerinv reads it but "
                 f"resumes only version {FORMAT_VERSION} files; start a new run with another --out"
             )
+        load_results(path)  # every checksum, before a single trial is added to the file
         return cls(_open(path, "r+"))
 
     # -- writing -----------------------------------------------------------------------------
     def write_trial(self, point: int, trial: int, record: dict[str, Any]) -> None:
         """Store one finished trial and flush; ``done`` is set last."""
+        history = self._datasets[next(f.name for f in FIELDS if f.kind == "history")]
+        stored = integrity.stored_rows(record, history.shape[2])
         for field in FIELDS:
-            dataset = self._datasets[field.name]
-            if field.kind == "history":
-                row = np.full(dataset.shape[2], np.nan)
-                values = np.asarray(record[field.name], dtype=np.float64)
-                row[: len(values)] = values
-                dataset[point, trial, :] = row
-            else:
-                dataset[point, trial] = record[field.name]
+            self._datasets[field.name][point, trial] = stored[field.name]
+        if self._checksums:
+            self._crc["trials"][point, trial] = integrity.record_crc(RESULT_FIELDS, stored)
+            self._crc["timing"][point, trial] = integrity.record_crc(TIMING_FIELDS, stored)
         self._done[point, trial] = True
         self.done[point, trial] = True
         self.file.flush()
@@ -223,7 +244,10 @@ class ResultStore:
         """Append one driver session (start, end, command line, trials stored) to ``/timing``."""
         sessions = json.loads(self._timing.attrs["sessions"])
         sessions.append(session)
-        self._timing.attrs["sessions"] = json.dumps(sessions)
+        text = json.dumps(sessions)
+        self._timing.attrs["sessions"] = text
+        if self._checksums:
+            self._timing.attrs["sessions_sha256"] = integrity.sessions_digest(text)
         self.file.flush()
 
     def description(self) -> RunDescription:
@@ -241,58 +265,68 @@ def load_results(path: str | Path) -> Results:
     Raises
     ------
     InputError
-        If the file is missing or is not a rerinv Monte Carlo results file.
+        If the file is missing, is not a rerinv Monte Carlo results file, or is damaged;
+        ``integrity.ChecksumError`` (an InputError) when stored data differs from its checksums.
     """
     with _open(path, "r") as f:
-        missing = [field.path for field in FIELDS if field.path not in f]
-        if missing:
-            raise InputError(f"{path}: damaged results file, no dataset {', '.join(missing)}")
-        description = _description(f)
-        return Results(
-            path=Path(path),
-            attrs={k: _plain(v) for k, v in f.attrs.items()},
-            description=description,
-            config=Config.from_toml(description.base_config_toml, source=f"{path}:/config"),
-            done=f["trials/done"][...],
-            fields={field.name: _read(f[field.path]) for field in FIELDS},
-            seed_entropy=f["trials/seed_entropy"][...],
-            seed_spawn_key=f["trials/seed_spawn_key"][...],
-            sessions=json.loads(f["timing"].attrs["sessions"]),
-        )
+        try:
+            return _load(f, path)
+        except RerinvError:
+            raise
+        except (KeyError, ValueError, TypeError, IndexError, OSError, RuntimeError) as exc:
+            what = "checksum mismatch in HDF5 metadata" if "checksum" in str(exc) else "damaged"
+            what += " results file"
+            raise InputError(f"{path}: {what} ({type(exc).__name__}: {exc})") from None
 
 
-def describe_mismatch(stored: RunDescription, given: RunDescription) -> list[str]:
-    """What differs between the run a file was written for and ``given`` (empty if nothing)."""
-    problems = []
-    if stored.base_config_toml != given.base_config_toml:
-        old = Config.from_toml(stored.base_config_toml).to_dict()
-        new = Config.from_toml(given.base_config_toml).to_dict()
-        problems += [
-            f"configuration {section}.{key}: stored {old[section][key]!r}, given {value!r}"
-            for section, values in new.items()
-            for key, value in values.items()
-            if old[section][key] != value
-        ] or ["base configuration text differs"]
-    for key in ("axes", "trials", "master_seed", "trial_function"):
-        if getattr(stored, key) != getattr(given, key):
-            problems.append(f"{key}: stored {getattr(stored, key)}, given {getattr(given, key)}")
-    if not problems and stored.points != given.points:
-        problems.append("the per-point configurations differ (written by another rerinv version?)")
-    return problems
+def _load(f: h5py.File, path: str | Path) -> Results:
+    missing = [field.path for field in FIELDS if field.path not in f]
+    if missing:
+        raise InputError(f"{path}: damaged results file, no dataset {', '.join(missing)}")
+    checked = integrity.has_checksums(f)
+    if checked:
+        integrity.verify_description(f, path)
+    description = _description(f)
+    done = integrity.read(f, "trials/done", path)
+    fields = {field.name: _read(f, field.path.lstrip("/"), path) for field in FIELDS}
+    if done.shape != (len(description.points), description.trials) or any(
+        v.shape[:2] != done.shape for v in fields.values()
+    ):
+        raise InputError(f"{path}: damaged results file (dataset shapes disagree)")
+    if checked:
+        integrity.verify_trials(path, done, fields, f)
+    return Results(
+        path=Path(path),
+        attrs={k: _plain(v) for k, v in f.attrs.items()},
+        description=description,
+        config=Config.from_toml(description.base_config_toml, source=f"{path}:/config"),
+        done=done,
+        fields=fields,
+        seed_entropy=integrity.read(f, "trials/seed_entropy", path),
+        seed_spawn_key=integrity.read(f, "trials/seed_spawn_key", path),
+        sessions=json.loads(f["timing"].attrs["sessions"]),
+    )
 
 
 # -- helpers -------------------------------------------------------------------------------
+_plain = integrity._plain
+
+
 def _open(path: str | Path, mode: str) -> h5py.File:
     if not Path(path).is_file():
         raise InputError(f"{path}: no such results file")
     try:
         f = h5py.File(path, mode)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open as HDF5 ({exc})") from exc
-    if f.attrs.get("format") != FORMAT_NAME:
+    except (OSError, RuntimeError) as exc:
+        raise InputError(f"{path}: cannot open as HDF5 ({exc})") from None
+    try:
+        name, version = f.attrs.get("format"), f.attrs.get("format_version")
+    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+        f.close()
+        raise InputError(f"{path}: damaged results file ({exc})") from None
+    if name != FORMAT_NAME:
         f.close()
         raise InputError(f"{path} is not a rerinv Monte Carlo results file (no format attribute)")
-    version = f.attrs.get("format_version")
     if version is None or int(version) not in READABLE_VERSIONS:
         f.close()
         raise InputError(
@@ -336,18 +370,13 @@ def _strings(group: h5py.Group, name: str, values: list[str]) -> h5py.Dataset:
     )
 
 
-def _read(dataset: h5py.Dataset) -> np.ndarray:
-    return _read_strings(dataset) if h5py.check_string_dtype(dataset.dtype) else dataset[...]
+def _read(f: h5py.File, name: str, path: str | Path) -> np.ndarray:
+    dataset = f[name]
+    if h5py.check_string_dtype(dataset.dtype):
+        return _read_strings(dataset)
+    return integrity.read(f, name, path)
 
 
 def _read_strings(dataset: h5py.Dataset) -> np.ndarray:
     values = dataset.asstr()[...]
     return np.array(values.tolist(), dtype=str).reshape(values.shape)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

@@ -9,13 +9,16 @@ from pathlib import Path
 import numpy as np
 
 from rerinv.errors import InputError
+from rerinv.outputs import atomic_write, check_output
 from rerinv.studies.mc.store import Results, load_results
 from rerinv.studies.records import FIELDS
 from rerinv.studies.report.plots import Plot, make_plots
 from rerinv.studies.report.stats import STAT_COLUMNS, format_statistic, point_statistics
 
 
-def write_report(results_path: str | Path, out: str | Path, fmt: str = "html") -> Path:
+def write_report(
+    results_path: str | Path, out: str | Path, fmt: str = "html", *, force: bool = True
+) -> Path:
     """Write the report of ``results_path`` to ``out``.
 
     Parameters
@@ -27,6 +30,9 @@ def write_report(results_path: str | Path, out: str | Path, fmt: str = "html") -
     fmt : {"html", "md"}
         ``html``: one self-contained file, plots embedded as base64 PNG. ``md``: Markdown, the
         PNGs written next to it as ``<stem>-<plot>.png``.
+    force : bool
+        Replace existing files (default); False refuses them. ``results_path`` itself is
+        never replaced. Every file is written to a temporary file first and renamed.
 
     Returns
     -------
@@ -35,17 +41,18 @@ def write_report(results_path: str | Path, out: str | Path, fmt: str = "html") -
     """
     if fmt not in ("html", "md"):
         raise InputError(f"report format must be html or md, got {fmt!r}")
+    out = check_output(out, force=force, inputs=[results_path])
     results = load_results(results_path)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     blocks = _blocks(results, make_plots(results))
     if fmt == "html":
-        out.write_text(_html(blocks))
-    else:
-        for block in blocks:
-            if block[0] == "plot":
-                (out.parent / f"{out.stem}-{block[1].name}.png").write_bytes(block[1].png)
-        out.write_text(_markdown(blocks, out.stem))
+        atomic_write(out, _html(blocks))
+        return out
+    pngs = {out.parent / f"{out.stem}-{b[1].name}.png": b[1].png for b in blocks if b[0] == "plot"}
+    for path in pngs:
+        check_output(path, force=force, inputs=[results_path])
+    for path, png in pngs.items():
+        atomic_write(path, png)
+    atomic_write(out, _markdown(blocks, out.stem))
     return out
 
 

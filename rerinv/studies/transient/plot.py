@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from rerinv.outputs import replacing
+
 
 def plot_settling(report, path: str | Path) -> Path:
     """PNG of a :class:`~rerinv.studies.transient.settle.SettleReport`: the outputs against
@@ -46,6 +48,7 @@ def plot_settling(report, path: str | Path) -> Path:
     bottom.set_ylabel("deviation (V)")
     bottom.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with replacing(path) as temporary:
+        fig.savefig(temporary, dpi=110)
     plt.close(fig)
     return Path(path)

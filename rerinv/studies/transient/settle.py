@@ -30,12 +30,14 @@ from rerinv.analog.vmm import OUTPUT_HEADROOM, build_vmm
 from rerinv.analog.vmm import input_gain as vmm_input_gain
 from rerinv.config import Config
 from rerinv.engines.ngspice import NgspiceEngine
+from rerinv.engines.nodal import NodalEngine
 from rerinv.errors import InputError, SaturationError, SimulationError, UnstableMatrixError
 from rerinv.hw.circuit import Circuit
 from rerinv.hw.mapping import CrossbarArrays
 from rerinv.matrices import check_matrix, check_vector, kfac_factor, random_rhs
 from rerinv.provenance import provenance
 from rerinv.schemes.result import json_number
+from rerinv.seeds import spawn
 from rerinv.studies.transient.measure import classify_step_response
 from rerinv.studies.transient.plot import plot_settling
 from rerinv.studies.transient.predict import predict, tia_feedback_factors
@@ -168,16 +170,38 @@ def settle_circuit(
     )
 
 
+def solve_crossbar_seed(seed: int) -> np.random.SeedSequence:
+    """The programming seed of the INV crossbar that ``solve(a, b, config, seed=seed)`` uses
+    (the first of :class:`~rerinv.analog.machine.AnalogMachine`'s four streams), so that
+    ``rerinv settle --seed S`` simulates the circuit ``rerinv solve --seed S`` solves on."""
+    return spawn(seed, 4)[0]
+
+
 def _inv_for_study(a: np.ndarray, config: Config, seed: int) -> InvCrossbar:
-    """The crossbar a solve would use (:func:`~rerinv.analog.inv.build_preconditioner`: INV,
-    stabilised INV or generalised inverse); for a matrix no route holds stably, the plain INV
-    crossbar without the stability checks, so that the study shows what its loop does (it
-    runs to the rails)."""
+    """The crossbar a solve with ``seed`` would use
+    (:func:`~rerinv.analog.inv.build_preconditioner`: INV, stabilised INV or generalised
+    inverse, programmed from :func:`solve_crossbar_seed`); for a matrix no route holds stably,
+    the plain INV crossbar without the stability checks, so that the study shows what its loop
+    does (it runs to the rails)."""
     try:
-        return build_preconditioner(a, config, seed=seed)
-    except UnstableMatrixError:
+        return build_preconditioner(a, config, seed=solve_crossbar_seed(seed))
+    except UnstableMatrixError:  # a fresh seed object: the draw the solve tried first
         scaling = resolve_scaling(a, config)
-        return build_inv(a, config, seed=seed, scaling=scaling, check_stability=False)
+        return build_inv(
+            a, config, seed=solve_crossbar_seed(seed), scaling=scaling, check_stability=False
+        )
+
+
+def _within_rails(circuit: Circuit, inputs: np.ndarray, config: Config) -> np.ndarray:
+    """``inputs``, scaled down when the circuit's DC point would put an amplifier (row op-amp
+    or inverter, whose gain the mismatch changes) beyond the rails, as the solve's
+    auto-ranging does: a step must show settling, not an overload."""
+    volts = NodalEngine().load(circuit).amplifier_voltages(inputs)
+    peak = float(np.max(np.abs(volts))) if volts.size else 0.0
+    if not np.isfinite(peak) or peak <= OUTPUT_HEADROOM * config.opamp.v_rail:
+        return inputs
+    limit = OUTPUT_HEADROOM * min(config.converters.adc_range, config.opamp.v_rail)
+    return inputs * (limit / peak)
 
 
 def step_case(
@@ -191,9 +215,11 @@ def step_case(
     """The circuit, step inputs (V) and arrays of a settling study.
 
     The matrix is ``matrix_or_n``, or ``kfac_factor(n, seed=seed)`` for an int. INV:
-    the crossbar a solve would use (:func:`rerinv.analog.inv.build_preconditioner`, programming
-    drawn from ``seed``); a matrix no route holds stably is built as a plain INV crossbar all
-    the same, for the study to report ``unstable``. VMM:
+    the crossbar ``solve(..., seed=seed)`` uses (:func:`rerinv.analog.inv.build_preconditioner`,
+    programming and inverter mismatch drawn from :func:`solve_crossbar_seed`); a matrix no
+    route holds stably is built as a plain INV crossbar all the same, for the study to report
+    ``unstable``. A step whose DC point would put an amplifier beyond the rails is scaled down
+    as the solve's auto-ranging would. VMM:
     :func:`rerinv.analog.vmm.build_vmm`, computing ``-r_f G^T v``.
 
     ``excite="random"``: ``b = random_rhs(n, seed=seed + 1)``, DAC voltages scaled by the
@@ -216,9 +242,11 @@ def step_case(
         inv = _inv_for_study(a, config, seed)
         arrays, circuit = inv.arrays, inv.circuit
         if excite == "random":
-            return circuit, input_gain(inv, b) * arrays.row_scale * b, arrays
+            return circuit, _within_rails(circuit, input_gain(inv, b) * arrays.row_scale * b,
+                                          config), arrays  # fmt: skip
         mode = slowest_mode(inv)
         inputs = -config.array.r_in * arrays.conductance_matrix @ (limit * mode / max(abs(mode)))
+        inputs = _within_rails(circuit, inputs, config)
     else:
         crossbar = build_vmm(a, config, seed=seed)
         arrays, circuit = crossbar.arrays, crossbar.circuit

@@ -16,6 +16,7 @@ import numpy as np
 from rerinv.engines.ngspice import NgspiceEngine, NgspiceSession
 from rerinv.errors import InputError
 from rerinv.hw.circuit import Circuit
+from rerinv.outputs import replacing
 
 STEP_RISE_TIME = 1e-11  #: rise time of the input step (s)
 POINTS = 400  #: the largest ngspice time step is t_stop / POINTS
@@ -99,18 +100,21 @@ def write_waveforms(
     attrs: Mapping[str, Any],
     datasets: Mapping[str, np.ndarray] | None = None,
 ) -> Path:
-    """Write ``wf`` to a new HDF5 file: datasets ``time`` (s), ``outputs`` (n_outputs x
+    """Write ``wf`` to an HDF5 file: datasets ``time`` (s), ``outputs`` (n_outputs x
     n_times, V) and ``amplifiers`` (the other amplifier outputs, V), attributes
-    ``rise_time``, ``output_nodes``, ``amplifier_nodes`` and ``attrs``; plus ``datasets``."""
+    ``rise_time``, ``output_nodes``, ``amplifier_nodes`` and ``attrs``; plus ``datasets``.
+
+    Every dataset carries a Fletcher32 checksum and the file uses the HDF5 1.10 format
+    (checksummed metadata); it is written to a temporary file that replaces ``path`` only when
+    complete (the caller decides whether ``path`` may be replaced: :mod:`rerinv.outputs`)."""
     import h5py
 
     path = Path(path)
-    with h5py.File(path, "w") as f:
-        f.create_dataset("time", data=wf.time)
-        f.create_dataset("outputs", data=wf.outputs)
-        f.create_dataset("amplifiers", data=wf.values[wf.n_outputs :])
-        for name, data in (datasets or {}).items():
-            f.create_dataset(name, data=data)
+    with replacing(path) as temporary, h5py.File(temporary, "w", libver=("v110", "latest")) as f:
+        arrays = {"time": wf.time, "outputs": wf.outputs, "amplifiers": wf.values[wf.n_outputs :]}
+        for name, data in {**arrays, **(datasets or {})}.items():
+            data = np.asarray(data)
+            f.create_dataset(name, data=data, fletcher32=data.size > 0)
         f.attrs.update(attrs)
         f.attrs["rise_time"] = wf.rise_time
         f.attrs["output_nodes"] = list(wf.output_nodes)
@@ -123,10 +127,14 @@ def read_waveforms(path: str | Path) -> tuple[Waveforms, dict]:
     :func:`write_waveforms` (the settling files and the golden set)."""
     import h5py
 
-    with h5py.File(path, "r") as f:
-        attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
-        outputs, amplifiers = f["outputs"][()], f["amplifiers"][()]
-        time = f["time"][()]
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+            outputs, amplifiers = f["outputs"][()], f["amplifiers"][()]
+            time = f["time"][()]
+    except (OSError, KeyError, RuntimeError) as exc:
+        what = "checksum mismatch" if "filter" in str(exc) or "checksum" in str(exc) else "damaged"
+        raise InputError(f"{path}: {what}: cannot read the waveforms ({exc})") from None
     nodes = tuple(str(s) for s in attrs["output_nodes"]) + tuple(
         str(s) for s in attrs["amplifier_nodes"]
     )

@@ -1,0 +1,190 @@
+"""Checksums of a Monte Carlo results file: corruption is reported, never shown as data.
+
+Three layers (``docs/hdf5-layout.md``, *Integrity*):
+
+- every numeric dataset is chunked with HDF5's Fletcher32 filter, so a changed byte of its
+  data makes the read fail (HDF5 allows no filter on variable-length strings); the file uses
+  the HDF5 1.8 format, whose object headers carry checksums (chunk indexes do not: a damaged
+  index reads as fill values, which the per-trial checksums below then contradict);
+- every stored trial has a CRC-32 of its whole record (``/trials/checksum`` over the result
+  fields and ``done``, ``/timing/checksum`` over the timing fields), which covers the strings
+  (status, error, worker) that live in HDF5's global heap;
+- the run description (root attributes, ``/config``, ``/sweep``, ``/points``, the seed
+  datasets) has a SHA-256 in the root attribute ``description_sha256``, and the session log
+  one in ``/timing`` attribute ``sessions_sha256``.
+
+Files written before checksums existed (no ``checksums`` root attribute) are read unchecked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import zlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import h5py
+import numpy as np
+
+from rerinv.errors import InputError
+from rerinv.studies.records import FIELDS, RESULT_FIELDS, STRING, TIMING_FIELDS, Field
+
+#: Root attribute naming the checksums a file carries (absent in older files).
+CHECKSUMS = "fletcher32 datasets, crc32 per trial, sha256 description"
+#: Root attributes left out of the description digest (the digest itself).
+_UNHASHED_ATTRS = ("description_sha256",)
+_DESCRIPTION_DATASETS = (
+    "config",
+    "sweep/names",
+    "points/index",
+    "points/label",
+    "points/config",
+    "trials/seed_entropy",
+    "trials/seed_spawn_key",
+)
+
+
+class ChecksumError(InputError):
+    """Stored data does not match its checksum: the file was changed or damaged."""
+
+
+def dataset_options(dtype: np.dtype) -> dict[str, Any]:
+    """``create_dataset`` keywords: Fletcher32 (chunked) for every type HDF5 can filter."""
+    return {} if h5py.check_string_dtype(np.dtype(dtype)) else {"fletcher32": True}
+
+
+def has_checksums(f: h5py.File) -> bool:
+    return "checksums" in f.attrs
+
+
+# -- per-trial record checksums ------------------------------------------------------------
+def _field_bytes(field: Field, value: Any) -> bytes:
+    if field.dtype == STRING:
+        text = value.decode() if isinstance(value, bytes) else str(value)
+        return text.encode("utf-8") + b"\0"
+    array = np.asarray(value, dtype=field.dtype)
+    if array.dtype.kind == "f":
+        array = np.where(np.isnan(array), np.nan, array)  # one NaN bit pattern
+    return np.ascontiguousarray(array).tobytes()
+
+
+def record_crc(fields: Sequence[Field], values: Mapping[str, Any], done: bool = True) -> int:
+    """CRC-32 of one trial's stored values of ``fields`` (history rows as stored, padded)."""
+    crc = zlib.crc32(b"\1" if done else b"\0")
+    for field in fields:
+        crc = zlib.crc32(field.name.encode() + b"=" + _field_bytes(field, values[field.name]), crc)
+    return crc
+
+
+def stored_rows(record: Mapping[str, Any], history_length: int) -> dict[str, Any]:
+    """``record`` as the store writes it: histories NaN-padded to ``history_length``."""
+    out = dict(record)
+    for field in FIELDS:
+        if field.kind == "history":
+            row = np.full(history_length, np.nan)
+            values = np.asarray(record[field.name], dtype=np.float64)
+            row[: len(values)] = values
+            out[field.name] = row
+    return out
+
+
+def verify_trials(path: Any, done: np.ndarray, arrays: Mapping[str, np.ndarray], f: h5py.File):
+    """Raise :class:`ChecksumError` when a stored trial's values differ from its CRCs."""
+    groups = (("trials/checksum", RESULT_FIELDS), ("timing/checksum", TIMING_FIELDS))
+    orphans = np.zeros_like(done)
+    for name, fields in groups:
+        crcs = read(f, name, path)
+        orphans |= (crcs != 0) & ~done
+        # The driver stores one trial at a time (checksums, then done), so a killed run leaves at
+        # most one trial with a checksum that is not done; more means the done flags were lost
+        # (e.g. a damaged chunk index, which HDF5 reads as fill values).
+        if orphans.sum() > 1:
+            point, trial = np.argwhere(orphans)[0]
+            raise ChecksumError(
+                f"{path}: checksum mismatch: trials such as ({point}, {trial}) have stored "
+                "checksums but read as not done; the file was changed or damaged after it was "
+                "written"
+            )
+        for point, trial in zip(*np.nonzero(done), strict=True):
+            values = {field.name: arrays[field.name][point, trial] for field in fields}
+            if record_crc(fields, values) != int(crcs[point, trial]):
+                group = name.split("/")[0]
+                raise ChecksumError(
+                    f"{path}: checksum mismatch in trial ({point}, {trial}) of /{group}: the "
+                    "file was changed or damaged after it was written; its numbers cannot be "
+                    "trusted (rerun, or restore a copy)"
+                )
+
+
+# -- description and sessions ----------------------------------------------------------------
+def description_digest(f: h5py.File) -> str:
+    """SHA-256 of everything that defines the run (see the module docstring)."""
+    digest = hashlib.sha256()
+    attrs = {k: _plain(v) for k, v in f.attrs.items() if k not in _UNHASHED_ATTRS}
+    digest.update(json.dumps(attrs, sort_keys=True, default=str).encode())
+    sweep = f["sweep"]
+    digest.update(json.dumps({k: _plain(v) for k, v in sweep.attrs.items()}, sort_keys=True,
+                             default=str).encode())  # fmt: skip
+    names = [f"sweep/axis_{i}" for i in range(len(sweep["names"]))]
+    for name in (*_DESCRIPTION_DATASETS, *names):
+        dataset = f[name]
+        digest.update(name.encode() + b"\0")
+        if h5py.check_string_dtype(dataset.dtype):
+            values = dataset.asstr()[()]
+            values = [values] if isinstance(values, str) else np.asarray(values).ravel().tolist()
+            digest.update("\0".join(values).encode("utf-8") + b"\1")
+        else:
+            digest.update(np.ascontiguousarray(dataset[()]).tobytes())
+    for i in range(len(names)):
+        digest.update(str(_plain(sweep[f"axis_{i}"].attrs.get("name", ""))).encode())
+    return digest.hexdigest()
+
+
+def sessions_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def verify_description(f: h5py.File, path: Any) -> None:
+    """Raise :class:`ChecksumError` when the run description or session log was altered."""
+    stored = _plain(f.attrs.get("description_sha256", ""))
+    if stored != description_digest(f):
+        raise ChecksumError(
+            f"{path}: checksum mismatch in the run description (configuration, sweep, points "
+            "or root attributes): the file was changed or damaged after it was written"
+        )
+    timing = f["timing"]
+    if _plain(timing.attrs.get("sessions_sha256", "")) != sessions_digest(
+        str(_plain(timing.attrs["sessions"]))
+    ):
+        raise ChecksumError(f"{path}: checksum mismatch in the session log (/timing sessions)")
+
+
+# -- reading ---------------------------------------------------------------------------------
+def read(f: h5py.File, name: str, path: Any) -> np.ndarray:
+    """``f[name][...]``, with a failed Fletcher32 check (or an unreadable dataset) as one
+    :class:`InputError` line naming the dataset."""
+    try:
+        dataset = f[name]
+    except KeyError:
+        raise InputError(f"{path}: damaged results file, no dataset /{name}") from None
+    try:
+        return dataset[...]
+    except OSError as exc:
+        if dataset.fletcher32:
+            raise ChecksumError(
+                f"{path}: checksum mismatch in /{name} (Fletcher32): the file was changed or "
+                "damaged after it was written; its numbers cannot be trusted (rerun, or "
+                "restore a copy)"
+            ) from exc
+        raise InputError(f"{path}: damaged results file, cannot read /{name} ({exc})") from exc
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return value
