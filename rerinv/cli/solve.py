@@ -34,6 +34,8 @@ def cmd_netlist(args: argparse.Namespace) -> int:
     config = config_from(args)
     out = check_output(args.out, force=args.force, inputs=(args.matrix, args.rhs, args.config))
     a = load_matrix(args.matrix)
+    if args.kind == "machine":
+        return _machine_netlist(a, load_vector(args.rhs), config, args, out)
     if args.kind == "inv":
         inv = inv_mod.build_inv(a, config, seed=args.seed)
         b = check_vector(load_vector(args.rhs), inv.arrays.n)
@@ -59,6 +61,37 @@ def cmd_netlist(args: argparse.Namespace) -> int:
     atomic_write(out, text)
     print(
         f"wrote {args.out}: {circuit.title}, {len(circuit.resistors)} resistors;"
+        f" run `ngspice -b {args.out}`"
+    )
+    return 0
+
+
+def _machine_netlist(a, b, config, args: argparse.Namespace, out) -> int:
+    """``--kind machine``: every crossbar of the preconditioner (one INV crossbar, or the
+    BlockAMC / block-Jacobi blocks of a matrix larger than ``array.max_size``) side by side in
+    one netlist, each driven by the DAC voltages of its first read while the machine applies
+    its preconditioner to ``b``; stock ``ngspice -b`` solves them all in one operating point."""
+    from rerinv.analog.blocks import crossbar_snapshots
+    from rerinv.hw.circuit import merge_circuits
+    from rerinv.hw.netlist import batch_netlist
+    from rerinv.matrices import check_matrix, check_vector
+
+    a = check_matrix(a)
+    b = check_vector(b, a.shape[0])
+    snapshots = crossbar_snapshots(a, b, config, seed=args.seed)
+    names = [s.name for s in snapshots]
+    circuit = merge_circuits(
+        [s.circuit for s in snapshots], [f"{n}_" for n in names],
+        f"rerinv analog machine for a {a.shape[0]}x{a.shape[0]} matrix, {len(names)} crossbars",
+    )  # fmt: skip
+    header = (
+        f"{len(names)} crossbars ({', '.join(names)}), each with the DAC voltages of its first "
+        "read while the machine applied its preconditioner to b; node <crossbar>_xK / _yK are "
+        "its outputs (INV: x, VMM: y)",
+    )
+    atomic_write(out, batch_netlist(circuit, header))
+    print(
+        f"wrote {args.out}: {len(names)} crossbars, {len(circuit.resistors)} resistors;"
         f" run `ngspice -b {args.out}`"
     )
     return 0
@@ -195,7 +228,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_config_options(netlist)
     netlist.add_argument("--matrix", required=True, help=".npy, .csv, .txt or .mtx file")
     netlist.add_argument("--rhs", required=True, help="right-hand side b (INV) or input v (VMM)")
-    netlist.add_argument("--kind", choices=("inv", "vmm"), default="inv")
+    netlist.add_argument(
+        "--kind",
+        choices=("inv", "vmm", "machine"),
+        default="inv",
+        help="one INV or VMM crossbar, or every crossbar of the machine's preconditioner "
+        "(blocks when the matrix is larger than array.max_size) in one netlist",
+    )
     netlist.add_argument("--out", required=True, help="netlist file to write (.cir)")
     netlist.add_argument("--seed", type=seed_value, default=0, help="seed of the programming draw")
     add_force_option(netlist)
