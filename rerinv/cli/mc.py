@@ -164,6 +164,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"{r['scheme']:>8} {r['trials']:>6} {r['median_bits']:>11.2f} {r['min_bits']:>8.2f} "
             f"{r['reached_share']:>10.0%} {r['median_passes']:>13.1f}"
         )
+    if args.large:
+        from rerinv.engines.ngspice import ngspice_solver, ngspice_version
+        from rerinv.studies.verify import large_solve
+
+        r = large_solve(config, args.large, seed=args.seed)
+        print(
+            f"\nN = {r.n} through ngspice {ngspice_version()} ({ngspice_solver()}), one "
+            f"{r.n}-wide crossbar, {r.circuit} circuit, digital residual: {r.status}, "
+            f"{r.effective_bits:.2f} verified bits in {r.passes} passes "
+            f"({r.inv_solves} INV solves, {r.wall_time:.1f} s)"
+        )
     out = Path(args.out)
     print(f"\nreport: {out / 'report.html'}   results: {out / 'results.h5'}")
     return 0
@@ -200,6 +211,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     )
     verify.add_argument("--seed", type=seed_value, default=0, help="master seed")
     verify.add_argument("--resume", action="store_true", help="finish an interrupted run")
+    verify.add_argument(
+        "--large",
+        type=int,
+        default=256,
+        metavar="N",
+        help="then one N x N solve through ngspice (default 256; 0 skips it)",
+    )
     add_force_option(verify)
     verify.set_defaults(func=cmd_verify)
 

@@ -90,3 +90,17 @@ def verify(
         return VerifyOutcome(results_path, interrupted=True)
     write_report(results_path, out_dir / "report.html", force=True)
     return VerifyOutcome(results_path, rows=summarise(results_path))
+
+
+def large_solve(config: Config, n: int = 256, *, seed: int = 0):
+    """One ``n x n`` K-FAC-like factor solved through ngspice (``auto`` scheme, one
+    ``n``-wide crossbar, KLU when available) with a digital residual: the crossbar-size check
+    of ``make demo`` (the bit-sliced analog residual of an ``n = 256`` matrix is about 80
+    crossbar circuits, minutes of ngspice parsing; its accuracy is what the Monte Carlo
+    above measures)."""
+    from rerinv.matrices import kfac_factor, random_rhs
+    from rerinv.schemes import solve
+
+    case = config.with_overrides(["scheme.residual=digital", f"array.max_size={max(n, 1)}"])
+    case = case.with_values("simulation", engine="spice", scheme="auto")
+    return solve(kfac_factor(n, seed=seed), random_rhs(n, seed=seed + 1), case, seed=seed)
