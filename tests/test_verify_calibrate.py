@@ -81,12 +81,13 @@ def test_spice_subset_of_the_accuracy_map_agrees_with_nodal(tmp_path):
 
 def test_a_real_failing_trial_is_stored_and_the_others_complete(tmp_path):
     base = Config().with_values("simulation", engine="spice", n=8)
-    # an 8 x 8 matrix on 4 x 4 crossbars: a valid configuration the solve refuses
-    axes = parse_sweep(["array.max_size=256,4"], base)
+    # 8-bit cells in the residual VMM: a valid configuration, but an 8-row partial sum of
+    # them overflows the 8-bit ADC, which the solve refuses
+    axes = parse_sweep(["scheme.vmm_cell_bits=0,8"], base)
     spec = SweepSpec(base=base, axes=axes, trials=2, master_seed=3)
     run_monte_carlo(spec, tmp_path / "f.h5", workers=1)
     results = load_results(tmp_path / "f.h5")
     assert results.done.all()
     assert list(results.status[1]) == ["failed", "failed"]
-    assert all("array.max_size" in message for message in results.error[1])
+    assert all("vmm_cell_bits" in message for message in results.error[1])
     assert all(status != "failed" for status in results.status[0])
