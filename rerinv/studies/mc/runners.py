@@ -17,17 +17,16 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import Any, TextIO
 
 from rerinv.errors import InputError, RerinvError
 from rerinv.studies.mc import lifeline
 from rerinv.studies.records import failed_record
 
-if TYPE_CHECKING:
-    from rerinv.studies.mc.driver import TrialTask
-
-Execute = Callable[["TrialTask"], dict[str, Any]]
-Deliver = Callable[["TrialTask", dict[str, Any]], None]
+#: A picklable unit of work (the driver's ``TrialTask``); the runners only pass it on.
+Task = Any
+Execute = Callable[[Task], dict[str, Any]]
+Deliver = Callable[[Task, dict[str, Any]], None]
 
 CRASH_MESSAGE = (
     "WorkerCrash: the worker process died while running this trial (killed, out of memory or "
@@ -70,7 +69,7 @@ class StopOnInterrupt:
 
 
 def run_in_process(
-    tasks: Sequence[TrialTask], execute: Execute, deliver: Deliver, stop: StopOnInterrupt
+    tasks: Sequence[Task], execute: Execute, deliver: Deliver, stop: StopOnInterrupt
 ) -> None:
     """Run ``tasks`` one after the other in this process."""
     for task in tasks:
@@ -103,7 +102,7 @@ def _pool_context() -> multiprocessing.context.BaseContext:
 
 
 def run_pool(
-    tasks: Sequence[TrialTask],
+    tasks: Sequence[Task],
     workers: int,
     execute: Execute,
     deliver: Deliver,
@@ -122,13 +121,13 @@ def run_pool(
 
 def _pool_pass(
     queue: deque, workers: int, execute: Execute, deliver: Deliver, stop: StopOnInterrupt
-) -> list[TrialTask]:
+) -> list[Task]:
     """Work through ``queue`` with one pool; return the trials in flight if the pool broke."""
     pool = ProcessPoolExecutor(
         workers, mp_context=_pool_context(), initializer=_init_worker, initargs=(os.getpid(),)
     )
-    in_flight: dict[Any, TrialTask] = {}
-    broken: list[TrialTask] = []
+    in_flight: dict[Any, Task] = {}
+    broken: list[Task] = []
     cancelled = False
     try:
         try:  # a worker that cannot even start (or import the trial function) is no trial's fault
@@ -171,7 +170,7 @@ def _pool_pass(
 
 
 def run_dask(
-    tasks: Sequence[TrialTask],
+    tasks: Sequence[Task],
     address: str,
     execute: Execute,
     deliver: Deliver,
