@@ -223,13 +223,14 @@ def build_preconditioner(
 def _stable_sign(a: np.ndarray) -> float | None:
     """+1 when every eigenvalue of ``a`` has a positive real part, -1 when every one has a
     negative real part (the INV crossbar then holds ``-A`` and the read-out flips the sign),
-    None otherwise."""
-    for sign in (1.0, -1.0):
-        try:
-            check_stable(sign * a)
-        except UnstableMatrixError:
-            continue
-        return sign
+    None otherwise (same tolerance as :func:`rerinv.matrices.check_stable`; one
+    eigen-decomposition, the caller has checked that ``a`` is not singular)."""
+    eig = np.linalg.eigvals(a)
+    margin = 1e-12 * np.max(np.abs(eig))
+    if np.all(eig.real > margin):
+        return 1.0
+    if np.all(eig.real < -margin):
+        return -1.0
     return None
 
 

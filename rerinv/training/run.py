@@ -14,7 +14,6 @@ import os
 import signal
 import socket
 import sys
-import threading
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -26,6 +25,7 @@ from typing import Any, TextIO
 import rerinv
 from rerinv.config import Config
 from rerinv.errors import InputError
+from rerinv.interrupts import StopOnInterrupt
 from rerinv.provenance import provenance
 from rerinv.training.backends import make_backend
 from rerinv.training.spec import TrainingSpec
@@ -70,33 +70,6 @@ def execute_run(task: RunTask) -> dict[str, Any]:
 def _ignore_signals() -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
-
-
-class _Stop:
-    """First SIGINT/SIGTERM: ``requested``; the second raises KeyboardInterrupt."""
-
-    def __init__(self, stream: TextIO):
-        self.stream, self.requested, self._previous = stream, False, {}
-
-    def __enter__(self) -> _Stop:
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._previous[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print(
-            "\nrerinv train: stopping; finishing the running runs (Ctrl-C again to abandon them)",
-            file=self.stream,
-            flush=True,
-        )
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 class _Progress:
@@ -237,7 +210,7 @@ def run_training(
 
     interrupted = False
     try:
-        with _Stop(stream) as stop:
+        with StopOnInterrupt(stream, "rerinv train", "runs") as stop:
             try:
                 if workers == 1:
                     while tasks and not stop.requested:
@@ -273,7 +246,7 @@ def run_training(
     )
 
 
-def _run_pool(tasks: deque, workers: int, deliver, stop: _Stop) -> None:
+def _run_pool(tasks: deque, workers: int, deliver, stop: StopOnInterrupt) -> None:
     context = multiprocessing.get_context("spawn")
     pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_signals)
     running: dict = {}

@@ -24,10 +24,11 @@ from typing import Any, TextIO
 import rerinv
 from rerinv.config import Config
 from rerinv.errors import InputError, RerinvError
+from rerinv.interrupts import StopOnInterrupt
 from rerinv.provenance import provenance
 from rerinv.seeds import trial_seed
 from rerinv.studies.mc.progress import Progress
-from rerinv.studies.mc.runners import StopOnInterrupt, run_dask, run_in_process, run_pool
+from rerinv.studies.mc.runners import run_dask, run_in_process, run_pool
 from rerinv.studies.mc.spec import SweepSpec, describe_mismatch
 from rerinv.studies.mc.store import ResultStore
 from rerinv.studies.records import failed_record, normalise_record
@@ -203,7 +204,7 @@ def run_monte_carlo(
             failed += record["status"] == "failed"
             progress.update(record["status"] == "failed")
 
-        with StopOnInterrupt(stream) as stop:
+        with StopOnInterrupt(stream, "rerinv mc", "trials") as stop:
             try:
                 if scheduler is not None:
                     run_dask(tasks, scheduler, execute_trial, deliver, stop, stream)

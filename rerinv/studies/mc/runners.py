@@ -11,7 +11,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -20,6 +19,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TextIO
 
 from rerinv.errors import InputError, RerinvError
+from rerinv.interrupts import StopOnInterrupt
 from rerinv.studies.mc import lifeline
 from rerinv.studies.records import failed_record
 
@@ -37,35 +37,6 @@ CRASH_MESSAGE = (
 PRELOAD = ["rerinv.studies.mc.lifeline", "rerinv.studies.trial", "rerinv.studies.mc.driver"]
 #: How long a Dask client waits for the scheduler.
 SCHEDULER_TIMEOUT = "20s"
-
-
-class StopOnInterrupt:
-    """First Ctrl-C (SIGINT) or SIGTERM: stop submitting, let running trials finish
-    (``requested``). A second one raises KeyboardInterrupt: running trials are abandoned."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self, stream: TextIO):
-        self.stream, self.requested, self._previous = stream, False, {}
-
-    def __enter__(self) -> StopOnInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {sig: signal.signal(sig, self._handle) for sig in self.SIGNALS}
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        print(
-            "\nrerinv mc: stopping; finishing the running trials (Ctrl-C again to abandon them)",
-            file=self.stream,
-            flush=True,
-        )
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
 
 
 def run_in_process(
