@@ -1,20 +1,29 @@
-"""Block solves beyond one crossbar: passes, crossbars and wall time per pass against N.
+"""Block solves beyond one crossbar: passes, crossbars, set-up and wall time per pass against N.
 
-    .venv/bin/python benchmarks/blocks.py [--nodal 64 128 256 512 1024 2048]
-        [--spice 64 128 256 512] [--width 128] [--residual digital|analog] [--json FILE]
+    .venv/bin/python benchmarks/blocks.py [--nodal 64 128 256 512 1024 2048 4096]
+        [--spice 64 128 256 512] [--blocks blockamc jacobi] [--width 128]
+        [--residual digital|analog] [--max-passes 40] [--json FILE]
+    .venv/bin/python benchmarks/blocks.py --plot docs/blocks_scaling.png FILE.json [FILE.json ...]
 
 K-FAC-like SPD factors (``kfac_factor(N, seed=N)``), 128-wide 8-bit crossbars, the ``auto``
-scheme to 16 bits, BlockAMC and block-Jacobi preconditioners. Prints a table, writes JSON
-(default results/bench_blocks.json) with the provenance (ngspice version and solver) and
-fits ``wall time per pass ~ N^p`` for each engine. The residual VMM is digital by default:
-the benchmark measures the block preconditioner, whose analog solves dominate a pass; with
-``--residual analog`` the bit-sliced residual tiles are simulated too (much slower to build).
+scheme to 16 bits, BlockAMC and block-Jacobi preconditioners (one crossbar when N <= width).
+Prints a row per run as it finishes, writes JSON (default results/bench_blocks.json) with the
+provenance (ngspice version and solver) and fits ``wall time per pass ~ N^p`` per engine.
+
+Times: ``set-up`` is programming the machine (every crossbar, BlockAMC's Schur complements
+formed by the hardware, the condition estimate), ``s/pass`` the rest of the run divided by its
+passes. The residual VMM is digital by default: the benchmark measures the block
+preconditioner, whose analog solves make a pass; ``--residual analog`` simulates the bit-sliced
+residual tiles too (much slower to build). ``--plot`` draws wall time per pass (and set-up)
+against N from one or more JSON files of this script, with the fitted exponents.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -25,17 +34,19 @@ from rerinv.matrices import kfac_factor, random_rhs
 from rerinv.provenance import provenance
 from rerinv.schemes import solve
 
+ENGINES = ("nodal", "spice")
 
-def run(n: int, engine: str, blocks: str, width: int, residual: str) -> dict:
+
+def run(n: int, engine: str, blocks: str, width: int, residual: str, max_passes: int) -> dict:
     config = Config().with_overrides(
         [f"array.max_size={width}", f"scheme.blocks={blocks}", f"scheme.residual={residual}"]
     )
-    config = config.with_values("simulation", engine=engine, max_passes=40)
+    config = config.with_values("simulation", engine=engine, max_passes=max_passes)
     a, b = kfac_factor(n, seed=n), random_rhs(n, seed=n + 1)
     start = time.perf_counter()
     result = solve(a, b, config, seed=0)
     wall = time.perf_counter() - start
-    crossbars = sum(level["crossbars"] for level in result.by_level.values())
+    to_16 = next((k + 1 for k, h in enumerate(result.history) if h.effective_bits >= 16), None)
     return {
         "n": n,
         "engine": engine,
@@ -43,58 +54,122 @@ def run(n: int, engine: str, blocks: str, width: int, residual: str) -> dict:
         "status": result.status,
         "effective_bits": result.effective_bits,
         "passes": result.passes,
+        "passes_to_16": to_16,
         "inv_solves": result.inv_solves,
         "vmm_ops": result.vmm_ops,
-        "crossbars": crossbars,
+        "crossbars": sum(level["crossbars"] for level in result.by_level.values()),
         "levels": len(result.by_level),
+        "by_level": result.by_level,
         "wall_s": wall,
-        "wall_per_pass_s": wall / max(result.passes, 1),
+        "setup_s": result.setup_time,
+        "wall_per_pass_s": (wall - result.setup_time) / max(result.passes, 1),
     }
 
 
-def fit_exponent(rows: list[dict], engine: str) -> float | None:
-    points = [(r["n"], r["wall_per_pass_s"]) for r in rows
-              if r["engine"] == engine and r["blocks"] == "blockamc"]  # fmt: skip
-    if len(points) < 2:
+def fit_exponent(rows: list[dict], engine: str, key: str = "wall_per_pass_s") -> float | None:
+    """Slope of log(time) against log(N) over the engine's BlockAMC and one-crossbar rows."""
+    points = sorted((r["n"], r[key]) for r in rows
+                    if r["engine"] == engine and r["blocks"] != "jacobi")  # fmt: skip
+    if len({n for n, _ in points}) < 2:
         return None
     n, t = np.log([p[0] for p in points]), np.log([p[1] for p in points])
     return float(np.polyfit(n, t, 1)[0])
 
 
+def plot(rows: list[dict], out: Path, note: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.6))
+    styles = {"nodal": ("tab:blue", "o"), "spice": ("tab:red", "s")}
+    for engine, (color, marker) in styles.items():
+        for key, dash, what in (("wall_per_pass_s", "-", "per pass"), ("setup_s", ":", "set-up")):
+            pts = sorted((r["n"], r[key]) for r in rows
+                         if r["engine"] == engine and r["blocks"] != "jacobi")  # fmt: skip
+            if not pts:
+                continue
+            p = fit_exponent(rows, engine, key)
+            label = f"{'ngspice' if engine == 'spice' else engine}, {what}"
+            label += f" (~N^{p:.2f})" if p is not None else ""
+            ax.loglog(*zip(*pts, strict=True), dash, color=color, marker=marker, label=label,
+                      markerfacecolor="white" if key == "setup_s" else color)  # fmt: skip
+    jacobi = sorted((r["n"], r["wall_per_pass_s"]) for r in rows if r["blocks"] == "jacobi")
+    if jacobi:
+        ax.loglog(*zip(*jacobi, strict=True), "x", color="grey", label="block-Jacobi, per pass")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("N (matrix size; 128-wide crossbars)")
+    ax.set_ylabel("wall time (s)")
+    ax.set_title("BlockAMC solve to 16 bits: time per pass and set-up")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.text(0.01, 0.01, note, fontsize=7, color="grey")
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=120)
+    print(f"wrote {out}")
+
+
+def _print_row(r: dict) -> None:
+    print(
+        f"{r['n']:>5} {r['engine']:>6} {r['blocks']:>12} {r['status']:>10} "
+        f"{r['effective_bits']:>5.1f} {r['passes']:>6} {r['passes_to_16'] or '-':>5} "
+        f"{r['inv_solves']:>7} {r['vmm_ops']:>8} {r['crossbars']:>6} {r['setup_s']:>8.2f} "
+        f"{r['wall_per_pass_s']:>8.3f} {r['wall_s']:>8.1f}",
+        flush=True,
+    )
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--nodal", type=int, nargs="*", default=[256, 512, 1024, 2048])
     parser.add_argument("--spice", type=int, nargs="*", default=[256, 512])
+    parser.add_argument("--blocks", nargs="+", default=["blockamc", "jacobi"],
+                        choices=("blockamc", "jacobi"))  # fmt: skip
     parser.add_argument("--width", type=int, default=128, help="crossbar size (array.max_size)")
     parser.add_argument("--residual", choices=("digital", "analog"), default="digital")
+    parser.add_argument("--max-passes", type=int, default=40)
     parser.add_argument("--json", default="results/bench_blocks.json")
+    parser.add_argument("--plot", metavar="PNG", help="plot the JSON files given, run nothing")
+    parser.add_argument("files", nargs="*", help="JSON files of this script (with --plot)")
     args = parser.parse_args()
+    if args.plot:
+        data = [json.loads(Path(f).read_text()) for f in args.files]
+        rows = [r for d in data for r in d["rows"]]
+        versions = {d["provenance"].get("ngspice_version") for d in data} - {None}
+        note = (f"benchmarks/blocks.py; kfac_factor(N, seed=N), auto scheme, digital residual; "
+                f"ngspice {', '.join(sorted(versions)) or '-'} (KLU)")  # fmt: skip
+        plot(rows, Path(args.plot), note)
+        for engine in ENGINES:
+            p = fit_exponent(rows, engine)
+            if p is not None:
+                print(f"{engine}: wall time per pass ~ N^{p:.2f}")
+        return
     print(
         f"{'N':>5} {'engine':>6} {'blocks':>12} {'status':>10} {'bits':>5} {'passes':>6} "
-        f"{'INV':>7} {'VMM ops':>8} {'xbars':>6} {'s/pass':>8} {'total s':>8}",
+        f"{'to16':>5} {'INV':>7} {'VMM ops':>8} {'xbars':>6} {'set-up':>8} {'s/pass':>8} "
+        f"{'total s':>8}",
         flush=True,
     )
     rows = []
-    for engine, sizes in (("nodal", args.nodal), ("spice", args.spice)):
+    for engine, sizes in zip(ENGINES, (args.nodal, args.spice), strict=True):
         for n in sizes:
-            for blocks in ("blockamc", "jacobi"):
-                r = run(n, engine, blocks, args.width, args.residual)
-                rows.append(r)
-                print(
-                    f"{n:>5} {engine:>6} {r['blocks']:>12} {r['status']:>10} "
-                    f"{r['effective_bits']:>5.1f} {r['passes']:>6} {r['inv_solves']:>7} "
-                    f"{r['vmm_ops']:>8} {r['crossbars']:>6} {r['wall_per_pass_s']:>8.3f} "
-                    f"{r['wall_s']:>8.1f}",
-                    flush=True,
-                )
-    fits = {e: fit_exponent(rows, e) for e in ("nodal", "spice")}
+            for blocks in args.blocks if n > args.width else args.blocks[:1]:
+                rows.append(run(n, engine, blocks, args.width, args.residual, args.max_passes))
+                _print_row(rows[-1])
+    fits = {e: fit_exponent(rows, e) for e in ENGINES}
     for engine, p in fits.items():
         if p is not None:
             print(f"{engine}: wall time per pass ~ N^{p:.2f} (BlockAMC)")
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     data = {
-        "provenance": provenance("benchmarks/blocks.py", ngspice=bool(args.spice)),
+        "provenance": provenance(
+            shlex.join(["benchmarks/blocks.py", *sys.argv[1:]]), ngspice=bool(args.spice)
+        ),  # fmt: skip
         "width": args.width,
         "residual": args.residual,
         "rows": rows,

@@ -2,11 +2,11 @@
 parse, first operating point, re-solve with `alter`, batch solves (a warm batch variant whose
 gains are altered, against one `alter` + `op` per vector), next to the nodal engine and
 numpy.linalg.solve of the same conductance system; then a `refine` solve to 16 bits through
-ngspice.
+ngspice, with the analog bit-sliced residual VMM (the default) and with a digital one.
 
     .venv/bin/python benchmarks/engine.py [--sizes 64 128 256] [--solvers klu sparse]
         [--repeats 3] [--sparse-max-n 128] [--batch 24] [--loop-max-n 64] [--refine-n 64]
-        [--json FILE]
+        [--refine-residual analog digital] [--json FILE]
 
 Per (solver, N) the ngspice counters (`rusage`) split an operating point into matrix set-up
 (every ngspice analysis rebuilds the matrix), load (device stamping), re-order (first
@@ -142,8 +142,10 @@ def measure(n: int, solver: str, args, config: Config) -> dict:
     }
 
 
-def refine(n: int, solver: str) -> dict:
-    """``refine`` to 16 bits through ngspice; time in parsing and in analyses."""
+def refine(n: int, solver: str, residual: str) -> dict:
+    """``refine`` to 16 bits through ngspice, with the analog bit-sliced residual VMM (the
+    default) or a digital one (float64, as in Le Gallo et al.'s mixed-precision refinement);
+    time in parsing and in analyses."""
     ngm.set_ngspice_solver(solver)
     spent = {"load": [0, 0.0], "op": [0, 0.0], "dc": [0, 0.0]}
     real_load, real_analysis = ngm._load, ngm._analysis
@@ -167,7 +169,8 @@ def refine(n: int, solver: str) -> dict:
     ngm._load, ngm._analysis = load, analysis
     try:
         a, b = kfac_factor(n, seed=n), random_rhs(n, seed=n + 1)
-        config = Config().with_values("simulation", engine="spice", scheme="refine")
+        config = Config().with_overrides([f"scheme.residual={residual}"])
+        config = config.with_values("simulation", engine="spice", scheme="refine")
         start, start_cpu = time.perf_counter(), time.process_time()
         r = solve(a, b, config)
         wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
@@ -176,6 +179,7 @@ def refine(n: int, solver: str) -> dict:
     return {
         "n": n,
         "solver": solver,
+        "residual": residual,
         "status": r.status,
         "effective_bits": r.effective_bits,
         "passes": r.passes,
@@ -183,6 +187,7 @@ def refine(n: int, solver: str) -> dict:
         "vmm_ops": r.vmm_ops,
         "wall_s": wall,
         "cpu_s": cpu,
+        "setup_s": r.setup_time,
         "parses": spent["load"][0],
         "parse_s": spent["load"][1],
         "ops": spent["op"][0],
@@ -203,6 +208,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=24, help="vectors per batch solve")
     parser.add_argument("--loop-max-n", type=int, default=64, help="largest N for the loop")
     parser.add_argument("--refine-n", type=int, nargs="*", default=[64])
+    parser.add_argument("--refine-residual", nargs="+", default=["analog", "digital"],
+                        choices=("analog", "digital"))  # fmt: skip
     parser.add_argument("--json", default="results/bench_engine.json")
     args = parser.parse_args()
     solvers = [s for s in args.solvers if s == "sparse" or ngm.ngspice_has_klu()]
@@ -241,16 +248,17 @@ def main() -> None:
     if args.refine_n:
         print(
             f"\nrefine to 16 bits through ngspice (kfac_factor(N, seed=N), random_rhs(N, "
-            f"seed=N+1))\n{'solver':>6} {'N':>4} {'status':>10} {'bits':>5} {'passes':>6} "
+            f"seed=N+1))\n{'solver':>6} {'N':>4} {'residual':>8} {'status':>10} {'bits':>5} "
+            f"{'passes':>6} "
             f"{'INV':>4} {'VMM ops':>7} {'parses':>6} {'parse s':>7} {'ops':>4} {'op s':>6} "
             f"{'sweeps':>6} {'sweep s':>7} {'total s':>7} {'(CPU)':>7}"
         )
     for solver in solvers:
-        for n in args.refine_n:
-            r = refine(n, solver)
+        for n, residual in ((n, res) for n in args.refine_n for res in args.refine_residual):
+            r = refine(n, solver, residual)
             refines.append(r)
             print(
-                f"{solver:>6} {n:>4} {r['status']:>10} {r['effective_bits']:>5.1f} "
+                f"{solver:>6} {n:>4} {residual:>8} {r['status']:>10} {r['effective_bits']:>5.1f} "
                 f"{r['passes']:>6} {r['inv_solves']:>4} {r['vmm_ops']:>7} {r['parses']:>6} "
                 f"{r['parse_s']:>7.2f} {r['ops']:>4} {r['op_s']:>6.2f} {r['dc_sweeps']:>6} "
                 f"{r['dc_s']:>7.2f} {r['wall_s']:>7.2f} {r['cpu_s']:>7.2f}",

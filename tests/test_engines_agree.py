@@ -22,8 +22,8 @@ class _Recording:
     def __init__(self, engine, log):
         self.engine, self.log, self.name = engine, log, engine.name
 
-    def load(self, circuit):
-        session = self.engine.load(circuit)
+    def load(self, circuit, *, batches=False):
+        session = self.engine.load(circuit, batches=batches)
         log = self.log
 
         class Session:

@@ -32,6 +32,21 @@ def test_railed_outputs_are_reported_not_returned(engine):
     assert info.value.nodes
 
 
+def test_nodal_batches_through_the_transfer_equal_direct_solves_and_still_rail():
+    """After as many vectors as inputs, nodal batches are one product with the circuit's
+    transfer: the same outputs as single solves, and railed columns still raise."""
+    inv = build_inv(spd(8), Config())
+    session = get_engine("nodal").load(inv.circuit)
+    rng = np.random.default_rng(5)
+    for k in (3, 5, 7):  # 3 + 5 < 8 inputs: direct; then 15 >= 8: through the transfer
+        vin = rng.uniform(-0.05, 0.05, (k, 8))
+        direct = np.array([session.solve(v) for v in vin])
+        assert np.max(np.abs(session.solve_batch(vin) - direct)) < 1e-12 * np.max(np.abs(direct))
+    assert session._transfer is not None
+    with pytest.raises(SaturationError, match="rails"):
+        session.solve_batch(np.vstack([vin, np.full(8, 50.0)]))
+
+
 @pytest.mark.parametrize(
     ("a", "message"),
     [

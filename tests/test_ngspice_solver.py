@@ -16,10 +16,10 @@ import rerinv.engines.ngspice as ngm
 import rerinv.engines.ngspice_lib as ngl
 from rerinv.analog.inv import build_inv
 from rerinv.engines import get_engine
-from rerinv.errors import InputError
+from rerinv.errors import InputError, SimulationError
 from rerinv.hw.circuit import vmm_crossbar
 from rerinv.hw.mapping import map_matrix
-from rerinv.hw.netlist import batch_netlist, to_spice
+from rerinv.hw.netlist import BATCH_SELECTOR, batch_netlist, to_spice
 from rerinv.matrices import kfac_factor
 from rerinv.provenance import provenance, software_versions
 
@@ -123,6 +123,27 @@ def test_the_batch_variant_stays_loaded_and_is_altered(monkeypatch, ideal_config
     assert len(ngm._loaded) == before + 2
     session.close()
     assert len(ngm._loaded) == before
+    with pytest.raises(SimulationError, match="closed"):
+        session.solve_batch(planes)
+
+
+def test_a_batch_only_session_parses_only_its_batch_variant(monkeypatch, ideal_config):
+    loads = []
+    real_load = ngm._load
+    monkeypatch.setattr(ngm, "_load", lambda c, text: loads.append(text) or real_load(c, text))
+    rng = np.random.default_rng(3)
+    circuit = vmm_crossbar(map_matrix(rng.uniform(-1, 1, (10, 10)), ideal_config.device),
+                           ideal_config)  # fmt: skip
+    session = get_engine("spice").load(circuit, batches=True)
+    nodal = get_engine("nodal").load(circuit, batches=True)
+    assert loads == []
+    planes = rng.choice([-1.0, 1.0], (5, 10)) * 0.01
+    for k in (5, 1, 3):  # one vector runs on the loaded batch variant too
+        assert rel_err(session.solve_batch(planes[:k]), nodal.solve_batch(planes[:k])) < 1e-9
+    assert len(loads) == 1 and BATCH_SELECTOR in loads[0]
+    assert rel_err(session.solve(planes[0]), nodal.solve(planes[0])) < 1e-9  # parsed now
+    assert len(loads) == 2
+    session.close()
 
 
 def test_a_batch_netlist_solves_its_own_vectors(ideal_config):

@@ -33,6 +33,17 @@ def test_verify_writes_report_results_and_summary(tmp_path, capsys):
     assert np.all(single < 16)
 
 
+def test_verify_skips_the_n256_ngspice_solve_without_klu(tmp_path, capsys, monkeypatch):
+    import rerinv.engines.ngspice as ngm
+    import rerinv.studies.verify as verify_module
+
+    monkeypatch.setattr(ngm, "ngspice_solver", lambda: "sparse")  # as on Debian 12's ngspice 39
+    monkeypatch.setattr(verify_module, "large_solve", lambda *a, **k: pytest.fail("ran N=256"))
+    argv = ["verify", "--out", str(tmp_path / "r"), "--trials", "1", "--n", "4", "--workers", "1"]
+    assert main(argv) == 0
+    assert "N = 256 ngspice solve skipped: ngspice" in capsys.readouterr().out
+
+
 def test_calibrate_writes_a_valid_consistent_card(tmp_path, capsys):
     card_path = tmp_path / "params.json"
     assert main(["calibrate", "--out", str(card_path), "--trials", "4", "--n", "16"]) == 0

@@ -121,7 +121,9 @@ class BitSlicedVMM:
                     rng = np.random.default_rng(tile_seed)
                     arrays = program_conductances(target, device, rng)
                     session = (
-                        None if device.read_noise else engine.load(vmm_crossbar(arrays, config))
+                        None
+                        if device.read_noise
+                        else engine.load(vmm_crossbar(arrays, config), batches=True)
                     )
                     self.tiles.append(_Tile(s * self.cell_bits, rows, cols, arrays, session))
         self.ops = 0

@@ -132,8 +132,8 @@ class _Recording:
     def __init__(self, engine):
         self.engine, self.name, self.seen = engine, engine.name, {}
 
-    def load(self, circuit: Circuit):
-        session, seen = self.engine.load(circuit), self.seen
+    def load(self, circuit: Circuit, *, batches: bool = False):
+        session, seen = self.engine.load(circuit, batches=batches), self.seen
 
         class _Session:
             def solve(self, inputs=None):

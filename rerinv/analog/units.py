@@ -244,7 +244,8 @@ class VmmUnit:
             if not w[rows, cols].any():
                 continue
             crossbar = build_vmm(w[rows, cols].T, config, seed=tile_seed)  # computes W_t v
-            self.tiles.append([rows, cols, crossbar, engine.load(crossbar.circuit), 1.0])
+            session = engine.load(crossbar.circuit, batches=True)
+            self.tiles.append([rows, cols, crossbar, session, 1.0])
         counters.level(level)["crossbars"] += 2 * len(self.tiles)
 
     def __call__(self, v: np.ndarray) -> np.ndarray:

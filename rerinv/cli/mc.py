@@ -164,11 +164,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"{r['scheme']:>8} {r['trials']:>6} {r['median_bits']:>11.2f} {r['min_bits']:>8.2f} "
             f"{r['reached_share']:>10.0%} {r['median_passes']:>13.1f}"
         )
-    if args.large:
-        from rerinv.engines.ngspice import ngspice_solver, ngspice_version
+    from rerinv.engines.ngspice import ngspice_solver, ngspice_version
+
+    large = args.large
+    if large is None:  # the default: N = 256 where ngspice is fast enough (KLU)
+        large = 256 if ngspice_solver() == "klu" else 0
+        if not large:
+            print(
+                f"\nN = 256 ngspice solve skipped: ngspice {ngspice_version()} has no KLU "
+                "solver, and on Sparse 1.3 one N = 256 operating point takes minutes (install "
+                "ngspice >= 42, see README, or ask for it with --large 256)"
+            )
+    if large:
         from rerinv.studies.verify import large_solve
 
-        r = large_solve(config, args.large, seed=args.seed)
+        r = large_solve(config, large, seed=args.seed)
         print(
             f"\nN = {r.n} through ngspice {ngspice_version()} ({ngspice_solver()}), one "
             f"{r.n}-wide crossbar, {r.circuit} circuit, digital residual: {r.status}, "
@@ -214,9 +224,10 @@ def register(commands: argparse._SubParsersAction) -> None:
     verify.add_argument(
         "--large",
         type=int,
-        default=256,
+        default=None,
         metavar="N",
-        help="then one N x N solve through ngspice (default 256; 0 skips it)",
+        help="then one N x N solve through ngspice (default 256 with ngspice's KLU solver, "
+        "none on Sparse; 0 skips it)",
     )
     add_force_option(verify)
     verify.set_defaults(func=cmd_verify)

@@ -30,7 +30,10 @@ class Session(Protocol):
 class Engine(Protocol):
     name: str
 
-    def load(self, circuit: Circuit) -> Session: ...
+    def load(self, circuit: Circuit, *, batches: bool = False) -> Session:
+        """A session for ``circuit``; ``batches``: it will only be read through
+        ``solve_batch`` (an engine may then prepare just that)."""
+        ...
 
 
 def check_inputs(circuit: Circuit, inputs: np.ndarray | None) -> np.ndarray:

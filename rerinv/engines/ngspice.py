@@ -5,7 +5,9 @@ processes). A session parses its circuit once and keeps it loaded: :meth:`Ngspic
 ``alter``s the input sources that changed and re-runs the operating point;
 :meth:`NgspiceSession.solve_batch` keeps a second, batch variant of the circuit loaded (K
 input vectors as VCCS gains selected by one ``dc`` sweep, see
-:func:`rerinv.hw.netlist.to_spice`) and only ``alter``s the gains that changed.
+:func:`rerinv.hw.netlist.to_spice`) and only ``alter``s the gains that changed. Each variant is
+parsed when first needed: a crossbar only ever read in batches (the residual VMM's tiles) is
+parsed once, not twice.
 
 Matrix solver: KLU when the loaded ngspice has it (ngspice >= 42 built with KLU, every build
 from 43 on; Debian 12 gets 46 from bookworm-backports), else Sparse 1.3, which re-orders the
@@ -111,18 +113,18 @@ class NgspiceSession:
     """A circuit loaded into ngspice, ready to be re-solved for new inputs."""
 
     circuit: Circuit
-    circuit_id: int
+    circuit_id: int | None  #: the loaded plain circuit; None until a single solve needs it
     applied: np.ndarray = field(repr=False)
     monitored: tuple[str, ...] = ()
-    solver: str = "sparse"  #: the matrix solver its circuits were loaded with
+    solver: str = "sparse"  #: the matrix solver its circuits are loaded with
+    closed: bool = field(default=False, repr=False)
     batch_id: int | None = field(default=None, repr=False)  #: the loaded batch variant
     batch_gains: np.ndarray | None = field(default=None, repr=False)  #: its (capacity, n) gains
     batch_loads: int = field(default=0, repr=False)  #: times the batch variant was parsed
 
     def solve(self, inputs: np.ndarray | None = None) -> np.ndarray:
         inputs = check_inputs(self.circuit, inputs)
-        self._check_open()
-        _select(self.circuit_id)
+        self._plain()
         for k in np.flatnonzero(inputs != self.applied):
             _command(f"alter {source_name(self.circuit.inputs[k])} dc = {inputs[k]:.17g}")
         self.applied = inputs.copy()
@@ -137,7 +139,7 @@ class NgspiceSession:
         The batch variant is parsed on the first call (and again only when K exceeds every
         earlier K); later calls ``alter`` the gains that changed."""
         inputs = np.atleast_2d(np.asarray(inputs, dtype=float))
-        if inputs.shape[0] == 1:
+        if inputs.shape[0] == 1 and self.batch_id is None:
             return self.solve(inputs[0])[None, :]
         for row in inputs:
             check_inputs(self.circuit, row)
@@ -197,10 +199,9 @@ class NgspiceSession:
         restored afterwards.
         """
         inputs = check_inputs(self.circuit, inputs)
-        self._check_open()
         if not 0 < rise < stop or not 0 < step <= stop:
             raise SimulationError(f"bad transient times: step={step}, stop={stop}, rise={rise}")
-        _select(self.circuit_id)
+        self._plain()
         for node, value in zip(self.circuit.inputs, inputs, strict=True):
             _command(f"alter @{source_name(node)}[pwl] = [ 0 0 {rise:.17g} {value:.17g} ]")
         monitored = ("time", *self.monitored)
@@ -223,20 +224,33 @@ class NgspiceSession:
         self._check_open()
         circuit_id = self.batch_id if batch else self.circuit_id
         if circuit_id is None:
-            raise SimulationError("this session has no batch variant loaded yet")
+            raise SimulationError(
+                f"this session has no {'batch' if batch else 'plain'} variant loaded yet"
+            )
         _select(circuit_id)
         return analysis_statistics()
 
+    def _plain(self) -> None:
+        """Make the plain circuit ngspice's current one, parsing it on first use."""
+        self._check_open()
+        if self.circuit_id is None:
+            self.circuit_id = _load(self.circuit, self._text())
+        _select(self.circuit_id)
+
+    def _text(self) -> str:
+        return to_spice(self.circuit, options=solver_options(self.solver))
+
     def _check_open(self) -> None:
-        if self.circuit_id not in _loaded:
+        if self.closed:
             raise SimulationError("this circuit was closed; load it again")
 
     def close(self) -> None:
         """Remove the circuit and its batch variant from ngspice (frees their memory)."""
-        if self.batch_id is not None:
-            _remove(self.batch_id)
-            self.batch_id = None
-        _remove(self.circuit_id)
+        for circuit_id in (self.batch_id, self.circuit_id):
+            if circuit_id is not None:
+                _remove(circuit_id)
+        self.batch_id = self.circuit_id = None
+        self.closed = True
 
     def __enter__(self) -> NgspiceSession:
         return self
@@ -292,13 +306,17 @@ class NgspiceEngine:
 
     name = "spice"
 
-    def load(self, circuit: Circuit) -> NgspiceSession:
-        """Parse ``circuit`` into ngspice; raise :class:`SimulationError` if it is rejected."""
-        solver = ngspice_solver()
-        circuit_id = _load(circuit, to_spice(circuit, options=solver_options(solver)))
+    def load(self, circuit: Circuit, *, batches: bool = False) -> NgspiceSession:
+        """Parse ``circuit`` into ngspice; raise :class:`SimulationError` if it is rejected.
+
+        With ``batches`` (the caller reads it only through :meth:`NgspiceSession.solve_batch`)
+        nothing is parsed yet: the batch variant is, on the first batch."""
         monitored = circuit.outputs + tuple(
             n for n in circuit.amplifier_outputs if n not in set(circuit.outputs)
         )
-        return NgspiceSession(
-            circuit, circuit_id, circuit.input_values.copy(), monitored, solver=solver
+        session = NgspiceSession(
+            circuit, None, circuit.input_values.copy(), monitored, solver=ngspice_solver()
         )
+        if not batches:
+            session._plain()
+        return session

@@ -10,7 +10,7 @@ circuit saturates, which this engine does not model, so it raises
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
@@ -82,7 +82,13 @@ class _Builder:
 
 @dataclass(eq=False)
 class NodalSession:
-    """A factorised circuit: each solve is one sparse triangular solve pair."""
+    """A factorised circuit: each solve is one sparse triangular solve pair.
+
+    Batches: once a session has solved as many vectors as the circuit has inputs, it solves
+    one identity batch to get the circuit's transfer from inputs to outputs and amplifier
+    outputs (the circuit is linear) and answers every later batch with one matrix product:
+    the same numbers to rounding, and what makes the many column solves of BlockAMC's Schur
+    complements cheap."""
 
     circuit: Circuit
     lu: spla.SuperLU
@@ -93,6 +99,8 @@ class NodalSession:
     monitor_index: np.ndarray
     monitored: tuple[str, ...]
     node_index: dict[str, int]
+    _transfer: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False)
+    _solved: int = field(default=0, init=False, repr=False)  #: vectors solved in batches
 
     def solve(self, inputs: np.ndarray | None = None) -> np.ndarray:
         x = self.lu.solve(self._rhs(check_inputs(self.circuit, inputs)))
@@ -107,16 +115,35 @@ class NodalSession:
         if inputs.shape[1:] != (len(self.circuit.inputs),) or not np.all(np.isfinite(inputs)):
             for row in inputs:  # the one-vector check says what is wrong
                 check_inputs(self.circuit, row)
-        rhs = np.repeat(self.constant_rhs[:, None], inputs.shape[0], axis=1)
-        rhs[self.n_nodes + self.input_branches, :] = inputs.T
-        x = self.lu.solve(rhs)
-        if not np.all(np.isfinite(x)):
+        n_in, n_out = inputs.shape[1], len(self.output_index)
+        watched = np.concatenate([self.output_index, self.monitor_index])
+        self._solved += inputs.shape[0]
+        if self._transfer is None and self._solved >= n_in:
+            unit = np.zeros((n_in, n_in))
+            np.fill_diagonal(unit, 1.0)
+            offset = self._solve_columns(np.zeros((0, n_in)))[watched, 0]
+            self._transfer = (self._solve_columns(unit)[watched] - offset[:, None], offset)
+        if self._transfer is not None:
+            transfer, offset = self._transfer
+            y = offset[:, None] + transfer @ inputs.T
+        else:
+            y = self._solve_columns(inputs)[watched]
+        if not np.all(np.isfinite(y)):
             raise SimulationError(f"nodal solve of {self.circuit.title} gave non-finite values")
-        amplifiers = x[self.monitor_index]
+        amplifiers = y[n_out:]
         limit = self.circuit.opamp.v_rail * (1 - RAIL_MARGIN)
         for column in np.flatnonzero(np.any(np.abs(amplifiers) >= limit, axis=0))[:1]:
             check_rails(self.circuit, self.monitored, amplifiers[:, column], "nodal")
-        return x[self.output_index].T
+        return y[:n_out].T
+
+    def _solve_columns(self, inputs: np.ndarray) -> np.ndarray:
+        """Every unknown (rows) for the input vectors ``inputs`` (K, n_inputs); one column
+        of zero inputs when K = 0."""
+        k = max(inputs.shape[0], 1)
+        rhs = np.repeat(self.constant_rhs[:, None], k, axis=1)
+        if inputs.shape[0]:
+            rhs[self.n_nodes + self.input_branches, :] = inputs.T
+        return self.lu.solve(rhs)
 
     def amplifier_voltages(self, inputs: np.ndarray | None = None) -> np.ndarray:
         """Every amplifier output (``monitored`` order) of the linear circuit, without the
@@ -146,7 +173,7 @@ class NodalEngine:
 
     name = "nodal"
 
-    def load(self, circuit: Circuit) -> NodalSession:
+    def load(self, circuit: Circuit, *, batches: bool = False) -> NodalSession:
         oa = circuit.opamp
         gain, offset, r_out = oa.dc_gain, oa.offset, max(oa.r_out, MIN_R_OUT)
         b = _Builder()

@@ -66,6 +66,7 @@ def solve(
     if not np.any(b):
         raise InputError("the right-hand side is all zeros: x = 0 is the exact answer")
     with AnalogMachine(a, config, seed=seed) as machine:
+        setup_time = time.perf_counter() - start
         run = Run(machine, b, x_ref, config, target_bits, max_passes)
         loop_status = LOOPS[scheme](run)
         counters, plan = machine.counters, machine.residual
@@ -88,6 +89,7 @@ def solve(
         history=run.history,
         x=x,
         wall_time=time.perf_counter() - start,
+        setup_time=setup_time,
         loop_status=loop_status,
         circuit=route,
         scaling=scaling,

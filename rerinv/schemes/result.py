@@ -52,6 +52,7 @@ class SolveResult:
     history: list[PassRecord] = field(default_factory=list)
     x: np.ndarray = field(default_factory=lambda: np.zeros(0))
     wall_time: float = 0.0
+    setup_time: float = 0.0  #: of wall_time: programming (Schur complements, kappa) before pass 1
     loop_status: str = ""  #: what the loop itself concluded from hardware-visible residuals
     circuit: str = ""  #: inv | inv_shifted | ginv: what held the preconditioner
     scaling: str = ""  #: the diagonal scaling applied in digital
