@@ -228,6 +228,13 @@ class VmmUnit:
     inputs through ``scheme.dac_slices`` DAC slices, outputs through an auto-ranged ADC, the
     tiles' partial products added in digital. A low-precision VMM, as BlockAMC's off-diagonal
     blocks use (the high-precision residual is :class:`rerinv.analog.bitsliced.BitSlicedVMM`).
+
+    Ranging: a tile's first read starts at the DAC attenuation that the row sums of its
+    programmed target guarantee inside the ADC range (no read can rail); a column that then
+    uses less than an eighth of the range is read once more, louder; an over-ranged one again
+    at a quarter. Later reads start where the last one ended (the most attenuated column).
+    Every read is counted. (Railed amplifiers cost ngspice hundreds of Newton iterations per
+    point, so a read that rails is worth avoiding, not just retrying.)
     """
 
     def __init__(self, w, config: Config, engine, seed, counters: Counters, level: int = 0):
@@ -245,7 +252,7 @@ class VmmUnit:
                 continue
             crossbar = build_vmm(w[rows, cols].T, config, seed=tile_seed)  # computes W_t v
             session = engine.load(crossbar.circuit, batches=True)
-            self.tiles.append([rows, cols, crossbar, session, 1.0])
+            self.tiles.append([rows, cols, crossbar, session, self._safe_alpha(crossbar)])
         counters.level(level)["crossbars"] += 2 * len(self.tiles)
 
     def __call__(self, v: np.ndarray) -> np.ndarray:
@@ -270,15 +277,29 @@ class VmmUnit:
                 y[rows.start : rows.stop, live] += base * volts / k * peaks[live] * weight
         return y
 
+    def _safe_alpha(self, crossbar) -> float:
+        """The largest power-of-4 DAC attenuation at which full-scale codes on the programmed
+        target cannot pass the ADC range (its largest absolute row sum decides)."""
+        cfg = self.config
+        row_sum = float(np.max(np.abs(crossbar.matrix).sum(axis=0)))
+        peak = cfg.array.r_f * crossbar.target.scale * cfg.converters.dac_range * row_sum
+        if peak <= self.adc.full_scale:
+            return 1.0
+        return float(4.0 ** -np.ceil(np.log(peak / self.adc.full_scale) / np.log(4.0)))
+
     def _read_batch(self, tile, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """ADC-quantised outputs (m_tile, K) and volts-per-code factors (K,) of the columns of
-        DAC ``codes``, auto-ranged per column like the INV."""
+        DAC ``codes``, auto-ranged per column (see the class docstring)."""
         volts = np.zeros((len(tile[2].circuit.outputs), codes.shape[1]))
         alphas = np.full(codes.shape[1], tile[4])
         pending = np.flatnonzero(codes.any(axis=0))
+        read = pending.copy()
         limit = self.adc.full_scale + 0.5 * self.adc.lsb
+        retried = np.zeros(codes.shape[1], dtype=bool)
         for _ in range(MAX_RANGE_RETRIES):
             if pending.size == 0:
+                if read.size:
+                    tile[4] = float(np.min(alphas[read]))
                 return volts, alphas * self.config.converters.dac_range
             k = alphas[pending] * self.config.converters.dac_range
             self.counters.vmm_ops += pending.size
@@ -289,9 +310,16 @@ class VmmUnit:
             except SaturationError:
                 out = np.full((volts.shape[0], pending.size), np.inf)  # retry all lower
             over = np.any(np.abs(out) > limit, axis=0)
-            volts[:, pending[~over]] = self.adc.convert(out[:, ~over])
+            peaks = np.max(np.abs(out), axis=0)
+            raised = np.array([_raised_alpha(a, p, self.adc.full_scale)
+                               for a, p in zip(alphas[pending], peaks, strict=True)])  # fmt: skip
+            low = ~over & (raised > alphas[pending]) & ~retried[pending]
+            done = ~over & ~low
+            volts[:, pending[done]] = self.adc.convert(out[:, done])
             alphas[pending[over]] /= 4
-            pending = pending[over]
+            alphas[pending[low]] = raised[low]
+            retried[pending[low]] = True
+            pending = pending[over | low]
         raise SaturationError("VMM outputs stay beyond the ADC range after range reductions")
 
     def close(self) -> None:
