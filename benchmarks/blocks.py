@@ -67,9 +67,9 @@ def run(n: int, engine: str, blocks: str, width: int, residual: str, max_passes:
 
 
 def fit_exponent(rows: list[dict], engine: str, key: str = "wall_per_pass_s") -> float | None:
-    """Slope of log(time) against log(N) over the engine's BlockAMC and one-crossbar rows."""
+    """Slope of log(time) against log(N) over the engine's BlockAMC rows (N > width)."""
     points = sorted((r["n"], r[key]) for r in rows
-                    if r["engine"] == engine and r["blocks"] != "jacobi")  # fmt: skip
+                    if r["engine"] == engine and r["blocks"] == "blockamc")  # fmt: skip
     if len({n for n, _ in points}) < 2:
         return None
     n, t = np.log([p[0] for p in points]), np.log([p[1] for p in points])
@@ -92,16 +92,19 @@ def plot(rows: list[dict], out: Path, note: str) -> None:
                 continue
             p = fit_exponent(rows, engine, key)
             label = f"{'ngspice' if engine == 'spice' else engine}, {what}"
-            label += f" (~N^{p:.2f})" if p is not None else ""
+            label += f" (~N^{p:.2f} for N > 128)" if p is not None else ""
             ax.loglog(*zip(*pts, strict=True), dash, color=color, marker=marker, label=label,
                       markerfacecolor="white" if key == "setup_s" else color)  # fmt: skip
-    jacobi = sorted((r["n"], r["wall_per_pass_s"]) for r in rows if r["blocks"] == "jacobi")
-    if jacobi:
-        ax.loglog(*zip(*jacobi, strict=True), "x", color="grey", label="block-Jacobi, per pass")
+        jacobi = sorted((r["n"], r["wall_per_pass_s"]) for r in rows
+                        if r["engine"] == engine and r["blocks"] == "jacobi")  # fmt: skip
+        if jacobi:
+            name = "ngspice" if engine == "spice" else engine
+            ax.loglog(*zip(*jacobi, strict=True), "x", color=color, alpha=0.6,
+                      label=f"{name}, block-Jacobi, per pass")  # fmt: skip
     ax.set_xscale("log", base=2)
     ax.set_xlabel("N (matrix size; 128-wide crossbars)")
     ax.set_ylabel("wall time (s)")
-    ax.set_title("BlockAMC solve to 16 bits: time per pass and set-up")
+    ax.set_title("Solve to 16 bits on 128-wide crossbars: time per pass and set-up")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=8)
     fig.text(0.01, 0.01, note, fontsize=7, color="grey")
@@ -139,7 +142,8 @@ def main() -> None:
     if args.plot:
         data = [json.loads(Path(f).read_text()) for f in args.files]
         rows = [r for d in data for r in d["rows"]]
-        versions = {d["provenance"].get("ngspice_version") for d in data} - {None}
+        versions = {d["provenance"].get("ngspice_version") for d in data
+                    if any(r["engine"] == "spice" for r in d["rows"])} - {None}  # fmt: skip
         note = (f"benchmarks/blocks.py; kfac_factor(N, seed=N), auto scheme, digital residual; "
                 f"ngspice {', '.join(sorted(versions)) or '-'} (KLU)")  # fmt: skip
         plot(rows, Path(args.plot), note)

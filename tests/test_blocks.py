@@ -6,9 +6,10 @@ import pytest
 
 from rerinv.analog.blocks import crossbar_snapshots
 from rerinv.analog.machine import AnalogMachine
+from rerinv.analog.units import Counters, VmmUnit
 from rerinv.config import Config
 from rerinv.engines import get_engine
-from rerinv.errors import InputError
+from rerinv.errors import InputError, SaturationError
 from rerinv.matrices import kfac_factor, random_rhs
 from rerinv.schemes import effective_bits, solve
 
@@ -28,6 +29,7 @@ def test_blockamc_reaches_16_bits_and_counts_by_level(n):
     deepest = max(levels)
     assert levels[deepest]["inv_solves"] > 0  # the diagonal blocks and Schur complements
     assert sum(v["inv_solves"] for v in levels.values()) == result.inv_solves
+    assert 0 < result.setup_time < result.wall_time  # programming, Schur complements, kappa
 
 
 def test_block_jacobi_is_offered_and_needs_more_passes():
@@ -46,6 +48,38 @@ def test_residual_vmm_is_tiled_by_crossbar_width():
                    for t in tiles)  # fmt: skip
         x = random_rhs(40, seed=3)
         assert rel_err(m.vmm(x), a @ x) < 2.0**-20
+
+
+def test_vmm_tiles_never_read_at_a_railing_attenuation():
+    """A block whose row sums would rail the TIAs at full DAC scale starts attenuated (no
+    saturated read), raises an under-ranged column once, and keeps its product accurate."""
+    w = np.ones((16, 16)) + 0.1 * np.random.default_rng(2).standard_normal((16, 16))
+    saturated = []
+
+    class Watching:
+        name = "nodal"
+
+        def load(self, circuit, *, batches=False):
+            session = get_engine("nodal").load(circuit, batches=batches)
+
+            class Session:
+                def solve_batch(self, inputs):
+                    try:
+                        return session.solve_batch(inputs)
+                    except SaturationError:
+                        saturated.append(inputs)
+                        raise
+
+                def close(self):
+                    session.close()
+
+            return Session()
+
+    unit = VmmUnit(w, BLOCKS, Watching(), np.random.SeedSequence(0), Counters())
+    assert unit.tiles[0][4] < 1.0  # full scale would pass the ADC range
+    for v in (np.ones(16), np.random.default_rng(3).uniform(-1, 1, (16, 4))):
+        assert rel_err(unit(v), w @ v) < 0.05
+    assert saturated == []
 
 
 def test_repast_needs_one_crossbar():

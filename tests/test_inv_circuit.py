@@ -64,6 +64,22 @@ def test_vmm_equals_minus_rf_gt_v(engine, ideal_config):
     assert rel_err(y, -ideal_config.array.r_f * arrays.conductance_matrix.T @ v) < 1e-6
 
 
+@pytest.mark.parametrize(
+    ("model", "tolerance"), [("ideal", 1e-6), ("finite_gain", 1e-9), ("single_pole", 1e-9)]
+)
+def test_op_amp_offsets_agree_with_the_nodal_engine_and_move_the_outputs(model, tolerance):
+    """The offset is a current into the op-amp models' gain node (no series source): ngspice
+    and the nodal engine (an independent stamp of ``v(oi) = gain (-vos - v(inn))``) agree (to
+    rounding of the 1e12 gain for the ideal model)."""
+    outputs = {}
+    for vos in (0.0, 2e-3):
+        config = Config().with_overrides([f"opamp.model={model}", f"opamp.offset={vos}"])
+        inv, vin, out = _inv_solve(spd(8, seed=4), config)
+        assert rel_err(out, get_engine("nodal").load(inv.circuit).solve(vin)) < tolerance
+        outputs[vos] = out
+    assert rel_err(outputs[2e-3], outputs[0.0]) > 1e-3  # the offset is not ignored
+
+
 def test_wire_resistance_error_grows_and_matches_nodal():
     def wire_error(n, r_wire):
         config = Config().with_overrides(
