@@ -65,12 +65,12 @@ def test_vmm_equals_minus_rf_gt_v(engine, ideal_config):
 
 
 @pytest.mark.parametrize(
-    ("model", "tolerance"), [("ideal", 1e-6), ("finite_gain", 1e-9), ("single_pole", 1e-9)]
+    ("model", "tolerance"), [("ideal", 1e-5), ("finite_gain", 1e-9), ("single_pole", 1e-9)]
 )
 def test_op_amp_offsets_agree_with_the_nodal_engine_and_move_the_outputs(model, tolerance):
     """The offset is a current into the op-amp models' gain node (no series source): ngspice
     and the nodal engine (an independent stamp of ``v(oi) = gain (-vos - v(inn))``) agree (to
-    rounding of the 1e12 gain for the ideal model)."""
+    rounding of the 1e12 gain for the ideal model: 4e-7 on KLU, 2e-6 on ngspice 39's Sparse)."""
     outputs = {}
     for vos in (0.0, 2e-3):
         config = Config().with_overrides([f"opamp.model={model}", f"opamp.offset={vos}"])
