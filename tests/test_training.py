@@ -356,6 +356,8 @@ def test_cli_train_writes_file_report_and_steps_json(tmp_path):
         (["--backends", "float64,magic"], "unknown K-FAC inverse backend 'magic'"),
         (["--set", "device.bits=99"], "device.bits"),
         (["--bits", "1"], "bits must be between 2 and 48"),
+        (["--seed", "-1"], "a seed is an integer in [0, 2**63)"),
+        (["--seeds", "0"], "expected a whole number >= 1"),
     ],
 )
 def test_cli_train_bad_input_is_one_line_and_exit_2(tmp_path, capsys, extra, message):

@@ -13,6 +13,7 @@ import argparse
 import shlex
 from pathlib import Path
 
+from rerinv.cli.common import positive_int, seed_value
 from rerinv.config import ENGINES, Config
 from rerinv.errors import InputError
 from rerinv.presets import preset_names, preset_text
@@ -68,9 +69,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add("--pool", type=int, help="average-pool the 8x8 inputs (2: 16 inputs, a small network)")
     add("--steps", type=int, help="optimizer steps per run (default 150)")
     add("--batch-size", type=int, help="mini-batch size (default 256)")
-    add("--seeds", type=int, help="runs per setting (default 5)")
-    add("--seed", type=int, help="master seed of the run seeds (default 0)")
-    add("--data-seed", type=int, help="seed of the train/test split (default 0)")
+    add("--seeds", type=positive_int, help="runs per setting (default 5)")
+    add("--seed", type=seed_value, help="master seed of the run seeds (default 0)")
+    add("--data-seed", type=seed_value, help="seed of the train/test split (default 0)")
     add(
         "--backends",
         type=_names,
