@@ -234,11 +234,9 @@ class NgspiceSession:
         """Make the plain circuit ngspice's current one, parsing it on first use."""
         self._check_open()
         if self.circuit_id is None:
-            self.circuit_id = _load(self.circuit, self._text())
+            text = to_spice(self.circuit, options=solver_options(self.solver))
+            self.circuit_id = _load(self.circuit, text)
         _select(self.circuit_id)
-
-    def _text(self) -> str:
-        return to_spice(self.circuit, options=solver_options(self.solver))
 
     def _check_open(self) -> None:
         if self.closed:

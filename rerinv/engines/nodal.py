@@ -119,13 +119,12 @@ class NodalSession:
         watched = np.concatenate([self.output_index, self.monitor_index])
         self._solved += inputs.shape[0]
         if self._transfer is None and self._solved >= n_in:
-            unit = np.zeros((n_in, n_in))
-            np.fill_diagonal(unit, 1.0)
-            offset = self._solve_columns(np.zeros((0, n_in)))[watched, 0]
-            self._transfer = (self._solve_columns(unit)[watched] - offset[:, None], offset)
+            at_zero = self._solve_columns(np.zeros((0, n_in)))[watched, 0]  # offsets, if any
+            transfer = self._solve_columns(np.eye(n_in))[watched] - at_zero[:, None]
+            self._transfer = (transfer, at_zero)
         if self._transfer is not None:
-            transfer, offset = self._transfer
-            y = offset[:, None] + transfer @ inputs.T
+            transfer, at_zero = self._transfer
+            y = at_zero[:, None] + transfer @ inputs.T
         else:
             y = self._solve_columns(inputs)[watched]
         if not np.all(np.isfinite(y)):
