@@ -29,10 +29,15 @@ from pathlib import Path
 
 import numpy as np
 
+from rerinv.analog.machine import AnalogMachine
+from rerinv.analog.units import InvUnit, VmmUnit
 from rerinv.config import Config
+from rerinv.engines import get_engine
 from rerinv.matrices import kfac_factor, random_rhs
 from rerinv.provenance import provenance
 from rerinv.schemes import solve
+from rerinv.schemes.loops import LOOPS
+from rerinv.schemes.stopping import Run
 
 ENGINES = ("nodal", "spice")
 
@@ -66,10 +71,78 @@ def run(n: int, engine: str, blocks: str, width: int, residual: str, max_passes:
     }
 
 
+def _to_engine(unit, engine) -> None:
+    """Load every crossbar of a programmed preconditioner into ``engine`` (same circuits)."""
+    if isinstance(unit, InvUnit):
+        unit._session.close()
+        unit._session, unit.engine = engine.load(unit.crossbar.circuit), engine
+    elif isinstance(unit, VmmUnit):
+        for tile in unit.tiles:
+            tile[3].close()
+            tile[3] = engine.load(tile[2].circuit, batches=True)
+    else:  # BlockInverse or BlockJacobi
+        parts = getattr(unit, "units", None) or (unit.a11, unit.v12, unit.v21, unit.s)
+        for part in parts:
+            _to_engine(part, engine)
+
+
+def run_hybrid(n: int, width: int, max_passes: int) -> dict:
+    """BlockAMC programmed on the nodal engine (Schur complements and all), then every crossbar
+    loaded into ngspice and the passes run there: ngspice's time per pass where its own set-up
+    would take hours. The circuits are the same; both engines agree on each to ~1e-15."""
+    config = Config().with_overrides(
+        [f"array.max_size={width}", "scheme.blocks=blockamc", "scheme.residual=digital"]
+    )
+    config = config.with_values("simulation", engine="nodal", max_passes=max_passes)
+    a, b = kfac_factor(n, seed=n), random_rhs(n, seed=n + 1)
+    start = time.perf_counter()
+    with AnalogMachine(a, config, seed=0) as machine:
+        programmed = time.perf_counter()
+        _to_engine(machine.unit, get_engine("spice"))
+        loaded = time.perf_counter()
+        run = Run(machine, b, np.linalg.solve(a, b), config, 16.0, max_passes)
+        LOOPS[config.simulation.scheme](run)
+        passes = len(run.history)
+        end = time.perf_counter()
+        counters = machine.counters
+    return {
+        "n": n,
+        "engine": "spice",
+        "blocks": "blockamc",
+        "hybrid": "set-up on nodal, crossbars then loaded into ngspice, passes on ngspice",
+        "status": "max_passes" if passes == max_passes else "stopped",
+        "effective_bits": run.history[-1].effective_bits,
+        "passes": passes,
+        "passes_to_16": None,
+        "inv_solves": counters.inv_solves,
+        "vmm_ops": counters.vmm_ops,
+        "crossbars": sum(level["crossbars"] for level in counters.by_level.values()),
+        "levels": len(counters.by_level),
+        "by_level": {int(k): dict(v) for k, v in counters.by_level.items()},
+        "wall_s": end - start,
+        "setup_s": programmed - start,
+        "ngspice_load_s": loaded - programmed,
+        "wall_per_pass_s": (end - loaded) / max(passes, 1),
+        "bits_by_pass": [h.effective_bits for h in run.history],
+    }
+
+
+def _points(rows: list[dict], engine: str, key: str, blocks=("blockamc",)) -> list[tuple]:
+    """(N, time) of the engine's rows; a hybrid row (set-up on nodal) gives only its time per
+    pass, and only at an N no full run measured."""
+    full = {r["n"] for r in rows if r["engine"] == engine and "hybrid" not in r}
+
+    def wanted(r: dict) -> bool:
+        if r["engine"] != engine or r["blocks"] not in blocks:
+            return False
+        return "hybrid" not in r or (key == "wall_per_pass_s" and r["n"] not in full)
+
+    return sorted((r["n"], r[key]) for r in rows if wanted(r))
+
+
 def fit_exponent(rows: list[dict], engine: str, key: str = "wall_per_pass_s") -> float | None:
     """Slope of log(time) against log(N) over the engine's BlockAMC rows (N > width)."""
-    points = sorted((r["n"], r[key]) for r in rows
-                    if r["engine"] == engine and r["blocks"] == "blockamc")  # fmt: skip
+    points = _points(rows, engine, key)
     if len({n for n, _ in points}) < 2:
         return None
     n, t = np.log([p[0] for p in points]), np.log([p[1] for p in points])
@@ -85,20 +158,22 @@ def plot(rows: list[dict], out: Path, note: str) -> None:
     fig, ax = plt.subplots(figsize=(7, 4.6))
     styles = {"nodal": ("tab:blue", "o"), "spice": ("tab:red", "s")}
     for engine, (color, marker) in styles.items():
+        name = "ngspice" if engine == "spice" else engine
         for key, dash, what in (("wall_per_pass_s", "-", "per pass"), ("setup_s", ":", "set-up")):
-            pts = sorted((r["n"], r[key]) for r in rows
-                         if r["engine"] == engine and r["blocks"] != "jacobi")  # fmt: skip
+            pts = _points(rows, engine, key, blocks=("blockamc", "one crossbar"))
             if not pts:
                 continue
             p = fit_exponent(rows, engine, key)
-            label = f"{'ngspice' if engine == 'spice' else engine}, {what}"
-            label += f" (~N^{p:.2f} for N > 128)" if p is not None else ""
+            label = f"{name}, {what}" + (f" (~N^{p:.2f} for N > 128)" if p is not None else "")
             ax.loglog(*zip(*pts, strict=True), dash, color=color, marker=marker, label=label,
                       markerfacecolor="white" if key == "setup_s" else color)  # fmt: skip
-        jacobi = sorted((r["n"], r["wall_per_pass_s"]) for r in rows
-                        if r["engine"] == engine and r["blocks"] == "jacobi")  # fmt: skip
+        hybrid = sorted((r["n"], r["wall_per_pass_s"]) for r in rows
+                        if r["engine"] == engine and "hybrid" in r)  # fmt: skip
+        if hybrid:
+            ax.loglog(*zip(*hybrid, strict=True), "D", color=color, markerfacecolor="none",
+                      markersize=9, label=f"{name}, per pass, set-up formed on nodal")  # fmt: skip
+        jacobi = _points(rows, engine, "wall_per_pass_s", blocks=("jacobi",))
         if jacobi:
-            name = "ngspice" if engine == "spice" else engine
             ax.loglog(*zip(*jacobi, strict=True), "x", color=color, alpha=0.6,
                       label=f"{name}, block-Jacobi, per pass")  # fmt: skip
     ax.set_xscale("log", base=2)
@@ -106,7 +181,7 @@ def plot(rows: list[dict], out: Path, note: str) -> None:
     ax.set_ylabel("wall time (s)")
     ax.set_title("Solve to 16 bits on 128-wide crossbars: time per pass and set-up")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.text(0.01, 0.01, note, fontsize=7, color="grey")
     fig.tight_layout(rect=(0, 0.03, 1, 1))
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +210,11 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=128, help="crossbar size (array.max_size)")
     parser.add_argument("--residual", choices=("digital", "analog"), default="digital")
     parser.add_argument("--max-passes", type=int, default=40)
+    parser.add_argument(
+        "--spice-passes", type=int, nargs="*", default=[], metavar="N",
+        help="program on nodal, then run --hybrid-passes passes on ngspice",
+    )  # fmt: skip
+    parser.add_argument("--hybrid-passes", type=int, default=2)
     parser.add_argument("--json", default="results/bench_blocks.json")
     parser.add_argument("--plot", metavar="PNG", help="plot the JSON files given, run nothing")
     parser.add_argument("files", nargs="*", help="JSON files of this script (with --plot)")
@@ -164,6 +244,13 @@ def main() -> None:
             for blocks in args.blocks if n > args.width else args.blocks[:1]:
                 rows.append(run(n, engine, blocks, args.width, args.residual, args.max_passes))
                 _print_row(rows[-1])
+    for n in args.spice_passes:
+        rows.append(run_hybrid(n, args.width, args.hybrid_passes))
+        r = rows[-1]
+        bits = ", ".join(f"{b:.2f}" for b in r["bits_by_pass"])
+        print(f"{n:>5}  spice passes only (set-up on nodal {r['setup_s']:.1f} s, ngspice load "
+              f"{r['ngspice_load_s']:.1f} s): {r['passes']} passes, {r['wall_per_pass_s']:.2f} "
+              f"s/pass, bits {bits}", flush=True)  # fmt: skip
     fits = {e: fit_exponent(rows, e) for e in ENGINES}
     for engine, p in fits.items():
         if p is not None:
@@ -172,7 +259,8 @@ def main() -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     data = {
         "provenance": provenance(
-            shlex.join(["benchmarks/blocks.py", *sys.argv[1:]]), ngspice=bool(args.spice)
+            shlex.join(["benchmarks/blocks.py", *sys.argv[1:]]),
+            ngspice=bool(args.spice or args.spice_passes),
         ),  # fmt: skip
         "width": args.width,
         "residual": args.residual,
