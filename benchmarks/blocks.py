@@ -222,8 +222,8 @@ def main() -> None:
     if args.plot:
         data = [json.loads(Path(f).read_text()) for f in args.files]
         rows = [r for d in data for r in d["rows"]]
-        versions = {d["provenance"].get("ngspice_version") for d in data
-                    if any(r["engine"] == "spice" for r in d["rows"])} - {None}  # fmt: skip
+        versions = {d["provenance"].get("ngspice_version") for d in data}
+        versions -= {None, "not used"}
         note = (f"benchmarks/blocks.py; kfac_factor(N, seed=N), auto scheme, digital residual; "
                 f"ngspice {', '.join(sorted(versions)) or '-'} (KLU)")  # fmt: skip
         plot(rows, Path(args.plot), note)
