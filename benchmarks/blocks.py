@@ -86,7 +86,34 @@ def _to_engine(unit, engine) -> None:
             _to_engine(part, engine)
 
 
-def run_hybrid(n: int, width: int, max_passes: int) -> dict:
+class _ColdEngine:
+    """ngspice, parsing a crossbar for every read and removing it afterwards: one circuit in
+    memory at a time (where keeping every crossbar loaded does not fit), parse time included."""
+
+    name = "spice"
+
+    def __init__(self):
+        self.spice = get_engine("spice")
+
+    def load(self, circuit, *, batches: bool = False):
+        spice = self.spice
+
+        class Session:
+            def solve(self, inputs=None):
+                with spice.load(circuit) as session:
+                    return session.solve(inputs)
+
+            def solve_batch(self, inputs):
+                with spice.load(circuit, batches=True) as session:
+                    return session.solve_batch(inputs)
+
+            def close(self):
+                pass
+
+        return Session()
+
+
+def run_hybrid(n: int, width: int, max_passes: int, cold: bool = False) -> dict:
     """BlockAMC programmed on the nodal engine (Schur complements and all), then every crossbar
     loaded into ngspice and the passes run there: ngspice's time per pass where its own set-up
     would take hours. The circuits are the same; both engines agree on each to ~1e-15."""
@@ -98,7 +125,7 @@ def run_hybrid(n: int, width: int, max_passes: int) -> dict:
     start = time.perf_counter()
     with AnalogMachine(a, config, seed=0) as machine:
         programmed = time.perf_counter()
-        _to_engine(machine.unit, get_engine("spice"))
+        _to_engine(machine.unit, _ColdEngine() if cold else get_engine("spice"))
         loaded = time.perf_counter()
         run = Run(machine, b, np.linalg.solve(a, b), config, 16.0, max_passes)
         LOOPS[config.simulation.scheme](run)
@@ -109,7 +136,8 @@ def run_hybrid(n: int, width: int, max_passes: int) -> dict:
         "n": n,
         "engine": "spice",
         "blocks": "blockamc",
-        "hybrid": "set-up on nodal, crossbars then loaded into ngspice, passes on ngspice",
+        "hybrid": "set-up on nodal, crossbars then loaded into ngspice, passes on ngspice"
+        + (" (cold: every read parses its crossbar)" if cold else ""),
         "status": "max_passes" if passes == max_passes else "stopped",
         "effective_bits": run.history[-1].effective_bits,
         "passes": passes,
@@ -215,6 +243,7 @@ def main() -> None:
         help="program on nodal, then run --hybrid-passes passes on ngspice",
     )  # fmt: skip
     parser.add_argument("--hybrid-passes", type=int, default=2)
+    parser.add_argument("--cold", action="store_true", help="--spice-passes parse every read")
     parser.add_argument("--json", default="results/bench_blocks.json")
     parser.add_argument("--plot", metavar="PNG", help="plot the JSON files given, run nothing")
     parser.add_argument("files", nargs="*", help="JSON files of this script (with --plot)")
@@ -245,7 +274,7 @@ def main() -> None:
                 rows.append(run(n, engine, blocks, args.width, args.residual, args.max_passes))
                 _print_row(rows[-1])
     for n in args.spice_passes:
-        rows.append(run_hybrid(n, args.width, args.hybrid_passes))
+        rows.append(run_hybrid(n, args.width, args.hybrid_passes, args.cold))
         r = rows[-1]
         bits = ", ".join(f"{b:.2f}" for b in r["bits_by_pass"])
         print(f"{n:>5}  spice passes only (set-up on nodal {r['setup_s']:.1f} s, ngspice load "
