@@ -88,12 +88,7 @@ def to_spice(
         ]
     else:
         lines += _batch_sources(circuit, np.atleast_2d(np.asarray(batch, dtype=float)))
-    # last first: ngspice then builds the dense crossbar block of its matrix about 5 % faster
-    # (N = 256 INV operating point, KLU; docs/benchmarks.md); the solution is the same
-    lines += [
-        f"R{k} {a} {b} {ohms:.17g}"
-        for k, (a, b, ohms) in reversed(list(enumerate(circuit.resistors)))
-    ]
+    lines += [f"R{k} {a} {b} {ohms:.17g}" for k, (a, b, ohms) in enumerate(circuit.resistors)]
     lines += [
         f"XA{k} 0 {inn} {out} opamp_{model} {opamp_params(circuit, circuit.gbw_of_opamp(k))}"
         for k, (inn, out) in enumerate(circuit.opamps)
