@@ -163,6 +163,8 @@ def _points(rows: list[dict], engine: str, key: str, blocks=("blockamc",)) -> li
     def wanted(r: dict) -> bool:
         if r["engine"] != engine or r["blocks"] not in blocks:
             return False
+        if "cold" in r.get("hybrid", ""):
+            return False  # parse time included: not the warm machine's time per pass
         return "hybrid" not in r or (key == "wall_per_pass_s" and r["n"] not in full)
 
     return sorted((r["n"], r[key]) for r in rows if wanted(r))
@@ -195,11 +197,15 @@ def plot(rows: list[dict], out: Path, note: str) -> None:
             label = f"{name}, {what}" + (f" (~N^{p:.2f} for N > 128)" if p is not None else "")
             ax.loglog(*zip(*pts, strict=True), dash, color=color, marker=marker, label=label,
                       markerfacecolor="white" if key == "setup_s" else color)  # fmt: skip
-        hybrid = sorted((r["n"], r["wall_per_pass_s"]) for r in rows
-                        if r["engine"] == engine and "hybrid" in r)  # fmt: skip
-        if hybrid:
-            ax.loglog(*zip(*hybrid, strict=True), "D", color=color, markerfacecolor="none",
-                      markersize=9, label=f"{name}, per pass, set-up formed on nodal")  # fmt: skip
+        kinds = ((False, "D", "set-up formed on nodal"),
+                 (True, "v", "cold: parsed per read, set-up on nodal"))  # fmt: skip
+        for cold, shape, what in kinds:
+            hybrid = sorted((r["n"], r["wall_per_pass_s"]) for r in rows
+                            if r["engine"] == engine and "hybrid" in r
+                            and ("cold" in r["hybrid"]) == cold)  # fmt: skip
+            if hybrid:
+                ax.loglog(*zip(*hybrid, strict=True), shape, color=color, markerfacecolor="none",
+                          markersize=9, label=f"{name}, per pass, {what}")  # fmt: skip
         jacobi = _points(rows, engine, "wall_per_pass_s", blocks=("jacobi",))
         if jacobi:
             ax.loglog(*zip(*jacobi, strict=True), "x", color=color, alpha=0.6,
