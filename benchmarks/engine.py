@@ -6,7 +6,7 @@ ngspice, with the analog bit-sliced residual VMM (the default) and with a digita
 
     .venv/bin/python benchmarks/engine.py [--sizes 64 128 256] [--solvers klu sparse]
         [--repeats 3] [--sparse-max-n 128] [--batch 24] [--loop-max-n 64] [--refine-n 64]
-        [--refine-residual analog digital] [--json FILE]
+        [--refine-residual analog digital] [--refine-workers 1 2] [--json FILE]
 
 Per (solver, N) the ngspice counters (`rusage`) split an operating point into matrix set-up
 (every ngspice analysis rebuilds the matrix), load (device stamping), re-order (first
@@ -142,11 +142,21 @@ def measure(n: int, solver: str, args, config: Config) -> dict:
     }
 
 
-def refine(n: int, solver: str, residual: str) -> dict:
+def refine(n: int, solver: str, residual: str, workers: int = 1) -> dict:
     """``refine`` to 16 bits through ngspice, with the analog bit-sliced residual VMM (the
     default) or a digital one (float64, as in Le Gallo et al.'s mixed-precision refinement);
-    time in parsing and in analyses."""
+    time in parsing and in analyses (in this process: none with ``workers`` > 1, whose pool is
+    started, and timed, before the solve)."""
     ngm.set_ngspice_solver(solver)
+    pool_start = 0.0
+    if workers > 1:
+        pool = get_engine("spice", workers)
+        pool.shutdown()  # workers with this solver
+        circuit = inv_crossbar(build_inv(np.eye(2), Config()).arrays, Config())
+        start = time.perf_counter()
+        for session in [pool.load(circuit) for _ in range(workers)]:  # one on each worker
+            session.close()
+        pool_start = time.perf_counter() - start
     spent = {"load": [0, 0.0], "op": [0, 0.0], "dc": [0, 0.0]}
     real_load, real_analysis = ngm._load, ngm._analysis
 
@@ -170,7 +180,7 @@ def refine(n: int, solver: str, residual: str) -> dict:
     try:
         a, b = kfac_factor(n, seed=n), random_rhs(n, seed=n + 1)
         config = Config().with_overrides([f"scheme.residual={residual}"])
-        config = config.with_values("simulation", engine="spice", scheme="refine")
+        config = config.with_values("simulation", engine="spice", scheme="refine", workers=workers)
         start, start_cpu = time.perf_counter(), time.process_time()
         r = solve(a, b, config)
         wall, cpu = time.perf_counter() - start, time.process_time() - start_cpu
@@ -180,6 +190,8 @@ def refine(n: int, solver: str, residual: str) -> dict:
         "n": n,
         "solver": solver,
         "residual": residual,
+        "workers": workers,
+        "pool_start_s": pool_start,
         "status": r.status,
         "effective_bits": r.effective_bits,
         "passes": r.passes,
@@ -210,6 +222,8 @@ def main() -> None:
     parser.add_argument("--refine-n", type=int, nargs="*", default=[64])
     parser.add_argument("--refine-residual", nargs="+", default=["analog", "digital"],
                         choices=("analog", "digital"))  # fmt: skip
+    parser.add_argument("--refine-workers", type=int, nargs="+", default=[1, 2],
+                        help="simulation.workers of the refine runs")  # fmt: skip
     parser.add_argument("--json", default="results/bench_engine.json")
     args = parser.parse_args()
     solvers = [s for s in args.solvers if s == "sparse" or ngm.ngspice_has_klu()]
@@ -248,17 +262,27 @@ def main() -> None:
     if args.refine_n:
         print(
             f"\nrefine to 16 bits through ngspice (kfac_factor(N, seed=N), random_rhs(N, "
-            f"seed=N+1))\n{'solver':>6} {'N':>4} {'residual':>8} {'status':>10} {'bits':>5} "
+            f"seed=N+1)); with workers > 1 ngspice runs in those processes (its parses and "
+            f"analyses are not split out; the pool starts before the solve, in 'pool s')\n"
+            f"{'solver':>6} {'N':>4} {'residual':>8} {'workers':>7} {'pool s':>6} "
+            f"{'status':>10} {'bits':>5} "
             f"{'passes':>6} "
             f"{'INV':>4} {'VMM ops':>7} {'parses':>6} {'parse s':>7} {'ops':>4} {'op s':>6} "
             f"{'sweeps':>6} {'sweep s':>7} {'total s':>7} {'(CPU)':>7}"
         )
     for solver in solvers:
-        for n, residual in ((n, res) for n in args.refine_n for res in args.refine_residual):
-            r = refine(n, solver, residual)
+        runs = [
+            (n, res, w)
+            for n in args.refine_n
+            for res in args.refine_residual
+            for w in args.refine_workers
+        ]
+        for n, residual, workers in runs:
+            r = refine(n, solver, residual, workers)
             refines.append(r)
             print(
-                f"{solver:>6} {n:>4} {residual:>8} {r['status']:>10} {r['effective_bits']:>5.1f} "
+                f"{solver:>6} {n:>4} {residual:>8} {workers:>7} {r['pool_start_s']:>6.2f} "
+                f"{r['status']:>10} {r['effective_bits']:>5.1f} "
                 f"{r['passes']:>6} {r['inv_solves']:>4} {r['vmm_ops']:>7} {r['parses']:>6} "
                 f"{r['parse_s']:>7.2f} {r['ops']:>4} {r['op_s']:>6.2f} {r['dc_sweeps']:>6} "
                 f"{r['dc_s']:>7.2f} {r['wall_s']:>7.2f} {r['cpu_s']:>7.2f}",

@@ -41,6 +41,9 @@ class SaturationError(RerinvError, RuntimeError):
         self.nodes = list(nodes)
         self.values = values
 
+    def __reduce__(self):  # pickled across engine worker processes with its nodes and values
+        return type(self), (str(self), self.nodes, self.values)
+
 
 class UnsupportedByEngineError(RerinvError, NotImplementedError):
     """The chosen engine cannot model this circuit faithfully (e.g. rails it would hit)."""

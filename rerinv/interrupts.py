@@ -1,10 +1,25 @@
-"""Ctrl-C and SIGTERM for long runs (Monte Carlo, training): stop cleanly, resume later."""
+"""Ctrl-C and SIGTERM for long runs (Monte Carlo, training): stop cleanly, resume later; helper
+processes that die with their parent."""
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import signal
 import threading
 from typing import Any, TextIO
+
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(signum: int) -> bool:
+    """Have the kernel send ``signum`` to this process when its parent dies (Linux only);
+    True when set."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        return libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 class StopOnInterrupt:

@@ -4,12 +4,14 @@ counters, the tiled residual VMM, and the block machine's netlists."""
 import numpy as np
 import pytest
 
+from rerinv.analog.bitsliced import tile_plan
 from rerinv.analog.blocks import crossbar_snapshots
 from rerinv.analog.machine import AnalogMachine
 from rerinv.analog.units import Counters, VmmUnit
 from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.errors import InputError, SaturationError
+from rerinv.hw.converters import Converter
 from rerinv.matrices import kfac_factor, random_rhs
 from rerinv.schemes import effective_bits, solve
 
@@ -125,3 +127,19 @@ def test_machine_netlist_runs_in_stock_ngspice(tmp_path):
         volts = get_engine("nodal").load(snap.circuit).solve()
         got = np.array([printed[f"{snap.name}_{node}"] for node in snap.circuit.outputs])
         assert rel_err(got, volts) < 1e-6, snap.name
+
+
+def test_tile_plan_takes_the_fewest_reads_then_the_fewest_cells():
+    adc = Converter(8, 1.0)  # max_code 127
+    # 64 rows: 1-bit cells in one block and 2-bit cells in two blocks both need 26 reads per
+    # plane; the 2-bit plan holds half the cells
+    assert tile_plan(64, 26, adc, 256) == (2, [slice(0, 32), slice(32, 64)])
+    bits, blocks = tile_plan(256, 26, adc, 256)  # 3 x 26 reads beats 7 x 13
+    assert bits == 1 and [b.stop - b.start for b in blocks] == [85, 85, 86]
+    for n in (5, 64, 130, 300):  # every block's full-scale partial sum fits the ADC
+        bits, blocks = tile_plan(n, 24, adc, 64)
+        assert blocks[0].start == 0 and blocks[-1].stop == n
+        assert max(b.stop - b.start for b in blocks) * (2**bits - 1) <= adc.max_code
+    assert tile_plan(64, 26, adc, 256, cell_bits=3)[0] == 3
+    with pytest.raises(InputError, match="vmm_cell_bits=8"):
+        tile_plan(64, 26, adc, 256, cell_bits=8)

@@ -49,7 +49,7 @@ def test_every_spice_solve_of_a_scheme_matches_nodal(monkeypatch, scheme, r_wire
     log = []
     real = rerinv.analog.machine.get_engine
     monkeypatch.setattr(
-        rerinv.analog.machine, "get_engine", lambda name: _Recording(real(name), log)
+        rerinv.analog.machine, "get_engine", lambda name, workers=1: _Recording(real(name), log)
     )
     config = Config().with_overrides([f"array.r_wire={r_wire}"])
     a, b = kfac_factor(16, seed=2), random_rhs(16, seed=3)

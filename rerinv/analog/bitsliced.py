@@ -4,10 +4,11 @@
 cells (differential pairs for the sign), and ``x`` in ``input_bits`` sign-magnitude fixed
 point applied one bit plane at a time (inputs in ``{-v_read, 0, +v_read}``). Every (slice,
 plane) is one analog VMM solved by the engine; an ADC per column reads the partial sum. The
-read voltage makes one ADC step equal one unit of the integer partial sum, and ``cell_bits`` is
-chosen so that the largest possible partial sum fits the ADC: with exact cells every partial
-sum is read exactly and the digital shift-and-add is exact; with cell error the rounding of
-partial sums sets a floor, which the schemes then report.
+read voltage makes one ADC step equal one unit of the integer partial sum, and ``cell_bits`` and
+the rows per crossbar are chosen so that the largest possible partial sum fits the ADC
+(:func:`tile_plan`): with exact cells every partial sum is read exactly and the digital
+shift-and-add is exact; with cell error the rounding of partial sums sets a floor, which the
+schemes then report.
 
 With ``device.read_noise`` every (slice, plane) read sees conductances drawn afresh around the
 programmed ones (a new circuit per read: exact, and slow on the ``spice`` engine). The
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from rerinv.config import Config
+from rerinv.engines import parallel_map
 from rerinv.errors import InputError, SaturationError
 from rerinv.hw.circuit import vmm_crossbar
 from rerinv.hw.converters import Converter
@@ -28,12 +30,34 @@ from rerinv.hw.mapping import CrossbarArrays, program_conductances, read_conduct
 from rerinv.seeds import spawn
 
 
-def exact_cell_bits(n_rows: int, adc: Converter) -> int:
-    """Largest cell bits (1..8) for which ``n_rows`` full-scale cells fit the ADC exactly."""
-    bits = 0
-    while bits < 8 and n_rows * (2 ** (bits + 1) - 1) <= adc.max_code:
-        bits += 1
-    return bits
+def tile_plan(
+    n_rows: int, weight_bits: int, adc: Converter, max_rows: int, cell_bits: int = 0
+) -> tuple[int, list[slice]]:
+    """Cell bits and row blocks of a bit-sliced VMM whose partial sums the ADC reads exactly.
+
+    A block of ``r`` rows of ``c``-bit cells fits the ADC when ``r (2**c - 1) <= max_code``
+    (one bit plane of inputs in ``{-1, 0, 1}``). Of the cell bits allowed (1..8, or the one
+    ``cell_bits`` given), the plan takes the fewest crossbar reads per bit plane (row blocks x
+    digit slices), then the fewest cells (more bits per cell, fewer slices), and splits the rows
+    evenly: 64 rows on an 8-bit ADC are 2 x 32 rows of 2-bit cells (13 slices of 26 bits), the
+    same 26 reads as 64 rows of 1-bit cells with half the cells per crossbar."""
+    best = None
+    for bits in [cell_bits] if cell_bits else range(1, 9):
+        rows = min(adc.max_code // (2**bits - 1), max_rows)
+        if rows < 1:
+            if cell_bits:
+                raise InputError(
+                    f"scheme.vmm_cell_bits={cell_bits} lets one full-scale cell exceed the "
+                    f"{adc.bits}-bit ADC; use fewer cell bits or 0 (automatic)"
+                )
+            break
+        blocks, slices = -(-n_rows // rows), -(-weight_bits // bits)
+        key = (blocks * slices, slices)
+        if best is None or key < best[0]:
+            best = key, bits, blocks
+    _, bits, blocks = best
+    edges = [n_rows * k // blocks for k in range(blocks + 1)]
+    return bits, [slice(lo, hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
 
 
 @dataclass(frozen=True, eq=False)
@@ -77,16 +101,10 @@ class BitSlicedVMM:
         self.config, self.engine = config, engine
         self.adc = Converter(config.converters.adc_bits, config.converters.adc_range)
         m, n = w.shape
-        # rows per crossbar tile: one full-scale cell each must fit the ADC, and the crossbar
-        self.block = min(self.adc.max_code, config.array.max_size)
         self.weight_bits, self.input_bits = weight_bits, input_bits
-        rows_per_tile = min(n, self.block)
-        self.cell_bits = config.scheme.vmm_cell_bits or exact_cell_bits(rows_per_tile, self.adc)
-        if rows_per_tile * (2**self.cell_bits - 1) > self.adc.max_code:
-            raise InputError(
-                f"scheme.vmm_cell_bits={self.cell_bits} lets a {rows_per_tile}-row partial sum "
-                f"exceed the {self.adc.bits}-bit ADC; use fewer cell bits or 0 (automatic)"
-            )
+        self.cell_bits, row_blocks = tile_plan(
+            n, weight_bits, self.adc, config.array.max_size, config.scheme.vmm_cell_bits
+        )
         device = config.device
         self.w_scale = float(np.max(np.abs(w))) or 1.0
         w_int = np.round(np.abs(w) / self.w_scale * (2**weight_bits - 1)).astype(np.int64)
@@ -96,7 +114,6 @@ class BitSlicedVMM:
         n_slices = -(-weight_bits // self.cell_bits)
         mask = 2**self.cell_bits - 1
         width = config.array.max_size  # outputs per crossbar
-        row_blocks = [slice(r, min(n, r + self.block)) for r in range(0, n, self.block)]
         col_blocks = [slice(c, min(m, c + width)) for c in range(0, m, width)]
         programming, reading = spawn(seed, 2)
         seeds = iter(spawn(programming, n_slices * len(row_blocks) * len(col_blocks)))
@@ -138,11 +155,23 @@ class BitSlicedVMM:
         x_int = np.round(np.abs(x) / x_scale * levels).astype(np.int64)
         planes = ((x_int[None, :] >> np.arange(self.input_bits)[:, None]) & 1) * np.sign(x)
         acc = np.zeros(self.m, dtype=object)  # Python integers: exact at any width
+        reads = []  # (tile, its non-zero planes): zero planes are skipped
         for tile in self.tiles:
-            active = np.flatnonzero(planes[:, tile.rows].any(axis=1))  # zero planes are skipped
-            if active.size == 0:
-                continue
-            volts = self._read(tile, planes[active][:, tile.rows] * self.v_read)
+            active = np.flatnonzero(planes[:, tile.rows].any(axis=1))
+            if active.size:
+                reads.append((tile, active))
+
+        def read(job):
+            tile, active = job
+            return self._read(tile, planes[active][:, tile.rows] * self.v_read)
+
+        # the tiles' reads are independent: in parallel on a pooled engine (read noise draws
+        # from one generator, in order)
+        if self.config.device.read_noise:
+            results = [read(job) for job in reads]
+        else:
+            results = parallel_map(self.engine, read, reads)
+        for (tile, active), volts in zip(reads, results, strict=True):
             self.ops += active.size
             outputs = tile.cols.stop - tile.cols.start
             self.conversions += active.size * (tile.rows.stop - tile.rows.start + outputs)

@@ -13,7 +13,10 @@ blocks are programmed: one ``A11^-1`` solve per column of ``A12`` and a VMM of `
 symmetric: the host knows that). The independent column solves run in a batch.
 
 ``BlockJacobi`` is the simpler block-diagonal preconditioner: the inverses of the diagonal
-blocks alone, for comparison.
+blocks alone, for comparison; its blocks are independent and run in parallel on a pooled
+engine (``simulation.workers``). BlockAMC's steps each wait for the one before (its independent
+columns go as one batch to one crossbar); with it, what runs in parallel is the residual VMM's
+tiles.
 
 The off-diagonal VMMs are plain ``device.bits`` crossbars with DAC and ADC
 (:class:`~rerinv.analog.units.VmmUnit`): the preconditioner only has to be good enough for the
@@ -30,6 +33,7 @@ import numpy as np
 from rerinv.analog.inv import build_preconditioner
 from rerinv.analog.units import Counters, InvUnit, VmmUnit
 from rerinv.config import Config
+from rerinv.engines import parallel_map
 from rerinv.hw.circuit import Circuit
 from rerinv.hw.mapping import is_symmetric
 from rerinv.seeds import seed_sequence, spawn
@@ -86,6 +90,7 @@ class BlockJacobi:
     def __init__(self, a, config: Config, engine, seed, counters, read_rng, level: int = 1):
         a = np.asarray(a, dtype=float)
         size = config.array.max_size
+        self.engine, self.read_noise = engine, bool(config.device.read_noise)
         self.edges = list(range(0, a.shape[0], size)) + [a.shape[0]]
         seeds = spawn(seed, len(self.edges) - 1)
         self.units = [
@@ -102,12 +107,15 @@ class BlockJacobi:
 
     def __call__(self, v: np.ndarray) -> np.ndarray:
         v = np.asarray(v, dtype=float)
-        return np.concatenate(
-            [
-                unit(v[lo:hi])  # (n,) or (n, K)
-                for unit, lo, hi in zip(self.units, self.edges[:-1], self.edges[1:], strict=True)
-            ]
-        )
+        jobs = list(zip(self.units, self.edges[:-1], self.edges[1:], strict=True))
+
+        def apply(job):
+            unit, lo, hi = job
+            return unit(v[lo:hi])  # (n,) or (n, K)
+
+        if self.read_noise:  # one generator for every read: in order
+            return np.concatenate([apply(job) for job in jobs])
+        return np.concatenate(parallel_map(self.engine, apply, jobs))  # independent blocks
 
     def stiffen(self) -> bool:
         return False

@@ -83,7 +83,7 @@ class AnalogMachine:
     def __init__(self, a, config: Config, *, seed=0):
         self._seeds = dict(zip(("inv", "vmm", "low", "read"), spawn(seed, 4), strict=True))
         self.config = config
-        self.engine = get_engine(config.simulation.engine)
+        self.engine = get_engine(config.simulation.engine, config.simulation.workers)
         self.a = check_matrix(a)
         self.n = self.a.shape[0]
         self.counters = Counters()

@@ -9,6 +9,7 @@ runs on a fresh read of the programmed arrays.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -46,9 +47,21 @@ class Counters:
     conversions: int = 0
     reprograms: int = 0  #: INV crossbar rewrites (a larger stabilising shift)
     by_level: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
     def level(self, level: int) -> dict:
-        return self.by_level.setdefault(level, {"inv_solves": 0, "vmm_ops": 0, "crossbars": 0})
+        with self._lock:
+            return self.by_level.setdefault(level, {"inv_solves": 0, "vmm_ops": 0, "crossbars": 0})
+
+    def add(self, level: int, *, inv_solves: int = 0, vmm_ops: int = 0, conversions: int = 0):
+        """Count operations of a unit at block ``level`` (units may run in parallel threads)."""
+        counts = self.level(level)
+        with self._lock:
+            self.inv_solves += inv_solves
+            self.vmm_ops += vmm_ops
+            self.conversions += conversions
+            counts["inv_solves"] += inv_solves
+            counts["vmm_ops"] += vmm_ops
 
 
 class InvUnit:
@@ -136,9 +149,9 @@ class InvUnit:
             if self._session is None:
                 break  # read noise: every solve on its own fresh read
             inputs = alphas[pending] * self.config.converters.dac_range * codes[:, pending]
-            self.counters.inv_solves += pending.size
-            self.counters.level(self.level)["inv_solves"] += pending.size
-            self.counters.conversions += 2 * self.n * pending.size
+            self.counters.add(
+                self.level, inv_solves=pending.size, conversions=2 * self.n * pending.size
+            )
             try:
                 out = self._session.solve_batch(inputs.T).T
             except SaturationError:
@@ -186,9 +199,7 @@ class InvUnit:
         retried_low = False
         for _ in range(MAX_RANGE_RETRIES):
             alpha = self.alpha
-            self.counters.inv_solves += 1
-            self.counters.level(self.level)["inv_solves"] += 1
-            self.counters.conversions += 2 * self.n
+            self.counters.add(self.level, inv_solves=1, conversions=2 * self.n)
             try:
                 volts = self._read(alpha * self.config.converters.dac_range * codes)
             except SaturationError:
@@ -302,9 +313,11 @@ class VmmUnit:
                     tile[4] = float(np.min(alphas[read]))
                 return volts, alphas * self.config.converters.dac_range
             k = alphas[pending] * self.config.converters.dac_range
-            self.counters.vmm_ops += pending.size
-            self.counters.level(self.level)["vmm_ops"] += pending.size
-            self.counters.conversions += pending.size * (codes.shape[0] + volts.shape[0])
+            self.counters.add(
+                self.level,
+                vmm_ops=pending.size,
+                conversions=pending.size * (codes.shape[0] + volts.shape[0]),
+            )
             try:
                 out = tile[3].solve_batch((k[None, :] * codes[:, pending]).T).T
             except SaturationError:

@@ -69,6 +69,7 @@ SIMULATION_FLAGS = {
     "target_bits": "target_bits",
     "max_passes": "max_passes",
     "n": "n",
+    "engine_workers": "workers",  # not "workers": rerinv mc/train --workers are their own
 }
 
 
@@ -97,13 +98,21 @@ def add_simulation_options(parser: argparse.ArgumentParser, *names: str) -> None
         if name == "engine":
             add("--engine", choices=ENGINES, help="engine (default simulation.engine: spice)")
         elif name == "scheme":
-            add("--scheme", choices=SCHEMES, help="scheme (default simulation.scheme: refine)")
+            add("--scheme", choices=SCHEMES, help="scheme (default simulation.scheme: auto)")
         elif name == "target_bits":
             add("--target-bits", type=float, help="bits to reach (default 16)")
         elif name == "max_passes":
-            add("--max-passes", type=int, help="pass budget (default 8)")
+            add("--max-passes", type=int, help="pass budget (default 40)")
         elif name == "n":
             add("--n", type=int, help="size of the generated matrix (default 16)")
+        elif name == "workers":
+            add(
+                "--workers",
+                dest="engine_workers",
+                type=int,
+                help="engine processes for independent solves (default 1: in-process; 0: one "
+                "per CPU)",
+            )
         else:  # pragma: no cover - programming error
             raise ValueError(name)
 

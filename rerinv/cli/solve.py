@@ -244,7 +244,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_config_options(solve)
     solve.add_argument("--matrix", required=True, help=".npy, .csv, .txt or .mtx file")
     solve.add_argument("--rhs", help="right-hand side b (default: drawn from --seed)")
-    add_simulation_options(solve, "scheme", "engine", "target_bits", "max_passes")
+    add_simulation_options(solve, "scheme", "engine", "target_bits", "max_passes", "workers")
     solve.add_argument(
         "--seed", type=seed_value, default=0, help="seed of b and of every device draw"
     )
@@ -253,7 +253,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 
     suite = commands.add_parser("suite", help="run the real-matrix suite (table, JSON, plot)")
     add_config_options(suite)
-    add_simulation_options(suite, "scheme", "engine", "target_bits", "max_passes")
+    add_simulation_options(suite, "scheme", "engine", "target_bits", "max_passes", "workers")
     suite.add_argument(
         "--matrices", metavar="DIR", help="folder with index.toml (default: shipped)"
     )

@@ -155,7 +155,7 @@ class SchemeConfig:
     blocks: str = "blockamc"  #: blockamc | jacobi: for matrices larger than array.max_size
     dac_slices: int = 2  #: b slicing: each INV input applied as this many DAC slices
     residual: str = "analog"  #: residual VMM: analog (bit-sliced crossbars) | digital (float64)
-    vmm_cell_bits: int = 0  #: bits per cell of the residual VMM slices; 0 = largest exact for N
+    vmm_cell_bits: int = 0  #: bits per residual VMM cell; 0 = fewest reads (tile_plan)
     vmm_weight_bits: int = 0  #: fixed-point bits of the matrix in the residual VMM; 0 = auto
     vmm_input_bits: int = 0  #: fixed-point bits of the vector in the residual VMM; 0 = auto
     neumann_terms: int = 2  #: repast: most Neumann terms per pass
@@ -220,6 +220,7 @@ class SimulationConfig:
     target_bits: float = 16.0  #: bits the scheme aims for (sets its stopping residual)
     max_passes: int = 40  #: pass budget of the scheme
     n: int = 16  #: size of generated workload matrices (ignored when a matrix is given)
+    workers: int = 1  #: engine processes for independent solves; 1 = in-process, 0 = per CPU
 
     def validate(self) -> None:
         for key, allowed in (("engine", ENGINES), ("scheme", SCHEMES)):
@@ -235,6 +236,8 @@ class SimulationConfig:
             )
         if self.n < 1:
             raise ConfigError(f"simulation.n must be a positive matrix size, got {self.n}")
+        if not 0 <= self.workers <= 256:
+            raise ConfigError(f"simulation.workers must be between 0 and 256, got {self.workers}")
 
 
 # -- checks ----------------------------------------------------------------------------------

@@ -19,8 +19,6 @@ Elsewhere (no Linux ``prctl``) only the watchdog runs.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import signal
 import sys
@@ -28,21 +26,12 @@ import threading
 import time
 from pathlib import Path
 
+from rerinv.interrupts import die_with_parent
+
 #: Environment variable holding the pid of the driver that starts a local pool.
 DRIVER_ENV = "RERINV_MC_DRIVER_PID"
 #: Seconds between two checks of the watchdog.
 WATCH_INTERVAL = 0.25
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(signum: int) -> bool:
-    """Have the kernel send ``signum`` to this process when its parent dies (Linux only);
-    True when set."""
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        return libc.prctl(_PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
-    except (OSError, AttributeError):
-        return False
 
 
 def alive(pid: int) -> bool:
