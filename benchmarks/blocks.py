@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/blocks.py [--nodal 64 128 256 512 1024 2048 4096]
         [--spice 64 128 256 512] [--blocks blockamc jacobi] [--width 128]
-        [--residual digital|analog] [--max-passes 40] [--json FILE]
+        [--residual digital|analog] [--max-passes 40] [--workers K] [--json FILE]
     .venv/bin/python benchmarks/blocks.py --plot docs/blocks_scaling.png FILE.json [FILE.json ...]
 
 K-FAC-like SPD factors (``kfac_factor(N, seed=N)``), 128-wide 8-bit crossbars, the ``auto``
@@ -42,11 +42,13 @@ from rerinv.schemes.stopping import Run
 ENGINES = ("nodal", "spice")
 
 
-def run(n: int, engine: str, blocks: str, width: int, residual: str, max_passes: int) -> dict:
+def run(
+    n: int, engine: str, blocks: str, width: int, residual: str, max_passes: int, workers: int = 1
+) -> dict:
     config = Config().with_overrides(
         [f"array.max_size={width}", f"scheme.blocks={blocks}", f"scheme.residual={residual}"]
     )
-    config = config.with_values("simulation", engine=engine, max_passes=max_passes)
+    config = config.with_values("simulation", engine=engine, max_passes=max_passes, workers=workers)
     a, b = kfac_factor(n, seed=n), random_rhs(n, seed=n + 1)
     start = time.perf_counter()
     result = solve(a, b, config, seed=0)
@@ -56,6 +58,7 @@ def run(n: int, engine: str, blocks: str, width: int, residual: str, max_passes:
         "n": n,
         "engine": engine,
         "blocks": blocks if n > width else "one crossbar",
+        "workers": workers,
         "status": result.status,
         "effective_bits": result.effective_bits,
         "passes": result.passes,
@@ -250,6 +253,7 @@ def main() -> None:
     )  # fmt: skip
     parser.add_argument("--hybrid-passes", type=int, default=2)
     parser.add_argument("--cold", action="store_true", help="--spice-passes parse every read")
+    parser.add_argument("--workers", type=int, default=1, help="simulation.workers of the runs")
     parser.add_argument("--json", default="results/bench_blocks.json")
     parser.add_argument("--plot", metavar="PNG", help="plot the JSON files given, run nothing")
     parser.add_argument("files", nargs="*", help="JSON files of this script (with --plot)")
@@ -277,7 +281,9 @@ def main() -> None:
     for engine, sizes in zip(ENGINES, (args.nodal, args.spice), strict=True):
         for n in sizes:
             for blocks in args.blocks if n > args.width else args.blocks[:1]:
-                rows.append(run(n, engine, blocks, args.width, args.residual, args.max_passes))
+                rows.append(
+                    run(n, engine, blocks, args.width, args.residual, args.max_passes, args.workers)
+                )
                 _print_row(rows[-1])
     for n in args.spice_passes:
         rows.append(run_hybrid(n, args.width, args.hybrid_passes, args.cold))

@@ -48,12 +48,15 @@ def test_ngspice_in_two_workers_gives_the_in_process_solve():
     get_engine("spice", 2).shutdown()
 
 
-def test_block_jacobi_blocks_run_in_workers_with_the_same_counts():
-    config = Config().with_overrides(["array.max_size=16", "scheme.blocks=jacobi"])
+@pytest.mark.parametrize("blocks", ["jacobi", "blockamc"])
+def test_block_solves_run_in_workers_with_the_same_counts(blocks):
+    """Block-Jacobi's blocks and BlockAMC's VMM tiles in parallel, BlockAMC's batches split
+    between the workers: the same passes, counts and solution."""
+    config = Config().with_overrides(["array.max_size=16", f"scheme.blocks={blocks}"])
     a, b = kfac_factor(48, seed=7), random_rhs(48, seed=8)
     local = solve_with(a, b, config, engine="nodal")
     pooled = solve_with(a, b, config, engine="nodal", workers=3)
-    assert local.circuit == "jacobi" and local.reached_target
+    assert local.circuit == blocks and local.reached_target
     _same_run(local, pooled)
     assert len(get_engine("nodal", 3)._workers) == 3
     get_engine("nodal", 3).shutdown()

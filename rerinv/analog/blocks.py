@@ -14,9 +14,8 @@ symmetric: the host knows that). The independent column solves run in a batch.
 
 ``BlockJacobi`` is the simpler block-diagonal preconditioner: the inverses of the diagonal
 blocks alone, for comparison; its blocks are independent and run in parallel on a pooled
-engine (``simulation.workers``). BlockAMC's steps each wait for the one before (its independent
-columns go as one batch to one crossbar); with it, what runs in parallel is the residual VMM's
-tiles.
+engine (``simulation.workers``). BlockAMC's steps each wait for the one before; its independent
+columns (the Schur complement's, a batch) are split between the workers holding the crossbar.
 
 The off-diagonal VMMs are plain ``device.bits`` crossbars with DAC and ADC
 (:class:`~rerinv.analog.units.VmmUnit`): the preconditioner only has to be good enough for the

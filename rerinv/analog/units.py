@@ -18,6 +18,7 @@ from rerinv.analog.inv import InvCrossbar, output_factor, stabilised_inv
 from rerinv.analog.vmm import build_vmm
 from rerinv.analog.vmm import output_factor as output_factor_vmm
 from rerinv.config import Config
+from rerinv.engines import parallel_map
 from rerinv.errors import SaturationError
 from rerinv.hw.converters import Converter
 from rerinv.hw.mapping import read_conductances
@@ -250,7 +251,7 @@ class VmmUnit:
 
     def __init__(self, w, config: Config, engine, seed, counters: Counters, level: int = 0):
         w = np.asarray(w, dtype=float)
-        self.config, self.counters, self.level = config, counters, level
+        self.config, self.counters, self.level, self.engine = config, counters, level, engine
         self.m, self.n = w.shape
         size = config.array.max_size
         self.dac = Converter(config.converters.dac_bits, 1.0)
@@ -273,19 +274,26 @@ class VmmUnit:
         if v.ndim == 1:
             return self(v[:, None])[:, 0]
         y = np.zeros((self.m, v.shape[1]))
-        for tile in self.tiles:
+
+        def product(tile) -> tuple[slice, np.ndarray, np.ndarray]:
             rows, cols, crossbar = tile[:3]
             part = v[cols]
             peaks = np.max(np.abs(part), axis=0)
             live = np.flatnonzero(peaks > 0)
             remainder = part[:, live] / peaks[live]
             base = output_factor_vmm(crossbar, 1.0)
+            out = np.zeros((rows.stop - rows.start, live.size))
             for s in range(self.config.scheme.dac_slices):
                 weight = 2.0 ** (-s * (self.dac.bits - 1))
                 codes = self.dac.convert(remainder / weight)
                 remainder = remainder - codes * weight
                 volts, k = self._read_batch(tile, codes)
-                y[rows.start : rows.stop, live] += base * volts / k * peaks[live] * weight
+                out += base * volts / k * peaks[live] * weight
+            return rows, live, out
+
+        # the tiles are independent: in parallel on a pooled engine; partial products add here
+        for rows, live, out in parallel_map(self.engine, product, self.tiles):
+            y[rows.start : rows.stop, live] += out
         return y
 
     def _safe_alpha(self, crossbar) -> float:

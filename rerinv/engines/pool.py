@@ -25,6 +25,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 
+import numpy as np
+
 from rerinv.errors import InputError, RerinvError, SimulationError
 from rerinv.hw.circuit import Circuit
 from rerinv.interrupts import die_with_parent
@@ -162,11 +164,21 @@ class PooledEngine:
         return self._executor
 
     def load(self, circuit: Circuit, *, batches: bool = False) -> RemoteSession:
-        worker = min(self._started(), key=lambda w: w.resistors)
+        """A session of ``circuit``. One read only in batches (``batches``: the residual VMM's
+        tiles, which are read in parallel with each other) lives on the worker holding the
+        fewest resistors; any other circuit on every worker (parsed in parallel), so that its
+        batches are split across them and its single solves take turns between workers."""
+        workers = self._started()
         self._next_id += 1
-        session = RemoteSession(circuit, self, worker, self._next_id)
-        session._call("load", circuit, batches)
-        worker.resistors += len(circuit.resistors)
+        if batches:
+            placed = [min(workers, key=lambda w: w.resistors)]
+        else:
+            turn = self._next_id % len(workers)
+            placed = workers[turn:] + workers[:turn]  # the first serves single solves
+        session = RemoteSession(circuit, self, placed, self._next_id)
+        _each(lambda w: session._call(w, "load", circuit, batches), placed)
+        for worker in placed:
+            worker.resistors += len(circuit.resistors)
         return session
 
     def shutdown(self) -> None:
@@ -180,35 +192,77 @@ class PooledEngine:
 
 
 class RemoteSession:
-    """A session living in a worker process; the Session protocol of the local engines."""
+    """A session living in one or more worker processes (the same circuit loaded in each); the
+    Session protocol of the local engines."""
 
-    def __init__(self, circuit: Circuit, engine: PooledEngine, worker: _Worker, sid: int):
-        self.circuit, self.engine, self.worker, self.sid = circuit, engine, worker, sid
+    def __init__(self, circuit: Circuit, engine: PooledEngine, workers: list[_Worker], sid: int):
+        self.circuit, self.engine, self.workers, self.sid = circuit, engine, workers, sid
         self.closed = False
 
-    def _call(self, operation: str, *args):
+    @property
+    def worker(self) -> _Worker:
+        """The worker that serves single solves."""
+        return self.workers[0]
+
+    def _call(self, worker: _Worker, operation: str, *args):
         if self.closed:
             raise SimulationError("this circuit was closed; load it again")
-        if self.worker not in self.engine._workers:
+        if worker not in self.engine._workers:
             raise SimulationError("the engine workers holding this circuit were stopped")
         try:
-            return self.worker.call(operation, self.sid, *args)
+            return worker.call(operation, self.sid, *args)
         except (KeyboardInterrupt, SimulationError) as exc:
-            if isinstance(exc, KeyboardInterrupt) or not self.worker.alive():
+            if isinstance(exc, KeyboardInterrupt) or not worker.alive():
                 self.engine.shutdown()  # replies are out of step, or a worker is gone
             raise
 
     def solve(self, inputs=None):
-        return self._call("solve", inputs)
+        return self._call(self.worker, "solve", inputs)
 
     def solve_batch(self, inputs):
-        return self._call("solve_batch", inputs)
+        """Outputs (K, n_outputs); the K vectors are split across the workers holding the
+        circuit (each part one ``dc`` sweep there)."""
+        inputs = np.atleast_2d(np.asarray(inputs, dtype=float))
+        parts = min(len(self.workers), inputs.shape[0])
+        if parts <= 1:
+            return self._call(self.worker, "solve_batch", inputs)
+        chunks = np.array_split(inputs, parts)
+        return np.concatenate(
+            _each(lambda k: self._call(self.workers[k], "solve_batch", chunks[k]), range(parts))
+        )
 
     def close(self) -> None:
-        if not self.closed and self.worker in self.engine._workers:
-            self._call("close")
-            self.worker.resistors -= len(self.circuit.resistors)
+        if not self.closed:
+            for worker in self.workers:
+                if worker in self.engine._workers:
+                    self._call(worker, "close")
+                    worker.resistors -= len(self.circuit.resistors)
         self.closed = True
+
+
+def _each(fn, items) -> list:
+    """``[fn(item) for item in items]`` with each call in its own thread (calls to different
+    workers run at once); the first error is raised once every call has returned."""
+    items = list(items)
+    if len(items) == 1:
+        return [fn(items[0])]
+    results, errors = [None] * len(items), [None] * len(items)
+
+    def run(k: int) -> None:
+        try:
+            results[k] = fn(items[k])
+        except BaseException as exc:  # handed to the caller below
+            errors[k] = exc
+
+    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(len(items))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for error in errors:
+        if error is not None:
+            raise error
+    return results
 
 
 _POOLS: dict[tuple[str, int], PooledEngine] = {}
