@@ -65,6 +65,9 @@ def test_block_solves_run_in_workers_with_the_same_counts(blocks):
 def test_parallel_map_keeps_order_and_runs_in_place_without_a_pool(pool):
     assert parallel_map(get_engine("nodal"), lambda k: k * k, range(5)) == [0, 1, 4, 9, 16]
     assert parallel_map(pool, lambda k: k * k, range(5)) == [0, 1, 4, 9, 16]
+    # a map inside a map runs in place instead of waiting for threads busy with the outer one
+    inner = parallel_map(pool, lambda k: parallel_map(pool, lambda j: j + k, range(3)), range(4))
+    assert inner == [[k, k + 1, k + 2] for k in range(4)]
 
 
 def test_a_railed_solve_in_a_worker_arrives_as_saturation_with_its_nodes(pool):

@@ -2,10 +2,13 @@
 
 ngspice keeps global state (one instance per process), so parallel solves need processes. A
 :class:`PooledEngine` starts ``workers`` processes on its first load, each with its own engine
-of the same name; :meth:`PooledEngine.load` places the circuit on the worker holding the fewest
-resistors and returns a proxy session. A worker serves one request at a time; requests to
-different workers made from different threads (:func:`parallel_map`) run in parallel. The
-caller's logic (ranging, counting, random draws) stays in the calling process.
+of the same name, and returns proxy sessions: a circuit read only in batches goes to the worker
+holding the fewest resistors; any other is loaded in every worker, and its batches (DAC slices,
+BlockAMC's Schur-complement columns) are split between them. A worker serves one request at a
+time; requests to different workers made from different threads (:func:`parallel_map`) run in
+parallel. The caller's logic (ranging, counting, random draws) stays in the calling process.
+A split batch starts each part's ``dc`` sweep afresh, so it agrees with the unsplit batch to
+the solver's tolerance (bit for bit in the tests so far).
 
 Workers ignore Ctrl-C (the caller handles it and stops them), end when the caller closes their
 pipe, and get ``SIGTERM`` from Linux when the caller dies, even inside ngspice. A request
@@ -34,6 +37,7 @@ from rerinv.interrupts import die_with_parent
 __all__ = ["PooledEngine", "parallel_map", "resolve_workers", "shared_pool"]
 
 _JOIN_TIMEOUT = 5.0  # s a closed worker gets to exit before it is terminated
+_THREADS = "rerinv-engine"  # name prefix of parallel_map's threads
 
 
 def resolve_workers(workers: int) -> int:
@@ -50,7 +54,8 @@ def parallel_map(engine, fn, items) -> list:
     is pooled (each ``fn`` should use sessions of that engine), else in order here."""
     items = list(items)
     workers = getattr(engine, "workers", 1)
-    if workers <= 1 or len(items) <= 1:
+    nested = threading.current_thread().name.startswith(_THREADS)  # would wait on itself
+    if workers <= 1 or len(items) <= 1 or nested:
         return [fn(item) for item in items]
     return list(engine.executor().map(fn, items))
 
@@ -160,7 +165,7 @@ class PooledEngine:
 
     def executor(self) -> ThreadPoolExecutor:
         if self._executor is None:
-            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="rerinv-engine")
+            self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix=_THREADS)
         return self._executor
 
     def load(self, circuit: Circuit, *, batches: bool = False) -> RemoteSession:
