@@ -166,14 +166,15 @@ class BitSlicedVMM:
         scale = 2.0 ** math.ceil(math.log2(peak))
         lsb = scale / (2**self.input_bits - 1)
         x_int = np.round(x / lsb).astype(np.int64)
-        last = self._last
+        product, last = None, self._last
         if last is not None and last[0] == scale:
             delta = x_int - last[1]
             if int(np.max(np.abs(delta))).bit_length() < int(np.max(np.abs(x_int))).bit_length():
-                self._last = scale, x_int, last[2] + self._product(delta)
-                return self._last[2].astype(float) * self._unit * lsb
-        self._last = scale, x_int, self._product(x_int)
-        return self._last[2].astype(float) * self._unit * lsb
+                product = last[2] + self._product(delta)
+        if product is None:
+            product = self._product(x_int)
+        self._last = scale, x_int, product
+        return product.astype(float) * self._unit * lsb
 
     def _product(self, v: np.ndarray) -> np.ndarray:
         """``W_int @ v`` exactly (Python integers) for an integer vector ``v``: its sign-magnitude
