@@ -51,7 +51,8 @@ def resolve_workers(workers: int) -> int:
 
 def parallel_map(engine, fn, items) -> list:
     """``[fn(item) for item in items]``, run from ``engine.workers`` threads when ``engine``
-    is pooled (each ``fn`` should use sessions of that engine), else in order here."""
+    is pooled (each ``fn`` should use sessions of that engine), else in order here; also in
+    order when called from one of those threads (a batch split inside a parallel block)."""
     items = list(items)
     workers = getattr(engine, "workers", 1)
     nested = threading.current_thread().name.startswith(_THREADS)  # would wait on itself
@@ -181,7 +182,7 @@ class PooledEngine:
             turn = self._next_id % len(workers)
             placed = workers[turn:] + workers[:turn]  # the first serves single solves
         session = RemoteSession(circuit, self, placed, self._next_id)
-        _each(lambda w: session._call(w, "load", circuit, batches), placed)
+        parallel_map(self, lambda w: session._call(w, "load", circuit, batches), placed)
         for worker in placed:
             worker.resistors += len(circuit.resistors)
         return session
@@ -233,7 +234,11 @@ class RemoteSession:
             return self._call(self.worker, "solve_batch", inputs)
         chunks = np.array_split(inputs, parts)
         return np.concatenate(
-            _each(lambda k: self._call(self.workers[k], "solve_batch", chunks[k]), range(parts))
+            parallel_map(
+                self.engine,
+                lambda k: self._call(self.workers[k], "solve_batch", chunks[k]),
+                range(parts),
+            )
         )
 
     def close(self) -> None:
@@ -243,31 +248,6 @@ class RemoteSession:
                     self._call(worker, "close")
                     worker.resistors -= len(self.circuit.resistors)
         self.closed = True
-
-
-def _each(fn, items) -> list:
-    """``[fn(item) for item in items]`` with each call in its own thread (calls to different
-    workers run at once); the first error is raised once every call has returned."""
-    items = list(items)
-    if len(items) == 1:
-        return [fn(items[0])]
-    results, errors = [None] * len(items), [None] * len(items)
-
-    def run(k: int) -> None:
-        try:
-            results[k] = fn(items[k])
-        except BaseException as exc:  # handed to the caller below
-            errors[k] = exc
-
-    threads = [threading.Thread(target=run, args=(k,), daemon=True) for k in range(len(items))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    for error in errors:
-        if error is not None:
-            raise error
-    return results
 
 
 _POOLS: dict[tuple[str, int], PooledEngine] = {}
