@@ -147,14 +147,15 @@ def test_tile_plan_takes_the_fewest_reads_then_the_fewest_cells():
 
 def test_residual_vmm_reads_only_the_difference_to_its_last_input():
     """x, then x + dx on the same grid: the product of x + dx is the previous one plus that of
-    dx, read from fewer bit planes, and (exact cells) the same integers a fresh read gives; an
-    unrelated vector is read whole."""
+    dx, read from fewer bit planes, and (exact cells, no truncation) the same integers a fresh
+    read gives; an unrelated vector is read whole."""
     w, x = kfac_factor(40, seed=2), random_rhs(40, seed=3)
     dx = 1e-4 * random_rhs(40, seed=4)
     engine, seed = get_engine("nodal"), np.random.SeedSequence(5)
+    exact = Config().with_overrides(["scheme.vmm_truncate=false"])
 
     def fresh():
-        return BitSlicedVMM(w, Config(), engine, seed, weight_bits=24, input_bits=24)
+        return BitSlicedVMM(w, exact, engine, seed, weight_bits=24, input_bits=24)
 
     vmm = fresh()
     vmm(x)
@@ -168,3 +169,35 @@ def test_residual_vmm_reads_only_the_difference_to_its_last_input():
     before, reference = vmm.ops, fresh()
     np.testing.assert_array_equal(vmm(other), reference(other))
     assert vmm.ops - before == reference.ops  # read whole, like a fresh VMM
+
+
+def test_difference_reads_skip_low_weight_slices_within_half_the_rounding_error():
+    """A refinement-like sequence x_k = x_{k-1} + dx_k with shrinking dx: truncated difference
+    reads use fewer VMM ops than exact ones, and the kept integer product never strays from
+    the exact ``W_int @ x_int`` by more than the budget, ``n 2**(input_bits - 2)`` units:
+    half the weights' own rounding error. A whole read starts exact again."""
+    n, bits = 40, 24
+    w = kfac_factor(n, seed=7)
+    rng = np.random.default_rng(8)
+    steps = [random_rhs(n, seed=9)] + [2.0**-k * rng.uniform(-1, 1, n) for k in range(3, 40, 3)]
+    engine, seed = get_engine("nodal"), np.random.SeedSequence(10)
+    w_int = np.round(np.abs(w) / np.max(np.abs(w)) * (2**bits - 1)).astype(np.int64)
+    w_int = (w_int * np.sign(w).astype(np.int64)).astype(object)
+    ops = {}
+    for truncate in (False, True):
+        config = Config().with_values("scheme", vmm_truncate=truncate)
+        vmm = BitSlicedVMM(w, config, engine, seed, weight_bits=bits, input_bits=bits)
+        x, worst = np.zeros(n), 0
+        for k, dx in enumerate(steps):
+            x = x + dx
+            vmm(x)
+            if k == 0:
+                whole = vmm.ops
+            scale, x_int, kept = vmm._last
+            worst = max(worst, max(abs(int(e)) for e in kept - w_int @ x_int.astype(object)))
+        assert worst <= (n * 2 ** (bits - 2) if truncate else 0)
+        ops[truncate] = vmm.ops - whole  # of the difference reads
+        other = random_rhs(n, seed=11)  # a whole read: exact again
+        vmm(other)
+        assert all(vmm._last[2] == w_int @ vmm._last[1].astype(object))
+    assert ops[True] < 0.8 * ops[False]

@@ -263,3 +263,45 @@ def test_an_n16_inv_transient_runs_on_sparse_and_the_session_returns_to_klu(klu)
     assert int(points) > 100 and float(settled) < 1e-9  # settled to the operating point
     assert tran == "sparse" and op == "klu"  # Sparse for the transient, then back to KLU
     assert float(again) < 1e-12  # the same operating point
+
+
+def test_an_inv_solve_runs_its_dac_slices_as_one_batch_and_never_rails_first(monkeypatch):
+    """A fresh INV crossbar's first solve probes at FIRST_ALPHA (a railed ngspice point costs
+    hundreds of Newton iterations), is re-solved louder once, and every later solve sends both
+    DAC slices to ngspice as one ``dc`` sweep; the result matches the nodal engine's."""
+    from rerinv.analog.machine import AnalogMachine
+    from rerinv.analog.units import FIRST_ALPHA
+    from rerinv.config import Config
+
+    a = kfac_factor(16, seed=16)
+    v = np.random.default_rng(3).uniform(-1, 1, 16)
+    config = Config().with_values("scheme", residual="digital")
+    calls = []
+    solve_batch = ngm.NgspiceSession.solve_batch
+
+    def counted(self, inputs):
+        calls.append(np.atleast_2d(inputs).shape[0])
+        return solve_batch(self, inputs)
+
+    monkeypatch.setattr(ngm.NgspiceSession, "solve_batch", counted)
+    monkeypatch.setattr(ngm.NgspiceSession, "solve", lambda *_: pytest.fail("a lone op"))
+    results = {}
+    for engine in ("nodal", "spice"):
+        machine = AnalogMachine(a, config.with_values("simulation", engine=engine), seed=4)
+        unit = machine.unit
+        assert unit.alpha == FIRST_ALPHA
+        results[engine] = [unit(v), unit(v)]
+        assert unit.alpha > FIRST_ALPHA  # raised after the probe
+        machine.close()
+    assert calls == [2, 2, 2]  # probe, louder, then the second solve in one sweep
+    for spice, nodal in zip(results["spice"], results["nodal"], strict=True):
+        assert rel_err(spice, nodal) < 1e-6
+    assert rel_err(results["spice"][1], np.linalg.solve(a, v)) < 0.1
+
+
+def test_a_netlist_ngspice_rejects_is_a_simulation_error():
+    class Named:
+        title = "a broken circuit"
+
+    with pytest.raises(SimulationError, match="rejected the netlist of a broken circuit"):
+        ngm._load(Named, "* broken\nB1 a 0 V = nosuchfunction(1)\nR1 a 0 1\n.end\n")

@@ -13,8 +13,12 @@ schemes then report.
 ``x`` is fixed point on a grid of ``input_bits`` set by the power of two above ``max|x|``. When
 the grid is the one of the previous input and ``x`` differs from it in fewer bits than it has
 (``x + dx`` in a refinement loop), only the difference is read and added to the previous
-product: with exact cells the result is the same integer, from fewer bit planes (the leading
-planes of ``dx`` are zero and are skipped); with cell error each read rounds its own partial sums.
+product, from fewer bit planes (the leading planes of ``dx`` are zero and are skipped). A small
+``dx`` also needs fewer weight bits: with ``scheme.vmm_truncate`` (the default) its read skips
+the low weight slices whose contribution stays within an error budget, a quarter of the
+weights' own rounding error (:meth:`BitSlicedVMM._cut`); without it, and with exact cells, the
+result is the same integer a fresh read of ``x + dx`` gives. With cell error each read rounds
+its own partial sums.
 
 With ``device.read_noise`` every (slice, plane) read sees conductances drawn afresh around the
 programmed ones (a new circuit per read: exact, and slow on the ``spice`` engine). The
@@ -155,6 +159,8 @@ class BitSlicedVMM:
         self.m = m
         self._unit = self.w_scale / (2**weight_bits - 1)  # of W_int
         self._last = None  # (grid scale, x_int, W_int @ x_int) of the last input
+        self.truncate = config.scheme.vmm_truncate
+        self._budget = 0  # truncation error the kept product may still take (see _cut)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=float)
@@ -170,21 +176,44 @@ class BitSlicedVMM:
         if last is not None and last[0] == scale:
             delta = x_int - last[1]
             if int(np.max(np.abs(delta))).bit_length() < int(np.max(np.abs(x_int))).bit_length():
-                product = last[2] + self._product(delta)
+                product = last[2] + self._product(delta, self._cut(delta))
         if product is None:
             product = self._product(x_int)
+            self._budget = 2 ** (self.input_bits - 2) if self.truncate else 0
         self._last = scale, x_int, product
         return product.astype(float) * self._unit * lsb
 
-    def _product(self, v: np.ndarray) -> np.ndarray:
-        """``W_int @ v`` exactly (Python integers) for an integer vector ``v``: its sign-magnitude
-        bit planes read one by one (all-zero planes skipped), partial sums shifted and added."""
+    def _cut(self, delta: np.ndarray) -> int:
+        """Weight bits below which the read of ``delta`` may skip the slices.
+
+        Skipping the slices below bit ``c`` changes output ``i`` by at most
+        ``sum_j (2**c - 1) |delta_j| <= n (2**c - 1) max|delta|`` (units of ``W_int``); the
+        weights' own rounding (half a unit each) already allows ``n max|x_int| / 2``, and
+        ``max|x_int| >= 2**(input_bits - 1)`` on the grid. Each read may take half of what
+        is left of a budget of ``2**(input_bits - 2)`` (per ``n``), set afresh by every whole
+        read: all the truncations since then stay within half the rounding error, however many
+        reads there are."""
+        peak, cut = int(np.max(np.abs(delta))), 0
+        while cut + self.cell_bits <= self.weight_bits:
+            cost = (2 ** (cut + self.cell_bits) - 1) * peak
+            if cost > self._budget // 2:
+                break
+            cut += self.cell_bits
+        self._budget -= (2**cut - 1) * peak
+        return cut
+
+    def _product(self, v: np.ndarray, cut: int = 0) -> np.ndarray:
+        """``W_int @ v`` (Python integers) for an integer vector ``v``: its sign-magnitude bit
+        planes read one by one (all-zero planes skipped), partial sums shifted and added; the
+        weight slices below bit ``cut`` are skipped (exact for ``cut = 0``)."""
         magnitude, sign = np.abs(v), np.sign(v)
         n_planes = int(np.max(magnitude)).bit_length()
         planes = ((magnitude[None, :] >> np.arange(n_planes)[:, None]) & 1) * sign
         acc = np.zeros(self.m, dtype=object)  # Python integers: exact at any width
         reads = []  # (tile, its non-zero planes)
         for tile in self.tiles:
+            if tile.shift < cut:
+                continue
             active = np.flatnonzero(planes[:, tile.rows].any(axis=1))
             if active.size:
                 reads.append((tile, active))

@@ -3,7 +3,8 @@ auto-ranging out, every solve counted.
 
 Auto-ranging: the DAC reference is scaled by a power-of-two attenuation ``alpha``; a solve whose
 outputs rail or overrange the ADC is repeated at ``alpha / 4`` (and counted), and an
-under-ranged result raises ``alpha`` for the next solve. With ``device.read_noise`` each solve
+under-ranged result raises ``alpha`` for the next solve; a crossbar's first solve starts low
+(:data:`FIRST_ALPHA`). With ``device.read_noise`` each solve
 runs on a fresh read of the programmed arrays.
 """
 
@@ -25,6 +26,12 @@ from rerinv.hw.mapping import read_conductances
 from rerinv.seeds import spawn
 
 MAX_RANGE_RETRIES = 12
+
+#: DAC attenuation of an INV crossbar's first solve. Its outputs scale with ``||M^-1||``, which
+#: nothing has measured yet: a railed solve costs ngspice hundreds of Newton iterations (a
+#: quarter of a second to seconds at N = 64), an under-ranged one only a second, louder solve
+#: (:func:`_raised_alpha` lifts the attenuation to the right power of two at once).
+FIRST_ALPHA = 2.0**-8
 
 
 def _raised_alpha(alpha: float, peak: float, full_scale: float) -> float:
@@ -89,52 +96,35 @@ class InvUnit:
         self.config, self.n = config, crossbar.arrays.n
         self.dac = Converter(config.converters.dac_bits, 1.0)  # codes in units of full scale
         self.adc = Converter(config.converters.adc_bits, config.converters.adc_range)
-        self.alpha = 1.0
+        self.alpha = FIRST_ALPHA
         self._session = None if config.device.read_noise else engine.load(crossbar.circuit)
         counters.level(level)["crossbars"] += 2  # a differential pair of arrays
 
     def __call__(self, v: np.ndarray) -> np.ndarray:
         """``~M^-1 v`` through ``scheme.dac_slices`` DAC slices, the crossbar and the ADC;
-        ``v`` of shape (n, K) is K independent solves, run as one batch."""
+        ``v`` of shape (n, K) is K independent solves. Every DAC slice of every column is one
+        INV solve (counted), and all of them go to the engine as one batch (one ngspice ``dc``
+        sweep); over-ranged ones are repeated at a quarter of the DAC reference."""
         v = np.asarray(v, dtype=float)
-        if v.ndim == 2:
-            return self._batch(v)
-        arrays, cfg = self.crossbar.arrays, self.config
-        u = arrays.row_scale * v
-        peak = float(np.max(np.abs(u)))
-        x = np.zeros(self.n)
-        if peak == 0:
-            return x
-        remainder = u / peak
-        for s in range(cfg.scheme.dac_slices):
-            weight = 2.0 ** (-s * (self.dac.bits - 1))
-            codes = self.dac.convert(remainder / weight)
-            remainder = remainder - codes * weight
-            if not codes.any():
-                continue
-            volts, alpha = self._solve_ranged(codes)
-            k = alpha * cfg.converters.dac_range / (peak * weight)  # volts per unit of v
-            x += output_factor(self.crossbar, k) * volts
-        return x
-
-    def _batch(self, v: np.ndarray) -> np.ndarray:
-        """Columns of ``v`` solved together: every DAC slice of every column is one INV solve
-        (counted), sent to the engine as one batch; over-ranged columns are repeated alone at
-        a quarter of the DAC reference."""
+        if v.ndim == 1:
+            return self(v[:, None])[:, 0]
         arrays, cfg = self.crossbar.arrays, self.config
         u = arrays.row_scale[:, None] * v
         peaks = np.max(np.abs(u), axis=0)
         x = np.zeros_like(u)
         live = np.flatnonzero(peaks > 0)
+        if live.size == 0:
+            return x
         remainder = u[:, live] / peaks[live]
-        base = output_factor(self.crossbar, 1.0)[:, None]
+        codes, weights = [], []
         for s in range(cfg.scheme.dac_slices):
-            weight = 2.0 ** (-s * (self.dac.bits - 1))
-            codes = self.dac.convert(remainder / weight)
-            remainder = remainder - codes * weight
-            volts, alphas = self._solve_batch(codes)
-            k = alphas * cfg.converters.dac_range / (peaks[live] * weight)
-            x[:, live] += base * volts / k[None, :]
+            weights.append(2.0 ** (-s * (self.dac.bits - 1)))
+            codes.append(self.dac.convert(remainder / weights[-1]))
+            remainder = remainder - codes[-1] * weights[-1]
+        volts, alphas = self._solve_batch(np.hstack(codes))  # slice-major columns
+        k = alphas * cfg.converters.dac_range / np.outer(weights, peaks[live]).ravel()
+        parts = output_factor(self.crossbar, 1.0)[:, None] * volts / k[None, :]
+        x[:, live] = parts.reshape(self.n, len(weights), live.size).sum(axis=1)
         return x
 
     def _solve_batch(self, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -146,7 +136,7 @@ class InvUnit:
         retried = np.zeros(codes.shape[1], dtype=bool)
         for _ in range(MAX_RANGE_RETRIES):
             if pending.size == 0:
-                return volts, alphas
+                break
             if self._session is None:
                 break  # read noise: every solve on its own fresh read
             inputs = alphas[pending] * self.config.converters.dac_range * codes[:, pending]
@@ -175,6 +165,9 @@ class InvUnit:
         for j in pending:
             self.alpha = alphas[j]
             volts[:, j], alphas[j] = self._solve_ranged(codes[:, j])
+        used = codes.any(axis=0)
+        if used.any():  # the next solve starts where these ended (the most attenuated)
+            self.alpha = float(np.min(alphas[used]))
         return volts, alphas
 
     def stiffen(self) -> bool:
@@ -189,7 +182,7 @@ class InvUnit:
         if self._session is not None:
             self._session.close()
             self._session = self.engine.load(shifted.circuit)
-        self.crossbar, self.alpha = shifted, 1.0
+        self.crossbar, self.alpha = shifted, FIRST_ALPHA
         self.counters.reprograms += 1
         return True
 

@@ -7,9 +7,16 @@ options and calls the API. Domain modules never import this package.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
-from rerinv.errors import RerinvError
+# One BLAS (OpenMP) thread unless the user sets OMP_NUM_THREADS: rerinv's numpy work is small
+# vectors and matrices between ngspice analyses, and the threads OpenBLAS starts for it slowed
+# an N = 64 `refine` through ngspice by 13-27 % on a 2-core machine (docs/benchmarks.md). It must
+# be set before numpy loads its BLAS, hence here, before any import that loads numpy.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from rerinv.errors import RerinvError  # noqa: E402
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -158,6 +158,8 @@ class SchemeConfig:
     vmm_cell_bits: int = 0  #: bits per residual VMM cell; 0 = fewest reads (tile_plan)
     vmm_weight_bits: int = 0  #: fixed-point bits of the matrix in the residual VMM; 0 = auto
     vmm_input_bits: int = 0  #: fixed-point bits of the vector in the residual VMM; 0 = auto
+    #: a difference read (x + dx after x) skips the weight slices too small to matter for dx
+    vmm_truncate: bool = True
     neumann_terms: int = 2  #: repast: most Neumann terms per pass
     restart: int = 20  #: krylov: FGMRES restart length
     margin_bits: float = 4.0  #: stop when ||r||/||b|| <= 2**-(target_bits + margin_bits)

@@ -32,6 +32,9 @@ _solver: str | None = None  # the solver of circuits loaded from now on; chosen 
 _has_klu: bool | None = None
 _noted_sparse = False  # the "no KLU" note went to stderr (once per process)
 
+#: glibc's ``M_TRIM_THRESHOLD`` (``mallopt``), and the free heap top kept from the OS (bytes).
+_M_TRIM_THRESHOLD, KEEP_HEAP_BYTES = -1, 1 << 30
+
 
 def find_ngspice_library() -> str:
     """Path (or soname) of the ngspice shared library.
@@ -70,6 +73,7 @@ def ngspice():
         except ImportError as exc:  # pragma: no cover - broken install
             raise NgspiceMissingError(f"PySpice is not installed: {exc}") from exc
         NgSpiceShared.LIBRARY_PATH = path
+        _keep_freed_memory()
         try:
             _shared = NgSpiceShared.new_instance()
         except OSError as exc:
@@ -77,6 +81,20 @@ def ngspice():
                 f"cannot load ngspice from {path}: {exc}; {_INSTALL_HINT}"
             ) from exc
     return _shared
+
+
+def _keep_freed_memory() -> None:
+    """Let glibc keep up to :data:`KEEP_HEAP_BYTES` of freed heap instead of returning it.
+
+    Every ngspice analysis un-sets and sets the circuit up again (``CKTdoJob``), freeing and
+    re-allocating its matrix; glibc would hand that memory back to the OS and page-fault it in
+    again at the next analysis, a quarter of the time of a short ``dc`` sweep of a residual
+    tile (docs/benchmarks.md). No-op off glibc."""
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # pragma: no cover - not glibc
+        return
+    mallopt(_M_TRIM_THRESHOLD, KEEP_HEAP_BYTES)
 
 
 def ngspice_version() -> str:

@@ -103,6 +103,7 @@ class _Worker:
         ours, theirs = socket.socketpair()
         fd = theirs.fileno()
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+        env.setdefault("OMP_NUM_THREADS", "1")  # one BLAS thread, as in rerinv.cli
         ngspice = sys.modules.get("rerinv.engines.ngspice_lib")
         if ngspice is not None and ngspice._solver is not None:  # the solver chosen here
             env[ngspice.SOLVER_ENV] = ngspice._solver
