@@ -266,9 +266,10 @@ def test_an_n16_inv_transient_runs_on_sparse_and_the_session_returns_to_klu(klu)
 
 
 def test_an_inv_solve_runs_its_dac_slices_as_one_batch_and_never_rails_first(monkeypatch):
-    """A fresh INV crossbar's first solve probes at FIRST_ALPHA (a railed ngspice point costs
-    hundreds of Newton iterations), is re-solved louder once, and every later solve sends both
-    DAC slices to ngspice as one ``dc`` sweep; the result matches the nodal engine's."""
+    """A fresh INV crossbar's first solve ranges one vector from FIRST_ALPHA up (a railed
+    ngspice point costs hundreds of Newton iterations): an ``op`` at FIRST_ALPHA, one louder,
+    then the rest of the batch at that range; every later call sends all its DAC slices to
+    ngspice as one ``dc`` sweep. The results match the nodal engine's."""
     from rerinv.analog.machine import AnalogMachine
     from rerinv.analog.units import FIRST_ALPHA
     from rerinv.config import Config
@@ -277,23 +278,31 @@ def test_an_inv_solve_runs_its_dac_slices_as_one_batch_and_never_rails_first(mon
     v = np.random.default_rng(3).uniform(-1, 1, 16)
     config = Config().with_values("scheme", residual="digital")
     calls = []
-    solve_batch = ngm.NgspiceSession.solve_batch
+    solve, solve_batch = ngm.NgspiceSession.solve, ngm.NgspiceSession.solve_batch
 
-    def counted(self, inputs):
-        calls.append(np.atleast_2d(inputs).shape[0])
+    def counted_solve(self, inputs=None):
+        calls.append(("op", float(np.max(np.abs(inputs)))))
+        return solve(self, inputs)
+
+    def counted_batch(self, inputs):
+        calls.append(("dc", np.atleast_2d(inputs).shape[0]))
         return solve_batch(self, inputs)
 
-    monkeypatch.setattr(ngm.NgspiceSession, "solve_batch", counted)
-    monkeypatch.setattr(ngm.NgspiceSession, "solve", lambda *_: pytest.fail("a lone op"))
+    monkeypatch.setattr(ngm.NgspiceSession, "solve", counted_solve)
+    monkeypatch.setattr(ngm.NgspiceSession, "solve_batch", counted_batch)
     results = {}
     for engine in ("nodal", "spice"):
         machine = AnalogMachine(a, config.with_values("simulation", engine=engine), seed=4)
         unit = machine.unit
         assert unit.alpha == FIRST_ALPHA
         results[engine] = [unit(v), unit(v)]
-        assert unit.alpha > FIRST_ALPHA  # raised after the probe
+        assert unit.alpha > FIRST_ALPHA  # raised after the first vector
         machine.close()
-    assert calls == [2, 2, 2]  # probe, louder, then the second solve in one sweep
+    dac_range = config.converters.dac_range
+    kinds = [kind for kind, _ in calls]
+    assert kinds == ["op", "op", "dc", "op", "dc"], calls  # K = 1 batches run as an op
+    assert calls[0][1] <= FIRST_ALPHA * dac_range < calls[1][1]  # probe, then louder
+    assert calls[-1] == ("dc", 2)  # the second call: both DAC slices in one sweep
     for spice, nodal in zip(results["spice"], results["nodal"], strict=True):
         assert rel_err(spice, nodal) < 1e-6
     assert rel_err(results["spice"][1], np.linalg.solve(a, v)) < 0.1

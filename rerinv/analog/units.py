@@ -3,9 +3,9 @@ auto-ranging out, every solve counted.
 
 Auto-ranging: the DAC reference is scaled by a power-of-two attenuation ``alpha``; a solve whose
 outputs rail or overrange the ADC is repeated at ``alpha / 4`` (and counted), and an
-under-ranged result raises ``alpha`` for the next solve; a crossbar's first solve starts low
-(:data:`FIRST_ALPHA`). With ``device.read_noise`` each solve
-runs on a fresh read of the programmed arrays.
+under-ranged result raises ``alpha`` for the next solve. A crossbar's first solve is one vector
+from :data:`FIRST_ALPHA` up, which sets the range for the rest of its batch. With
+``device.read_noise`` each solve runs on a fresh read of the programmed arrays.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ class InvUnit:
         self.config, self.n = config, crossbar.arrays.n
         self.dac = Converter(config.converters.dac_bits, 1.0)  # codes in units of full scale
         self.adc = Converter(config.converters.adc_bits, config.converters.adc_range)
-        self.alpha = FIRST_ALPHA
+        self.alpha, self._ranged = FIRST_ALPHA, False
         self._session = None if config.device.read_noise else engine.load(crossbar.circuit)
         counters.level(level)["crossbars"] += 2  # a differential pair of arrays
 
@@ -134,6 +134,12 @@ class InvUnit:
         pending = np.flatnonzero(codes.any(axis=0))
         limit = self.adc.full_scale + 0.5 * self.adc.lsb
         retried = np.zeros(codes.shape[1], dtype=bool)
+        if not self._ranged and pending.size and self._session is not None:
+            # the crossbar's first solve: one column, from FIRST_ALPHA, finds the range
+            j, pending = pending[0], pending[1:]
+            volts[:, j], alphas[j] = self._solve_ranged(codes[:, j])
+            alphas[pending] = self.alpha
+        self._ranged = True
         for _ in range(MAX_RANGE_RETRIES):
             if pending.size == 0:
                 break
@@ -182,7 +188,7 @@ class InvUnit:
         if self._session is not None:
             self._session.close()
             self._session = self.engine.load(shifted.circuit)
-        self.crossbar, self.alpha = shifted, FIRST_ALPHA
+        self.crossbar, self.alpha, self._ranged = shifted, FIRST_ALPHA, False
         self.counters.reprograms += 1
         return True
 
