@@ -258,7 +258,10 @@ class NgspiceSession:
 
 
 def _load(circuit: Circuit, text: str) -> int:
-    """Parse ``text`` into ngspice as a new circuit; returns its id."""
+    """Parse ``text`` into ngspice as a new circuit; returns its id.
+
+    A rejected netlist is a bug of the netlist writer: after one, ngspice 46 writes past its
+    heap on the next load (valgrind), so the process's ngspice is not to be trusted again."""
     global _current, _next_id
     ng = ngspice()
     try:

@@ -198,7 +198,11 @@ def _bits(results: TrainingResults, rows: list[dict]) -> Plot:
         )
     ax.set_xlabel("optimizer step of the inverse update")
     ax.set_ylabel("worst column's effective bits (all factors)")
-    ax.legend(fontsize=7, ncol=2)
+    if ax.lines:
+        ax.legend(fontsize=7, ncol=2)
+    else:
+        ax.text(0.5, 0.5, "no K-FAC run with an inexact inverse", ha="center",
+                transform=ax.transAxes)  # fmt: skip
     ax.grid(alpha=0.3)
     return Plot(
         "inverse_bits",
