@@ -59,6 +59,7 @@ _MAX_COMMAND = 1000
 _loaded: list[int] = []  # ids of the circuits ngspice holds, oldest first
 _current: int | None = None
 _next_id = 0
+_rejected: str | None = None  # the title of a netlist ngspice rejected in this process
 
 
 def analysis_statistics() -> dict[str, float]:
@@ -261,12 +262,19 @@ def _load(circuit: Circuit, text: str) -> int:
     """Parse ``text`` into ngspice as a new circuit; returns its id.
 
     A rejected netlist is a bug of the netlist writer: after one, ngspice 46 writes past its
-    heap on the next load (valgrind), so the process's ngspice is not to be trusted again."""
-    global _current, _next_id
+    heap on the next load (valgrind), so this process loads nothing more into it."""
+    global _current, _next_id, _rejected
+    if _rejected is not None:
+        raise SimulationError(
+            f"ngspice rejected the netlist of {_rejected} earlier in this process and its "
+            "memory is not to be trusted after that (ngspice 46 writes past its heap on the "
+            "next load); run again in a new process"
+        )
     ng = ngspice()
     try:
         _circ(ng, text)
     except Exception as exc:
+        _rejected = circuit.title
         raise SimulationError(
             f"ngspice rejected the netlist of {circuit.title}: {ng.stdout[-600:] or exc}"
         ) from exc
