@@ -28,9 +28,9 @@ from rerinv.seeds import spawn
 MAX_RANGE_RETRIES = 12
 
 #: DAC attenuation of an INV crossbar's first solve. Its outputs scale with ``||M^-1||``, which
-#: nothing has measured yet: a railed solve costs ngspice hundreds of Newton iterations (a
-#: quarter of a second to seconds at N = 64), an under-ranged one only a second, louder solve
-#: (:func:`_raised_alpha` lifts the attenuation to the right power of two at once).
+#: nothing has measured yet: a railed solve costs ngspice many Newton iterations (its gmin and
+#: source stepping), an under-ranged one only a second, louder solve (:func:`_raised_alpha`
+#: lifts the attenuation to the right power of two at once).
 FIRST_ALPHA = 2.0**-8
 
 

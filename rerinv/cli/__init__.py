@@ -12,7 +12,7 @@ import sys
 
 # One BLAS (OpenMP) thread unless the user sets OMP_NUM_THREADS: rerinv's numpy work is small
 # vectors and matrices between ngspice analyses, and the threads OpenBLAS starts for it slowed
-# an N = 64 `refine` through ngspice by 13-27 % on a 2-core machine (docs/benchmarks.md). It must
+# an N = 64 `refine` through ngspice by 16 % on a 2-core machine (docs/benchmarks.md). It must
 # be set before numpy loads its BLAS, hence here, before any import that loads numpy.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 

@@ -88,8 +88,8 @@ def _keep_freed_memory() -> None:
 
     Every ngspice analysis un-sets and sets the circuit up again (``CKTdoJob``), freeing and
     re-allocating its matrix; glibc would hand that memory back to the OS and page-fault it in
-    again at the next analysis, a quarter of the time of a short ``dc`` sweep of a residual
-    tile (docs/benchmarks.md). No-op off glibc."""
+    again at the next analysis (benchmarks/process_settings.py measures the difference).
+    No-op off glibc."""
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # pragma: no cover - not glibc
