@@ -350,5 +350,5 @@ def load_matrix_set(path: str | os.PathLike) -> list[tuple[str, np.ndarray, dict
             dataset = f["factors"][name]
             metadata = {k: v.item() if isinstance(v, np.generic) else v
                         for k, v in dataset.attrs.items()}  # fmt: skip
-            items.append((name, dataset[...], metadata))
+            items.append((name, np.asarray(dataset[...], dtype=np.float64), metadata))
     return items

@@ -17,7 +17,11 @@ from rerinv.schemes import effective_bits, solve
 
 from .helpers import rel_err
 
-BLOCKS = Config().with_overrides(["array.max_size=16"]).with_values("simulation", engine="nodal")
+BLOCKS = (
+    Config()
+    .with_overrides(["array.max_size=16", "scheme.blocks=blockamc"])
+    .with_values("simulation", engine="nodal")
+)
 
 
 @pytest.mark.parametrize("n", [32, 48])
@@ -95,7 +99,7 @@ def test_every_block_solve_agrees_between_ngspice_and_nodal():
     """Each crossbar of a BlockAMC machine (INV blocks, Schur complement, VMM blocks), driven
     by the DAC voltages of its first read, gives the same outputs on both engines."""
     a, b = kfac_factor(32, seed=2), random_rhs(32, seed=3)
-    snapshots = crossbar_snapshots(a, b, Config().with_overrides(["array.max_size=16"]))
+    snapshots = crossbar_snapshots(a, b, BLOCKS)
     assert {s.name[:3] for s in snapshots} == {"inv", "vmm"}
     for snap in snapshots:
         volts = [get_engine(e).load(snap.circuit).solve() for e in ("nodal", "spice")]
@@ -119,11 +123,11 @@ def test_machine_netlist_runs_in_stock_ngspice(tmp_path):
     np.save(tmp_path / "b.npy", b)
     out = tmp_path / "machine.cir"
     args = ["netlist", "--matrix", str(tmp_path / "a.npy"), "--rhs", str(tmp_path / "b.npy")]
-    assert main([*args, "--kind", "machine", "--set", "array.max_size=16", "--out", str(out)]) == 0
+    sets = ["--set", "array.max_size=16", "--set", "scheme.blocks=blockamc"]
+    assert main([*args, "--kind", "machine", *sets, "--out", str(out)]) == 0
     text = subprocess.run(["ngspice", "-b", str(out)], capture_output=True, text=True).stdout
     printed = {m[0]: float(m[1]) for m in re.findall(r"v\((\S+)\)\s*=\s*(\S+)", text)}
-    config = Config().with_overrides(["array.max_size=16"])
-    for snap in crossbar_snapshots(a, b, config):
+    for snap in crossbar_snapshots(a, b, BLOCKS):
         volts = get_engine("nodal").load(snap.circuit).solve()
         got = np.array([printed[f"{snap.name}_{node}"] for node in snap.circuit.outputs])
         assert rel_err(got, volts) < 1e-6, snap.name

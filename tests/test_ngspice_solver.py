@@ -276,7 +276,9 @@ def test_an_inv_solve_runs_its_dac_slices_as_one_batch_and_never_rails_first(mon
 
     a = kfac_factor(16, seed=16)
     v = np.random.default_rng(3).uniform(-1, 1, 16)
-    config = Config().with_values("scheme", residual="digital")
+    config = Config().with_values(
+        "scheme", residual="digital", dac_slices=2, dac_slicing="separate"
+    )
     calls = []
     solve, solve_batch = ngm.NgspiceSession.solve, ngm.NgspiceSession.solve_batch
 

@@ -4,8 +4,9 @@ noise, residual widths and the public-matrix suite."""
 import numpy as np
 import pytest
 
-from rerinv.analog.inv import build_inv, build_preconditioner, output_factor
+from rerinv.analog.inv import build_inv, output_factor
 from rerinv.analog.machine import AnalogMachine
+from rerinv.analog.routes import build_preconditioner
 from rerinv.cli import main
 from rerinv.config import Config
 from rerinv.engines import get_engine
@@ -97,16 +98,19 @@ def test_ginv_transient_settles_to_its_dc_solution():
     assert np.max(np.abs(final - dc)) < 1e-4 * np.max(np.abs(dc))
 
 
-def test_stiff_spd_gets_a_stabilised_inv_and_build_inv_says_why_not():
+def test_stiff_spd_gets_a_finer_or_stabilised_inv_and_build_inv_says_why_not():
     a = stiff_spd()
     with pytest.raises(UnstableMatrixError, match=r"--set scheme.circuit=auto"):
         build_inv(a, Config(), scaling="jacobi")
-    inv = build_preconditioner(a, Config(), seed=0)
-    assert inv.route == "inv_shifted" and inv.arrays.shift > 0
-    eig = np.linalg.eigvals(inv.arrays.conductance_matrix)
-    assert np.min(eig.real) > 0  # the programmed copy is stable, the plain one was not
     plain = map_matrix(a, Config().device, scaling="jacobi").conductance_matrix
-    assert np.min(np.linalg.eigvals(plain).real) < 0
+    assert np.min(np.linalg.eigvals(plain).real) < 0  # one slice of 8-bit cells: unstable
+    inv = build_preconditioner(a, Config(), seed=0)  # auto: a second slice holds it
+    assert inv.route == "inv" and inv.arrays.slices == 2 and inv.arrays.shift == 0
+    one_slice = Config().with_overrides(["scheme.inv_slices=1"])
+    shifted = build_preconditioner(a, one_slice, seed=0)
+    assert shifted.route == "inv_shifted" and shifted.arrays.shift > 0
+    for held in (inv, shifted):  # the programmed copies are stable
+        assert np.min(np.linalg.eigvals(held.arrays.conductance_matrix).real) > 0
 
 
 def test_a_matrix_with_every_eigenvalue_negative_is_held_as_minus_a():
@@ -119,12 +123,18 @@ def test_a_matrix_with_every_eigenvalue_negative_is_held_as_minus_a():
 
 
 @pytest.mark.parametrize(
-    ("name", "route"),
-    [("can_24_grounded", "inv"), ("dwt_59_grounded", "inv_shifted"), ("can_24", "ginv")],
+    ("name", "route", "slices"),
+    [
+        ("can_24_grounded", "inv", 1),
+        ("dwt_59_grounded", "inv", 0),
+        ("bcspwr03_grounded", "inv_shifted", 1),
+        ("can_24", "ginv", 0),
+    ],
 )
-def test_each_route_reaches_16_bits(name, route):
+def test_each_route_reaches_16_bits(name, route, slices):
     a = suite_matrix(name)
-    result = solve(a, random_rhs(a.shape[0], seed=0), NODAL)
+    config = NODAL.with_values("scheme", inv_slices=slices)
+    result = solve(a, random_rhs(a.shape[0], seed=0), config)
     assert result.circuit == route
     assert result.reached_target and result.passes <= 40, result.history
 
@@ -159,6 +169,9 @@ class _FakeMachine:
     class counters:  # noqa: N801 - the attribute the run reads
         inv_solves = vmm_ops = 0
 
+    row_scale = col_scale = np.ones(4)
+    preconditioner = "inv"
+
 
 def test_one_bad_first_residual_is_not_divergence():
     b = np.ones(4)
@@ -169,6 +182,9 @@ def test_one_bad_first_residual_is_not_divergence():
     statuses = [bad.record(np.ones(4), 9.0 * k) for k in (1, 2, 3)]
     assert statuses == [None, None, "diverged"]  # a trend of stall_passes = 3 passes
     assert np.array_equal(bad.answer("diverged"), np.zeros(4))  # the best measured iterate
+    falling = Run(_FakeMachine(), b, np.ones(4), Config(), 16, 40)
+    statuses = [falling.record(np.ones(4), r) for r in (80.0, 40.0, 20.0, 10.0, 5.0)]
+    assert statuses == [None] * 5  # far above ||b|| but falling: never divergence
 
 
 def test_singular_input_is_one_line_and_exit_2(tmp_path, capsys):

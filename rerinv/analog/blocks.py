@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rerinv.analog.inv import build_preconditioner
+from rerinv.analog.routes import build_preconditioner
 from rerinv.analog.units import Counters, InvUnit, VmmUnit
 from rerinv.config import Config
 from rerinv.engines import parallel_map
@@ -39,10 +39,11 @@ from rerinv.seeds import seed_sequence, spawn
 
 
 def make_inverse(a, config: Config, engine, seed, counters: Counters, read_rng, level: int = 1):
-    """An INV crossbar unit when ``a`` fits one crossbar, else a block preconditioner of
-    ``scheme.blocks`` structure."""
-    if a.shape[0] <= config.array.max_size:
-        crossbar = build_preconditioner(a, config, seed=seed)
+    """An INV crossbar unit when ``a`` fits one crossbar or ``scheme.blocks`` is ``tiled`` (one
+    loop over crossbar tiles), else a block preconditioner of ``scheme.blocks`` structure."""
+    tiled = config.scheme.blocks == "tiled"
+    if a.shape[0] <= config.array.max_size or tiled:
+        crossbar = build_preconditioner(a, config, seed=seed, tiled=tiled)
         return InvUnit(crossbar, engine, seed, counters, read_rng, level)
     if config.scheme.blocks == "jacobi":
         return BlockJacobi(a, config, engine, seed, counters, read_rng, level)
@@ -75,8 +76,12 @@ class BlockInverse:
         x1 = z1 - self.a11(self.v12(x2))
         return np.concatenate([x1, x2])
 
-    def stiffen(self) -> bool:
+    def add_slice(self) -> bool:
         return False
+
+    def set_dac_slices(self, slices: int) -> None:
+        self.a11.set_dac_slices(slices)
+        self.s.set_dac_slices(slices)
 
     def close(self) -> None:
         for part in (self.a11, self.v12, self.v21, self.s):
@@ -116,8 +121,12 @@ class BlockJacobi:
             return np.concatenate([apply(job) for job in jobs])
         return np.concatenate(parallel_map(self.engine, apply, jobs))  # independent blocks
 
-    def stiffen(self) -> bool:
+    def add_slice(self) -> bool:
         return False
+
+    def set_dac_slices(self, slices: int) -> None:
+        for unit in self.units:
+            unit.set_dac_slices(slices)
 
     def close(self) -> None:
         for unit in self.units:

@@ -23,7 +23,8 @@ op-amp and inverter poles: :mod:`rerinv.analog.dynamics`), not only on ``D^-1 G`
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -32,21 +33,24 @@ from rerinv.analog.vmm import OUTPUT_HEADROOM
 from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.errors import UnstableMatrixError
-from rerinv.hw.circuit import Circuit, ginv_crossbar, inv_crossbar
-from rerinv.hw.mapping import CrossbarArrays, choose_scaling, map_matrix, program_conductances
-from rerinv.matrices import check_matrix, check_nonsingular, check_stable, check_vector
+from rerinv.hw.circuit import Circuit, ginv_crossbar, inv_crossbar, inv_gain_error
+from rerinv.hw.mapping import (
+    CrossbarArrays,
+    choose_scaling,
+    map_matrix,
+    program_conductances,
+)
+from rerinv.matrices import check_matrix, check_stable, check_vector
 from rerinv.seeds import spawn
 
 #: The routes of :func:`build_preconditioner`.
 ROUTES = ("inv", "inv_shifted", "ginv")
 
-#: A shifted INV must have ``min Re eig(D^-1 G) > 2**-bits * max |eig|``: robust to one level.
-_SHIFT_MARGIN_LEVELS = 1.0
-
 
 def row_conductance(arrays: CrossbarArrays, config: Config) -> np.ndarray:
-    """Total conductance at each row node (S): both arrays plus the input resistor."""
-    return arrays.g_pos.sum(axis=1) + arrays.g_neg.sum(axis=1) + 1.0 / config.array.r_in
+    """Total conductance at each row node (S): every array (all slices) plus the input
+    resistor."""
+    return arrays.total_conductance + 1.0 / config.array.r_in
 
 
 def loop_matrix(arrays: CrossbarArrays, config: Config) -> np.ndarray:
@@ -55,16 +59,19 @@ def loop_matrix(arrays: CrossbarArrays, config: Config) -> np.ndarray:
 
 
 def _loop_eigenvalues(arrays: CrossbarArrays, config: Config) -> np.ndarray:
-    return np.linalg.eigvals(loop_matrix(arrays, config))
+    """Eigenvalues of ``D^-1 (G + E)``, ``E`` the loop's finite-gain error at DC (what the
+    loop really holds; :func:`rerinv.hw.circuit.inv_gain_error`)."""
+    held = arrays.conductance_matrix + inv_gain_error(arrays, config)
+    return np.linalg.eigvals(held / row_conductance(arrays, config)[:, None])
 
 
-def _unstable_reason(inv: InvCrossbar, margin: float = 1e-12) -> str | None:
+def unstable_reason(inv: InvCrossbar, margin: float = 1e-12) -> str | None:
     """Why the programmed crossbar's loop would not settle, or None when it does."""
     if inv.route != "ginv":
         eigenvalues = _loop_eigenvalues(inv.arrays, inv.config)
         worst = eigenvalues[np.argmin(eigenvalues.real)]
         if worst.real <= margin * np.max(np.abs(eigenvalues)):
-            return f"D^-1 G of the programmed arrays has eigenvalue {worst:.4g}"
+            return f"D^-1 G of the programmed loop has eigenvalue {worst:.4g}"
     slowest, fastest = slowest_rate(inv.circuit)
     if not slowest > STABILITY_MARGIN * fastest:
         return (
@@ -100,11 +107,27 @@ class InvCrossbar:
         return float(np.log(1 / eps) / slowest) if slowest > 0 else float("inf")
 
     @property
+    def label(self) -> str:
+        """A few words: route, slices, shift, tiles (``inv_shifted x2 s=0.0039``)."""
+        words = [self.route]
+        if self.arrays.fine:
+            words.append(f"x{self.arrays.slices}")
+        if self.arrays.shift:
+            words.append(f"s={self.arrays.shift:.2g}")
+        tiles = math.ceil(self.arrays.n / self.config.array.max_size)
+        if tiles > 1:
+            words.append(f"{tiles}x{tiles} tiles")
+        return " ".join(words)
+
+    @property
     def description(self) -> str:
-        """One line: route, scaling and shift."""
+        """One line: route, slices, tiles, scaling and shift."""
+        tiles = math.ceil(self.arrays.n / self.config.array.max_size)
+        slices = f", {self.arrays.slices} slices" if self.arrays.fine else ""
+        slices += f", {tiles} x {tiles} tiles" if tiles > 1 else ""
         shift = f", diagonal shift {self.arrays.shift:g}" if self.arrays.shift else ""
         negated = ", holding -A" if self.sign < 0 else ""
-        return f"{self.route} circuit, {self.arrays.scaling} scaling{shift}{negated}"
+        return f"{self.route} circuit{slices}, {self.arrays.scaling} scaling{shift}{negated}"
 
 
 def resolve_scaling(a: np.ndarray, config: Config) -> str:
@@ -115,14 +138,57 @@ def resolve_scaling(a: np.ndarray, config: Config) -> str:
     return choose_scaling(a) if scheme.scaling == "auto" else scheme.scaling
 
 
-def _program(
-    a, config, seed, *, scaling: str, shift: float = 0.0, route: str, sign: float = 1.0
+#: Fixed-point steps of the finite-gain compensation (:func:`_program`).
+GAIN_COMPENSATION_STEPS = 3
+
+#: Finer slices whose attenuation times the op-amp gain is below this are balanced pairs when
+#: the finite gain is compensated (:func:`_program`).
+BALANCE_LOOP_GAIN = 64.0
+
+
+def program_crossbar(
+    a,
+    config,
+    seed,
+    *,
+    scaling: str,
+    shift: float = 0.0,
+    route: str,
+    sign: float = 1.0,
+    slices: int = 1,
 ) -> InvCrossbar:
-    """Map ``sign * a``, program it (from ``seed``) and build the circuit of one route; no
-    checks."""
+    """Map ``sign * a`` (on ``slices`` pairs of arrays), program it (from ``seed``) and build
+    the circuit of one route; no checks."""
     programming, mismatch = spawn(seed, 2)
-    target = map_matrix(sign * a, config.device, scaling=scaling, shift=shift)
-    arrays = program_conductances(target, config.device, np.random.default_rng(programming))
+
+    compensate = route == "inv" and config.scheme.compensate_gain
+    # the host knows the amplifiers' DC gain (to scheme.gain_tolerance) and what it programmed
+    # (write-verify): the arrays hold A minus the loop's finite-gain error as it would be with
+    # the gain at the top of its tolerance, so the loop holds A plus a small positive diagonal
+    # at worst, never less than A. The error depends on the row conductances, and a change c
+    # of what a slice at attenuation a holds moves them by c / a: slices with a * gain below
+    # BALANCE_LOOP_GAIN are balanced pairs, whose row load does not depend on what they hold,
+    # so that a few fixed-point steps settle the correction
+    planned = config.with_values(
+        "opamp", gain=config.opamp.gain * (1 + config.scheme.gain_tolerance)
+    )
+    balance_below = BALANCE_LOOP_GAIN / planned.opamp.dc_gain if compensate else 0.0
+
+    def program(correction=None):
+        target = map_matrix(
+            sign * a,
+            config.device,
+            scaling=scaling,
+            shift=shift,
+            slices=slices,
+            correction=correction,
+            balance_below=balance_below,
+        )
+        return program_conductances(target, config.device, np.random.default_rng(programming))
+
+    arrays = program()
+    for _ in range(GAIN_COMPENSATION_STEPS if compensate else 0):
+        arrays = program(inv_gain_error(arrays, planned))
     build = ginv_crossbar if route == "ginv" else inv_crossbar
     circuit = build(arrays, config, seed=np.random.default_rng(mismatch))
     return InvCrossbar(a, arrays, circuit, config, route, mismatch, sign)
@@ -148,8 +214,8 @@ def build_inv(
     a = check_matrix(a, max_size=config.array.max_size)
     if check_stability:
         check_stable(a)
-    inv = _program(a, config, seed, scaling=scaling, route="inv")
-    if check_stability and (reason := _unstable_reason(inv)):
+    inv = program_crossbar(a, config, seed, scaling=scaling, route="inv")
+    if check_stability and (reason := unstable_reason(inv)):
         raise UnstableMatrixError(
             f"the programmed INV crossbar is unstable: {reason}, so the op-amp outputs would "
             "run to the rails. The intended matrix is stable, but its quantised/programmed "
@@ -157,106 +223,6 @@ def build_inv(
             "bits per cell (--set device.bits=12)"
         )
     return inv
-
-
-def build_preconditioner(
-    a: np.ndarray, config: Config, *, seed: int | np.random.SeedSequence = 0
-) -> InvCrossbar:
-    """The crossbar the schemes solve with, as ``config.scheme.circuit`` says (see the module
-    docstring); ``auto`` takes the INV crossbar when its programmed loop is stable, else the
-    stabilised INV when every eigenvalue of ``a`` has a positive real part, else the
-    generalised-inverse crossbar.
-
-    Raises
-    ------
-    InputError
-        ``a`` is singular.
-    UnstableMatrixError
-        No allowed route gives a stable circuit; the message names the cause and the
-        parameter to change.
-    """
-    a = check_matrix(a, max_size=config.array.max_size)
-    check_nonsingular(a)
-    choice, scaling = config.scheme.circuit, resolve_scaling(a, config)
-    reasons, remedies = [], []
-    if choice in ("auto", "inv", "inv_shifted"):
-        sign = _stable_sign(a)
-        if sign is None:
-            reasons.append(
-                "the matrix has eigenvalues on both sides of the imaginary axis (the INV loop "
-                "cannot hold it or its negative)"
-            )
-            remedies.append("use the generalised-inverse circuit: --set scheme.circuit=auto")
-        else:
-            inv = _program(a, config, seed, scaling=scaling, route="inv", sign=sign)
-            reason = _unstable_reason(inv)
-            if reason is None:
-                return inv
-            reasons.append(f"INV: {reason}")
-            if choice == "inv":
-                remedies.append("let rerinv stabilise it: --set scheme.circuit=auto")
-            else:
-                shifted = stabilised_inv(inv, seed)
-                if shifted is not None:
-                    return shifted
-                reasons.append("no diagonal shift up to the largest entry stabilises it")
-    if choice in ("auto", "ginv"):
-        inv = _program(a, config, seed, scaling=scaling, route="ginv")
-        reason = _unstable_reason(inv)
-        if reason is None:
-            return inv
-        reasons.append(f"generalised inverse: {reason}")
-    if not remedies or choice in ("auto", "ginv", "inv_shifted"):
-        remedies.append(
-            "change what makes the programmed circuit unstable (programming error: --set "
-            "device.sigma_rel=0; inverter mismatch: --set array.inverter_mismatch=0; cell "
-            "levels: --set device.bits=12)"
-        )
-    raise UnstableMatrixError(
-        f"no stable analog circuit for this matrix with scheme.circuit={choice}: "
-        + "; ".join(reasons)
-        + ". To fix it, "
-        + ", or ".join(remedies)
-    )
-
-
-def _stable_sign(a: np.ndarray) -> float | None:
-    """+1 when every eigenvalue of ``a`` has a positive real part, -1 when every one has a
-    negative real part (the INV crossbar then holds ``-A`` and the read-out flips the sign),
-    None otherwise (same tolerance as :func:`rerinv.matrices.check_stable`; one
-    eigen-decomposition, the caller has checked that ``a`` is not singular)."""
-    eig = np.linalg.eigvals(a)
-    margin = 1e-12 * np.max(np.abs(eig))
-    if np.all(eig.real > margin):
-        return 1.0
-    if np.all(eig.real < -margin):
-        return -1.0
-    return None
-
-
-def stabilised_inv(inv: InvCrossbar, seed, *, above: float = 0.0) -> InvCrossbar | None:
-    """``inv`` re-programmed with the smallest power-of-two diagonal shift (one cell level up
-    to the largest entry) above ``above`` whose programmed loop is robustly stable: the
-    smallest eigenvalue of ``D^-1 G`` at least one cell level of the largest; None when no
-    shift does."""
-    bits = inv.config.device.bits
-    margin = _SHIFT_MARGIN_LEVELS * 2.0**-bits
-    for k in range(bits + 1):
-        shift = 2.0 ** (k - bits)
-        if shift <= above:
-            continue
-        candidate = _program(
-            inv.matrix,
-            inv.config,
-            seed,
-            scaling=inv.arrays.scaling,
-            shift=shift,
-            route="inv",
-            sign=inv.sign,
-        )
-        if _unstable_reason(candidate, margin) is None:
-            return replace(candidate, route="inv_shifted")
-    return None
 
 
 def slowest_mode(inv: InvCrossbar) -> np.ndarray:

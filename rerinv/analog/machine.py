@@ -27,7 +27,7 @@ import numpy as np
 from rerinv.analog.bitsliced import BitSlicedVMM, DigitalVMM
 from rerinv.analog.blocks import make_inverse
 from rerinv.analog.inv import InvCrossbar, resolve_scaling
-from rerinv.analog.units import Counters, InvUnit
+from rerinv.analog.units import Counters, InvUnit, dac_slices_for
 from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.errors import InputError
@@ -105,12 +105,19 @@ class AnalogMachine:
                 arrays.col_scale,
             )
         self._vmm = self._low_vmm = None
+        self._kappa: float | None = None  # the hardware's condition estimate, when made
         self.residual = self._plan_residual()
+        self._tune_dac()
         self._vmm = self._residual_vmm(self.a, self._seeds["vmm"], self.residual.weight_bits)
 
     @property
     def crossbar(self) -> InvCrossbar | None:
         return None if self.blocks else self.unit.crossbar
+
+    @property
+    def preconditioner(self) -> str:
+        """What the INV crossbar holds now, in a few words (it can change during a run)."""
+        return self.route if self.blocks else self.unit.crossbar.label
 
     @property
     def route(self) -> str:
@@ -128,6 +135,34 @@ class AnalogMachine:
 
     def low_vmm(self, x: np.ndarray) -> np.ndarray:
         """``~A_L x`` with ``A_L = A - A_H`` (RePAST's A slicing), on its own bit-sliced VMM."""
+        return self._apply(self._low(), x)
+
+    # -- the same in the scaled system the crossbars hold -----------------------------------
+    # ``A~ = diag(r) A diag(c)``, ``b~ = diag(r) b``, ``x = diag(c) y``: a loop that works on
+    # these sees neither the row nor the column scaling of the user's matrix.
+    def scaled_inv(self, v: np.ndarray) -> np.ndarray:
+        """``~A~^-1 v`` (``inv`` in the scaled system)."""
+        v = np.asarray(v, dtype=float)
+        rows, cols = self._scales(v)
+        return self.inv(v / rows) / cols
+
+    def scaled_vmm(self, y: np.ndarray) -> np.ndarray:
+        """``~A~ y`` (``vmm`` in the scaled system)."""
+        return self._count(self._vmm, y)
+
+    def scaled_low_vmm(self, y: np.ndarray) -> np.ndarray:
+        """``~A~_L y`` (``low_vmm`` in the scaled system)."""
+        return self._count(self._low(), y)
+
+    def _scales(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if v.ndim == 2:
+            return self.row_scale[:, None], self.col_scale[:, None]
+        return self.row_scale, self.col_scale
+
+    # -- helpers ---------------------------------------------------------------------------
+    def _low(self):
+        """RePAST's ``A_L`` VMM, built on first use: ``A - A_H`` with ``A_H`` the (sliced)
+        ``device.bits`` matrix the INV crossbar is meant to hold."""
         if self._low_vmm is None:
             if self.blocks:
                 raise InputError(
@@ -136,14 +171,17 @@ class AnalogMachine:
                 )
             arrays, sign = self.crossbar.arrays, self.crossbar.sign
             target = map_matrix(  # A_H: the target of what the crossbar holds
-                sign * self.a, self.config.device, scaling=arrays.scaling, shift=arrays.shift
+                sign * self.a,
+                self.config.device,
+                scaling=arrays.scaling,
+                shift=arrays.shift,
+                slices=arrays.slices,
             )
             self._low_vmm = self._residual_vmm(
                 self.a - sign * target.implemented_matrix(), self._seeds["low"], 16
             )
-        return self._apply(self._low_vmm, x)
+        return self._low_vmm
 
-    # -- helpers ---------------------------------------------------------------------------
     def _residual_vmm(self, w, seed, weight_bits):
         scaled = self.row_scale[:, None] * w * self.col_scale[None, :]
         if self.config.scheme.residual == "digital" or not scaled.any():
@@ -167,17 +205,34 @@ class AnalogMachine:
             return ResidualPlan(
                 scheme.vmm_weight_bits, scheme.vmm_input_bits, math.nan, math.nan, "configured"
             )
-        kappa = self.condition_estimate()
+        kappa = self._condition()
         auto = int(np.clip(math.ceil(target + math.log2(kappa) + RESIDUAL_MARGIN_BITS), 16, 52))
         weight = scheme.vmm_weight_bits or auto
         inputs = scheme.vmm_input_bits or auto
         floor = min(weight, inputs) - math.log2(kappa)
         return ResidualPlan(weight, inputs, kappa, floor, "auto")
 
-    def stiffen(self) -> bool:
-        """Re-program the INV crossbar with the next larger stabilising diagonal shift (a
-        rewrite, counted in ``counters.reprograms``); False when that cannot help."""
-        return self.unit.stiffen()
+    def add_slice(self) -> bool:
+        """Re-program the INV crossbar on one more slice (a rewrite, counted in
+        ``counters.reprograms``); False when that is not possible (generalised inverse, block
+        preconditioner, most slices already)."""
+        if not self.unit.add_slice():
+            return False
+        self._kappa = None  # the finer crossbar sees more of the spectrum: estimate again
+        self._tune_dac()
+        return True
+
+    def _condition(self) -> float:
+        if self._kappa is None:
+            self._kappa = self.condition_estimate()
+        return self._kappa
+
+    def _tune_dac(self) -> None:
+        """``scheme.dac_slices = 0`` (auto): as many DAC slices as the estimated condition
+        number needs (:func:`rerinv.analog.units.dac_slices_for`)."""
+        if self.config.scheme.dac_slices == 0:
+            bits = self.config.converters.dac_bits
+            self.unit.set_dac_slices(dac_slices_for(self._condition(), bits))
 
     def widen_residual(self, extra_bits: int) -> bool:
         """Rebuild an automatic residual VMM ``extra_bits`` wider (at most 52); False when the
@@ -217,11 +272,15 @@ class AnalogMachine:
         return max(kappa, 1.0)
 
     def _apply(self, vmm, x) -> np.ndarray:
+        return self._count(vmm, np.asarray(x, dtype=float) / self.col_scale) / self.row_scale
+
+    def _count(self, vmm, y) -> np.ndarray:
+        """``vmm(y)`` in the scaled system, its operations counted."""
         ops, conversions = vmm.ops, vmm.conversions
-        y = vmm(np.asarray(x, dtype=float) / self.col_scale) / self.row_scale
+        out = vmm(np.asarray(y, dtype=float))
         self.counters.vmm_ops += vmm.ops - ops
         self.counters.conversions += vmm.conversions - conversions
-        return y
+        return out
 
     def close(self) -> None:
         """Free the engine sessions (ngspice circuits)."""

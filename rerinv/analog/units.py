@@ -10,12 +10,14 @@ from :data:`FIRST_ALPHA` up, which sets the range for the rest of its batch. Wit
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from rerinv.analog.inv import InvCrossbar, output_factor, stabilised_inv
+from rerinv.analog.inv import InvCrossbar, output_factor
+from rerinv.analog.routes import with_more_slices
 from rerinv.analog.vmm import build_vmm
 from rerinv.analog.vmm import output_factor as output_factor_vmm
 from rerinv.config import Config
@@ -26,6 +28,28 @@ from rerinv.hw.mapping import read_conductances
 from rerinv.seeds import spawn
 
 MAX_RANGE_RETRIES = 12
+
+#: DAC slices per input when ``scheme.dac_slices = 0`` (auto) before the machine has estimated
+#: the condition number (:func:`dac_slices_for`), and for the plain VMM crossbars.
+DEFAULT_DAC_SLICES = 2
+
+#: Most DAC slices ``auto`` uses (RePAST's b slicing; one INV solve each).
+MAX_DAC_SLICES = 8
+
+
+def dac_slices_for(kappa: float, dac_bits: int) -> int:
+    """DAC slices whose input resolution keeps the solve's error from the input's rounding,
+    up to ``kappa`` times the rounding, below an eighth of the answer: ``1 + (dac_bits - 1)
+    k >= log2(kappa) + 3`` (the rounding of an input component that the matrix's smallest
+    eigenvalues amplify is what an ill-conditioned solve cannot forgive)."""
+    needed = (math.log2(max(kappa, 1.0)) + 2.0) / (dac_bits - 1)
+    return int(min(MAX_DAC_SLICES, max(DEFAULT_DAC_SLICES, math.ceil(needed))))
+
+
+def configured_dac_slices(config: Config) -> int:
+    """``scheme.dac_slices``, or :data:`DEFAULT_DAC_SLICES` when it is 0 (auto)."""
+    return config.scheme.dac_slices or DEFAULT_DAC_SLICES
+
 
 #: DAC attenuation of an INV crossbar's first solve. Its outputs scale with ``||M^-1||``, which
 #: nothing has measured yet: a railed solve costs ngspice many Newton iterations (its gmin and
@@ -53,7 +77,7 @@ class Counters:
     inv_solves: int = 0
     vmm_ops: int = 0
     conversions: int = 0
-    reprograms: int = 0  #: INV crossbar rewrites (a larger stabilising shift)
+    reprograms: int = 0  #: INV crossbar rewrites (one more slice)
     by_level: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -78,7 +102,7 @@ class InvUnit:
     Parameters
     ----------
     crossbar : InvCrossbar
-        Built by :func:`rerinv.analog.inv.build_preconditioner`.
+        Built by :func:`rerinv.analog.routes.build_preconditioner`.
     engine : Engine
     seed : numpy.random.SeedSequence
         The crossbar's programming seed (re-used when it is re-programmed with a shift).
@@ -97,11 +121,18 @@ class InvUnit:
         self.dac = Converter(config.converters.dac_bits, 1.0)  # codes in units of full scale
         self.adc = Converter(config.converters.adc_bits, config.converters.adc_range)
         self.alpha, self._ranged = FIRST_ALPHA, False
+        self.dac_slices = configured_dac_slices(config)  #: the machine tunes it when auto
+        self._dac_samples = 1  # DAC conversions per input and solve (summed slices: all)
         self._session = None if config.device.read_noise else engine.load(crossbar.circuit)
-        counters.level(level)["crossbars"] += 2  # a differential pair of arrays
+        counters.level(level)["crossbars"] += self.arrays_used(crossbar)
+
+    def arrays_used(self, crossbar: InvCrossbar) -> int:
+        """Crossbar arrays holding ``crossbar``: a differential pair per slice and tile."""
+        tiles = math.ceil(self.n / self.config.array.max_size) ** 2
+        return 2 * crossbar.arrays.slices * tiles * (2 if crossbar.route == "ginv" else 1)
 
     def __call__(self, v: np.ndarray) -> np.ndarray:
-        """``~M^-1 v`` through ``scheme.dac_slices`` DAC slices, the crossbar and the ADC;
+        """``~M^-1 v`` through ``dac_slices`` DAC slices, the crossbar and the ADC;
         ``v`` of shape (n, K) is K independent solves. Every DAC slice of every column is one
         INV solve (counted), and all of them go to the engine as one batch (one ngspice ``dc``
         sweep); over-ranged ones are repeated at a quarter of the DAC reference."""
@@ -117,13 +148,24 @@ class InvUnit:
             return x
         remainder = u[:, live] / peaks[live]
         codes, weights = [], []
-        for s in range(cfg.scheme.dac_slices):
+        for s in range(self.dac_slices):
             weights.append(2.0 ** (-s * (self.dac.bits - 1)))
             codes.append(self.dac.convert(remainder / weights[-1]))
             remainder = remainder - codes[-1] * weights[-1]
+        factor = output_factor(self.crossbar, 1.0)[:, None]
+        if cfg.scheme.dac_slicing == "summed":
+            # the slices' DAC outputs add through binary-weighted resistors: one solve
+            summed = sum(w * c for w, c in zip(weights, codes, strict=True))
+            self._dac_samples = len(weights)  # every slice's DAC converts, for every solve
+            try:
+                volts, alphas = self._solve_batch(summed)
+            finally:
+                self._dac_samples = 1
+            x[:, live] = factor * volts / (alphas * cfg.converters.dac_range / peaks[live])
+            return x
         volts, alphas = self._solve_batch(np.hstack(codes))  # slice-major columns
         k = alphas * cfg.converters.dac_range / np.outer(weights, peaks[live]).ravel()
-        parts = output_factor(self.crossbar, 1.0)[:, None] * volts / k[None, :]
+        parts = factor * volts / k[None, :]
         x[:, live] = parts.reshape(self.n, len(weights), live.size).sum(axis=1)
         return x
 
@@ -147,7 +189,9 @@ class InvUnit:
                 break  # read noise: every solve on its own fresh read
             inputs = alphas[pending] * self.config.converters.dac_range * codes[:, pending]
             self.counters.add(
-                self.level, inv_solves=pending.size, conversions=2 * self.n * pending.size
+                self.level,
+                inv_solves=pending.size,
+                conversions=(self._dac_samples + 1) * self.n * pending.size,
             )
             try:
                 out = self._session.solve_batch(inputs.T).T
@@ -176,21 +220,24 @@ class InvUnit:
             self.alpha = float(np.min(alphas[used]))
         return volts, alphas
 
-    def stiffen(self) -> bool:
-        """Re-program the crossbar with the next larger stabilising diagonal shift (a rewrite
-        of the arrays, counted); False for the generalised-inverse circuit or when no larger
-        shift is stable."""
-        if self.crossbar.route == "ginv":
-            return False
-        shifted = stabilised_inv(self.crossbar, self.seed, above=self.crossbar.arrays.shift)
-        if shifted is None:
+    def add_slice(self) -> bool:
+        """Re-program the crossbar on one more slice (a rewrite of the arrays, counted); False
+        for the generalised-inverse circuit or when no more slices are allowed."""
+        finer = with_more_slices(self.crossbar, self.seed)
+        if finer is None:
             return False
         if self._session is not None:
             self._session.close()
-            self._session = self.engine.load(shifted.circuit)
-        self.crossbar, self.alpha, self._ranged = shifted, FIRST_ALPHA, False
+            self._session = self.engine.load(finer.circuit)
+        self.counters.level(self.level)["crossbars"] += self.arrays_used(finer) - self.arrays_used(
+            self.crossbar
+        )
+        self.crossbar, self.alpha, self._ranged = finer, FIRST_ALPHA, False
         self.counters.reprograms += 1
         return True
+
+    def set_dac_slices(self, slices: int) -> None:
+        self.dac_slices = slices
 
     def _solve_ranged(self, codes: np.ndarray) -> tuple[np.ndarray, float]:
         """One INV solve of DAC ``codes`` (units of full scale), auto-ranged; returns the
@@ -199,7 +246,9 @@ class InvUnit:
         retried_low = False
         for _ in range(MAX_RANGE_RETRIES):
             alpha = self.alpha
-            self.counters.add(self.level, inv_solves=1, conversions=2 * self.n)
+            self.counters.add(
+                self.level, inv_solves=1, conversions=(self._dac_samples + 1) * self.n
+            )
             try:
                 volts = self._read(alpha * self.config.converters.dac_range * codes)
             except SaturationError:
@@ -236,9 +285,10 @@ class InvUnit:
 
 class VmmUnit:
     """``~W v`` on plain ``device.bits`` VMM crossbars (``array.max_size`` square tiles):
-    inputs through ``scheme.dac_slices`` DAC slices, outputs through an auto-ranged ADC, the
-    tiles' partial products added in digital. A low-precision VMM, as BlockAMC's off-diagonal
-    blocks use (the high-precision residual is :class:`rerinv.analog.bitsliced.BitSlicedVMM`).
+    inputs through ``scheme.dac_slices`` DAC slices (2 when auto), outputs through an
+    auto-ranged ADC, the tiles' partial products added in digital. A low-precision VMM, as
+    BlockAMC's off-diagonal blocks use (the high-precision residual is
+    :class:`rerinv.analog.bitsliced.BitSlicedVMM`).
 
     Ranging: a tile's first read starts at the DAC attenuation that the row sums of its
     programmed target guarantee inside the ADC range (no read can rail); a column that then
@@ -282,7 +332,7 @@ class VmmUnit:
             remainder = part[:, live] / peaks[live]
             base = output_factor_vmm(crossbar, 1.0)
             out = np.zeros((rows.stop - rows.start, live.size))
-            for s in range(self.config.scheme.dac_slices):
+            for s in range(configured_dac_slices(self.config)):
                 weight = 2.0 ** (-s * (self.dac.bits - 1))
                 codes = self.dac.convert(remainder / weight)
                 remainder = remainder - codes * weight

@@ -108,6 +108,22 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="also train one float64 K-FAC run (seed 0) and save its damped factors here",
     )
     add("--capture-every", type=int, default=1, help="keep every k-th inverse update (default 1)")
+    add(
+        "--capture-damping",
+        type=float,
+        metavar="REL",
+        help="store F + REL * tr(F)/n * I of each undamped factor F (the usual K-FAC scale, "
+        "e.g. 0.01) instead of the run's own damping",
+    )
+    add(
+        "--capture-sizes",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="N",
+        help="keep only factors of these sizes",
+    )
+    add("--capture-float32", action="store_true", help="store the factors as float32")
 
 
 def spec_from_args(args: argparse.Namespace):
@@ -158,6 +174,15 @@ def command_line(args: argparse.Namespace) -> str:
         words += ["--set", value]
     if args.no_report:
         words.append("--no-report")
+    if getattr(args, "capture_factors", None):
+        words += ["--capture-factors", args.capture_factors]
+        words += ["--capture-every", str(args.capture_every)]
+        if args.capture_damping is not None:
+            words += ["--capture-damping", f"{args.capture_damping:g}"]
+        if args.capture_sizes:
+            words += ["--capture-sizes", *map(str, args.capture_sizes)]
+        if args.capture_float32:
+            words.append("--capture-float32")
     return shlex.join(words)
 
 
@@ -181,6 +206,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     if args.capture_every < 1:
         raise InputError("--capture-every must be >= 1")
+    if args.capture_damping is not None and not args.capture_damping > 0:
+        raise InputError("--capture-damping must be positive")
     line = command_line(args)
     summary = run_training(
         spec, config, args.out, workers=args.workers, resume=args.resume, command_line=line
@@ -198,7 +225,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"report: {report}   steps JSON: {steps}")
     if args.capture_factors:
         path = capture_factors(
-            spec, config, args.capture_factors, every=args.capture_every, command_line=line
+            spec,
+            config,
+            args.capture_factors,
+            every=args.capture_every,
+            command_line=line,
+            relative_damping=args.capture_damping,
+            sizes=tuple(args.capture_sizes),
+            dtype="float32" if args.capture_float32 else "float64",
         )
         print(f"factors: {path}")
     return 0

@@ -137,12 +137,15 @@ class ArrayConfig:
 
 
 RESIDUAL_MODES = ("analog", "digital")
+#: How DAC slices are combined (see SchemeConfig.dac_slicing).
+DAC_SLICINGS = ("summed", "separate")
 #: Diagonal scaling before mapping (``auto``: jacobi for symmetric, ruiz otherwise).
 SCALING_CHOICES = ("auto", "none", "jacobi", "ruiz", "ruiz_pow2")
-#: Which analog circuit holds the preconditioner (see rerinv.analog.inv.build_preconditioner).
+#: Which analog circuit holds the preconditioner (see rerinv.analog.routes.build_preconditioner).
 CIRCUITS = ("auto", "inv", "inv_shifted", "ginv")
-#: Preconditioner structure for a matrix larger than one crossbar (array.max_size).
-BLOCK_METHODS = ("blockamc", "jacobi")
+#: Preconditioner structure for a matrix larger than one crossbar (array.max_size): one INV
+#: loop over crossbar tiles, BlockAMC, or block-Jacobi.
+BLOCK_METHODS = ("tiled", "blockamc", "jacobi")
 
 
 @dataclass(frozen=True)
@@ -152,8 +155,26 @@ class SchemeConfig:
     equilibrate: bool = True  #: diagonal scaling before mapping (method: ``scaling``)
     scaling: str = "auto"  #: auto | jacobi | ruiz | ruiz_pow2 | none (exact, in digital)
     circuit: str = "auto"  #: auto | inv | inv_shifted | ginv: what holds the preconditioner
-    blocks: str = "blockamc"  #: blockamc | jacobi: for matrices larger than array.max_size
-    dac_slices: int = 2  #: b slicing: each INV input applied as this many DAC slices
+    #: pairs of arrays holding the INV matrix, finer ones driven by attenuated outputs;
+    #: 0 = auto (the fewest that give a stable loop, one more when a pass contracts poorly,
+    #: at most 3)
+    inv_slices: int = 0
+    blocks: str = "tiled"  #: tiled | blockamc | jacobi: for matrices larger than array.max_size
+    #: program the INV crossbar so that the loop, with op-amps of DC gain opamp.gain, holds
+    #: the matrix: its finite-gain error (D/gain on the diagonal, the inverters' 2/gain on
+    #: the negative array) is taken out of what the arrays hold (finest slice)
+    compensate_gain: bool = True
+    #: relative uncertainty of the op-amps' DC gain the compensation plans with: it assumes
+    #: gain * (1 + gain_tolerance), so a real gain within the tolerance leaves a positive
+    #: diagonal of at most about 2 * gain_tolerance * D / gain (a stable loop)
+    gain_tolerance: float = 0.0
+    #: b slicing: each INV input applied as this many DAC slices; 0 = auto (enough bits for
+    #: the condition number the hardware estimates, at least 2)
+    dac_slices: int = 0
+    #: how the DAC slices of one input reach the INV crossbar: ``summed`` (their outputs added
+    #: through binary-weighted resistors: one INV solve of the whole input) or ``separate``
+    #: (RePAST's b slicing: one INV solve per slice, the outputs added in digital)
+    dac_slicing: str = "summed"
     residual: str = "analog"  #: residual VMM: analog (bit-sliced crossbars) | digital (float64)
     vmm_cell_bits: int = 0  #: bits per residual VMM cell; 0 = fewest reads (tile_plan)
     vmm_weight_bits: int = 0  #: fixed-point bits of the matrix in the residual VMM; 0 = auto
@@ -168,6 +189,7 @@ class SchemeConfig:
     def validate(self) -> None:
         for key, allowed in (
             ("residual", RESIDUAL_MODES),
+            ("dac_slicing", DAC_SLICINGS),
             ("scaling", SCALING_CHOICES),
             ("circuit", CIRCUITS),
             ("blocks", BLOCK_METHODS),
@@ -178,7 +200,8 @@ class SchemeConfig:
                     f"scheme.{key} must be one of {', '.join(allowed)}, got {value!r}"
                 )
         for key, low, high in (
-            ("dac_slices", 1, 8),
+            ("dac_slices", 0, 8),
+            ("inv_slices", 0, 6),
             ("vmm_cell_bits", 0, 8),
             ("vmm_weight_bits", 0, 52),
             ("vmm_input_bits", 0, 52),
@@ -190,6 +213,7 @@ class SchemeConfig:
             if not low <= value <= high:
                 raise ConfigError(f"scheme.{key} must be between {low} and {high}, got {value}")
         _non_negative(self, "margin_bits")
+        _non_negative(self, "gain_tolerance")
 
 
 @dataclass(frozen=True)

@@ -74,21 +74,30 @@ class Circuit:
 
 
 def _cells(
-    g: np.ndarray, row_nodes: list[str], col_nodes: list[str], prefix: str, r_wire: float
+    g: np.ndarray,
+    row_nodes: list[str],
+    col_nodes: list[str],
+    prefix: str,
+    r_wire: float,
+    tile: int = 0,
 ) -> list[Resistor]:
     """Resistors of one array: a cell per (i, j) and, with ``r_wire > 0``, a wire segment
     before every cell along its row line (fed from ``row_nodes[i]``) and its column line
-    (fed from ``col_nodes[j]``); each cell then has its own row and column node."""
+    (fed from ``col_nodes[j]``); each cell then has its own row and column node. With
+    ``tile > 0`` the array is made of ``tile``-wide square crossbars whose lines are fed
+    separately (a matrix wider than one crossbar: each tile's row and column lines start at
+    the shared row node and column driver)."""
     n_rows, n_cols = g.shape
     r = (1.0 / g).tolist()
     if r_wire == 0:
         return [(row_nodes[i], col_nodes[j], r[i][j]) for i in range(n_rows) for j in range(n_cols)]
+    tile = tile or max(n_rows, n_cols)
     resistors = []
     for i in range(n_rows):
         for j in range(n_cols):
             row, col = f"{prefix}r{i}_{j}", f"{prefix}c{i}_{j}"
-            row_prev = row_nodes[i] if j == 0 else f"{prefix}r{i}_{j - 1}"
-            col_prev = col_nodes[j] if i == 0 else f"{prefix}c{i - 1}_{j}"
+            row_prev = row_nodes[i] if j % tile == 0 else f"{prefix}r{i}_{j - 1}"
+            col_prev = col_nodes[j] if i % tile == 0 else f"{prefix}c{i - 1}_{j}"
             resistors += [(row_prev, row, r_wire), (col_prev, col, r_wire), (row, col, r[i][j])]
     return resistors
 
@@ -126,6 +135,13 @@ def inv_crossbar(
     ``k`` is a DAC voltage on node ``in<k>`` through ``array.r_in`` into row ``k``. KCL at the
     rows gives ``x = -G^-1 v_in / r_in`` with ``G = g_pos - g_neg`` for ideal parts.
 
+    Finer slices (``arrays.fine``, see :mod:`rerinv.hw.mapping`): slice ``k`` is another pair
+    of arrays on the same rows whose columns are driven by attenuators, inverting amplifiers
+    of gain ``-a_k``: ``f<k>p<j> = a_k x<j>`` (from ``nx<j>``) for its positive array and
+    ``f<k>n<j> = -a_k x<j>`` (from ``x<j>``) for its negative one, so that ``G`` gains
+    ``a_k (F+ - F-)``. A matrix wider than ``array.max_size`` is laid out as square tiles of
+    that size on shared row nodes and column drivers (one loop; see :func:`_cells`).
+
     Parameters
     ----------
     arrays : CrossbarArrays
@@ -134,18 +150,29 @@ def inv_crossbar(
     inputs : numpy.ndarray, optional
         Initial DAC voltages (V); zeros by default (engines change them per solve).
     seed : int or numpy.random.Generator, optional
-        Draws the inverter resistor mismatch (required when it is non-zero).
+        Draws the inverter (and attenuator) resistor mismatch (required when it is non-zero).
     """
     n = arrays.n
     rows = [f"r{i}" for i in range(n)]
     xs = [f"x{j}" for j in range(n)]
     nxs = [f"nx{j}" for j in range(n)]
     ins = [f"in{i}" for i in range(n)]
-    r_wire = config.array.r_wire
+    r_wire, tile = config.array.r_wire, config.array.max_size
     resistors = [(ins[i], rows[i], config.array.r_in) for i in range(n)]
-    resistors += _cells(arrays.g_pos, rows, xs, "p", r_wire)
-    resistors += _cells(arrays.g_neg, rows, nxs, "n", r_wire)
-    r_inv = _inverter_resistors(config.array, n, seed)
+    resistors += _cells(arrays.g_pos, rows, xs, "p", r_wire, tile)
+    resistors += _cells(arrays.g_neg, rows, nxs, "n", r_wire, tile)
+    r_inv = _inverter_resistors(config.array, n * (1 + 2 * len(arrays.fine)), seed)
+    inverters = [(xs[j], nxs[j], r_inv[j, 0], r_inv[j, 1]) for j in range(n)]
+    for k, part in enumerate(arrays.fine, start=1):
+        fps, fns = [f"f{k}p{j}" for j in range(n)], [f"f{k}n{j}" for j in range(n)]
+        resistors += _cells(part.g_pos, rows, fps, f"f{k}p", r_wire, tile)
+        resistors += _cells(part.g_neg, rows, fns, f"f{k}n", r_wire, tile)
+        drawn = r_inv[n * (2 * k - 1) : n * (2 * k + 1)]
+        for j in range(n):  # out = -(r2 / r1) in with r2 / r1 = a_k (times the mismatch)
+            (r1p, r2p), (r1n, r2n) = drawn[j], drawn[n + j]
+            inverters.append((nxs[j], fps[j], r1p, r2p * part.attenuation))
+            inverters.append((xs[j], fns[j], r1n, r2n * part.attenuation))
+    slices = f", {arrays.slices} slices" if arrays.fine else ""
     return Circuit(
         title=f"rerinv INV crossbar {n}x{n}",
         opamp=config.opamp,
@@ -153,16 +180,37 @@ def inv_crossbar(
         inputs=tuple(ins),
         input_values=_initial_inputs(inputs, n),
         opamps=list(zip(rows, xs, strict=True)),
-        inverters=[(xs[j], nxs[j], r_inv[j, 0], r_inv[j, 1]) for j in range(n)],
+        inverters=inverters,
         tias=[],
         outputs=tuple(xs),
         notes=(
-            f"INV crossbar, N={n}, opamp model {config.opamp.model},"
+            f"INV crossbar, N={n}{slices}, opamp model {config.opamp.model},"
             f" r_in={config.array.r_in:g} ohm, r_wire={r_wire:g} ohm per segment",
             "KCL at row i: (v(in_i)-v(r_i))/r_in"
-            " + sum_j Gp_ij (x_j - v(r_i)) + Gn_ij (nx_j - v(r_i)) = 0",
+            " + sum_j Gp_ij (x_j - v(r_i)) + Gn_ij (nx_j - v(r_i))"
+            + (
+                " + sum_k,j Fp_kij (f<k>p_j - v(r_i)) + Fn_kij (f<k>n_j - v(r_i)) = 0"
+                if slices
+                else " = 0"
+            ),
         ),
     )
+
+
+def inv_gain_error(arrays: CrossbarArrays, config: Config) -> np.ndarray:
+    """``G_eff - G`` (S) of :func:`inv_crossbar` at DC with op-amps of DC gain
+    ``opamp.dc_gain`` (first order in ``1 / gain``): a row op-amp leaves ``-x_i / gain`` on its
+    row, which adds ``D_i / gain`` to the diagonal (``D_i`` every conductance at the row); an
+    inverting stage of gain ``-r`` gives ``-r x (1 - (1 + r) / gain)``, which takes
+    ``r (1 + r) / gain`` of its array's conductances away from what it adds. Nominal resistors
+    (the mismatch draw is the circuit's, not the designer's)."""
+    gain = config.opamp.dc_gain
+    d = arrays.total_conductance + 1.0 / config.array.r_in
+    error = np.diag(d / gain) + 2.0 * arrays.g_neg / gain
+    for part in arrays.fine:
+        a = part.attenuation
+        error = error - a * (1 + a) / gain * (part.g_pos - part.g_neg)
+    return error
 
 
 def ginv_crossbar(

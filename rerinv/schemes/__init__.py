@@ -23,6 +23,7 @@ from rerinv.schemes.result import (
     STATUSES,
     PassRecord,
     SolveResult,
+    componentwise_bits,
     effective_bits,
     final_status,
 )
@@ -72,7 +73,8 @@ def solve(
         counters, plan = machine.counters, machine.residual
         crossbar, route, scaling = machine.crossbar, machine.route, machine.scaling
     x = run.answer(loop_status)
-    bits = effective_bits(x, x_ref) if np.all(np.isfinite(x)) else -math.inf
+    finite = bool(np.all(np.isfinite(x)))
+    bits = effective_bits(x, x_ref) if finite else -math.inf
     reached = bool(bits >= target_bits)
     return SolveResult(
         n=a.shape[0],
@@ -83,6 +85,10 @@ def solve(
         target_bits=target_bits,
         effective_bits=bits,
         passes=len(run.history),
+        passes_to_target=next(
+            (k for k, h in enumerate(run.history, 1) if h.effective_bits >= target_bits), None
+        ),
+        componentwise_bits=componentwise_bits(x, x_ref) if finite else -math.inf,
         inv_solves=counters.inv_solves,
         vmm_ops=counters.vmm_ops,
         conversions=counters.conversions,
@@ -94,6 +100,7 @@ def solve(
         circuit=route,
         scaling=scaling,
         shift=crossbar.arrays.shift if crossbar is not None else 0.0,
+        inv_slices=crossbar.arrays.slices if crossbar is not None else 1,
         residual_bits=(plan.weight_bits, plan.input_bits),
         condition_estimate=plan.condition_estimate,
         residual_floor_bits=plan.floor_bits,

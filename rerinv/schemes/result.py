@@ -26,12 +26,26 @@ def effective_bits(x: np.ndarray, x_ref: np.ndarray) -> float:
     return float("inf") if error == 0 else float(-np.log2(error))
 
 
+def componentwise_bits(x: np.ndarray, x_ref: np.ndarray) -> float:
+    """``-log2(max_i |x_i - x*_i| / |x*_i|)`` over the non-zero entries of ``x_ref``: the
+    worst entry's relative accuracy (``inf`` for an exact match). Norm-wise bits can hide a
+    small entry that is far off; this cannot."""
+    x, x_ref = np.asarray(x), np.asarray(x_ref)
+    nonzero = x_ref != 0
+    if not nonzero.any():
+        return float("inf") if not np.any(x) else float("-inf")
+    error = np.max(np.abs(x[nonzero] - x_ref[nonzero]) / np.abs(x_ref[nonzero]))
+    return float("inf") if error == 0 else float(-np.log2(error))
+
+
 @dataclass
 class PassRecord:
-    effective_bits: float
-    residual_norm: float
-    inv_solves: int
-    vmm_ops: int
+    effective_bits: float  #: norm-wise, against the float64 solution of the intended matrix
+    residual_norm: float  #: ``||b~ - A~ y|| / ||b~||`` as the loop measured it (scaled system)
+    inv_solves: int  #: so far
+    vmm_ops: int  #: so far
+    componentwise_bits: float = math.nan  #: worst entry (:func:`componentwise_bits`)
+    preconditioner: str = ""  #: what the INV crossbar held during this pass
 
 
 @dataclass
@@ -45,7 +59,9 @@ class SolveResult:
     reached_target: bool
     target_bits: float
     effective_bits: float
-    passes: int
+    passes: int  #: every pass the loop ran (what it cost)
+    passes_to_target: int | None  #: the first pass whose verified bits reached the target
+    componentwise_bits: float  #: of the answer: its worst entry (``componentwise_bits``)
     inv_solves: int
     vmm_ops: int
     conversions: int
@@ -57,6 +73,7 @@ class SolveResult:
     circuit: str = ""  #: inv | inv_shifted | ginv: what held the preconditioner
     scaling: str = ""  #: the diagonal scaling applied in digital
     shift: float = 0.0  #: diagonal shift of a stabilised INV (relative to the largest entry)
+    inv_slices: int = 1  #: pairs of arrays holding the INV crossbar's matrix at the end
     residual_bits: tuple[int, int] = (0, 0)  #: (weight, input) bits of the residual VMM
     condition_estimate: float = math.nan  #: kappa_inf the residual widths followed
     residual_floor_bits: float = math.nan  #: about the bits the residual VMM can resolve
@@ -67,11 +84,17 @@ class SolveResult:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["x"] = [json_number(v) for v in self.x.tolist()]
-        for key in ("effective_bits", "condition_estimate", "residual_floor_bits"):
+        for key in (
+            "effective_bits",
+            "componentwise_bits",
+            "condition_estimate",
+            "residual_floor_bits",
+        ):
             data[key] = json_number(data[key])
         for record in data["history"]:
             record["effective_bits"] = json_number(record["effective_bits"])
             record["residual_norm"] = json_number(record["residual_norm"])
+            record["componentwise_bits"] = json_number(record["componentwise_bits"])
         return data
 
 

@@ -171,9 +171,10 @@ def energy(config: Config, n: int, timing: dict, seed: int) -> dict:
     """Op-amp static power x settling time, plus the crossbar's I^2 R at full-scale inputs
     (nodal solve of the same circuit); converters excluded."""
     from rerinv.analog import inv as inv_mod
+    from rerinv.analog.routes import build_preconditioner
 
     a, b = workload_matrix(config, n, seed_sequence(seed))
-    inv = inv_mod.build_preconditioner(a, config, seed=seed)
+    inv = build_preconditioner(a, config, seed=seed)
     inputs = inv_mod.input_gain(inv, b) * inv.arrays.row_scale * b
     inv_power = get_engine("nodal").load(inv.circuit).dissipated_power(inputs)
     vmm_circuit = vmm_crossbar(inv.arrays, config)  # the same programmed cells, read open-loop

@@ -217,7 +217,7 @@ class AnalogInverse(InverseBackend):
         return (
             f"analog {sim.scheme} ({target}, at most {sim.max_passes} passes) on the "
             f"{sim.engine} engine: {cfg.device.bits}-bit cells, {cfg.converters.dac_bits}-bit "
-            f"DAC x {cfg.scheme.dac_slices} slices, {cfg.converters.adc_bits}-bit ADC, "
+            f"DAC x {cfg.scheme.dac_slices or 'auto'} slices, {cfg.converters.adc_bits}-bit ADC, "
             f"{cfg.scheme.residual} residual"
         )
 

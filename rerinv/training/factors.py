@@ -38,6 +38,9 @@ def capture_factors(
     seed_index: int = 0,
     every: int = 1,
     command_line: str | None = None,
+    relative_damping: float | None = None,
+    sizes: tuple[int, ...] = (),
+    dtype: str = "float64",
 ) -> Path:
     """Train one K-FAC run and save the damped factors of every ``every``-th inverse update.
 
@@ -54,6 +57,14 @@ def capture_factors(
         Which run seed of the grid (same initial weights and batches as in the grid).
     every : int
         Keep every ``every``-th inverse update (1: all of them).
+    relative_damping : float, optional
+        Store ``F + relative_damping * tr(F)/n * I`` of each undamped factor ``F`` (the usual
+        K-FAC Tikhonov scale, e.g. 0.01) instead of the factor as the run damped it.
+    sizes : tuple of int
+        Keep only factors of these sizes (all when empty).
+    dtype : str
+        ``float64`` or ``float32`` (half the file; the stored matrix is then what a suite
+        solves).
     """
     setting = setting or Setting("kfac", "float64")
     if setting.optimizer != "kfac":
@@ -68,8 +79,13 @@ def capture_factors(
 
     def keep(step: int, layer: int, kind: str, matrix: np.ndarray, damping: float) -> None:
         update = updates.setdefault(step, len(updates))
-        if update % every:
+        if update % every or (sizes and matrix.shape[0] not in sizes):
             return
+        if relative_damping is not None:
+            raw = matrix - damping * np.eye(matrix.shape[0])
+            damping = relative_damping * float(np.trace(raw)) / raw.shape[0]
+            matrix = raw + damping * np.eye(raw.shape[0])
+        matrix = matrix.astype(dtype).astype(np.float64)  # what is stored is what is solved
         metadata = {
             "step": step,
             "update": update,
@@ -90,11 +106,16 @@ def capture_factors(
         "network": "-".join(map(str, spec.architecture().sizes)),
         "spec": spec.to_json(),
     }
-    return save_factor_set(out, items, attrs)
+    if relative_damping is not None:
+        attrs["damping_rule"] = f"F + {relative_damping:g} * tr(F)/n * I (undamped F)"
+    return save_factor_set(out, items, attrs, dtype=dtype)
 
 
 def save_factor_set(
-    path: str | Path, items: list[tuple[str, np.ndarray, dict[str, Any]]], attrs: dict[str, Any]
+    path: str | Path,
+    items: list[tuple[str, np.ndarray, dict[str, Any]]],
+    attrs: dict[str, Any],
+    dtype: str = "float64",
 ) -> Path:
     """Write ``(name, matrix, metadata)`` items and root ``attrs`` to a new factor-set file."""
     path = Path(path)
@@ -107,7 +128,7 @@ def save_factor_set(
         group = f.create_group("factors")
         for name, matrix, metadata in items:
             dataset = group.create_dataset(
-                name, data=np.asarray(matrix, dtype=np.float64), compression="gzip", shuffle=True
+                name, data=np.asarray(matrix, dtype=dtype), compression="gzip", shuffle=True
             )
             for key, value in metadata.items():
                 dataset.attrs[key] = value

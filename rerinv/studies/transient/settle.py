@@ -18,14 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rerinv.analog.inv import (
-    InvCrossbar,
-    build_inv,
-    build_preconditioner,
-    input_gain,
-    resolve_scaling,
-    slowest_mode,
-)
+from rerinv.analog.inv import InvCrossbar, build_inv, input_gain, resolve_scaling, slowest_mode
+from rerinv.analog.routes import build_preconditioner
 from rerinv.analog.vmm import OUTPUT_HEADROOM, build_vmm
 from rerinv.analog.vmm import input_gain as vmm_input_gain
 from rerinv.config import Config
@@ -179,7 +173,7 @@ def solve_crossbar_seed(seed: int) -> np.random.SeedSequence:
 
 def _inv_for_study(a: np.ndarray, config: Config, seed: int) -> InvCrossbar:
     """The crossbar a solve with ``seed`` would use
-    (:func:`~rerinv.analog.inv.build_preconditioner`: INV, stabilised INV or generalised
+    (:func:`~rerinv.analog.routes.build_preconditioner`: INV, stabilised INV or generalised
     inverse, programmed from :func:`solve_crossbar_seed`); for a matrix no route holds stably,
     the plain INV crossbar without the stability checks, so that the study shows what its loop
     does (it runs to the rails)."""
@@ -215,7 +209,7 @@ def step_case(
     """The circuit, step inputs (V) and arrays of a settling study.
 
     The matrix is ``matrix_or_n``, or ``kfac_factor(n, seed=seed)`` for an int. INV:
-    the crossbar ``solve(..., seed=seed)`` uses (:func:`rerinv.analog.inv.build_preconditioner`,
+    the crossbar ``solve(..., seed=seed)`` uses (:func:`rerinv.analog.routes.build_preconditioner`,
     programming and inverter mismatch drawn from :func:`solve_crossbar_seed`); a matrix no
     route holds stably is built as a plain INV crossbar all the same, for the study to report
     ``unstable``. A step whose DC point would put an amplifier beyond the rails is scaled down
