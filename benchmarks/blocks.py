@@ -5,7 +5,7 @@
         [--residual digital|analog] [--max-passes 40] [--workers K] [--json FILE]
     .venv/bin/python benchmarks/blocks.py --plot docs/blocks_scaling.png FILE.json [FILE.json ...]
 
-K-FAC-like SPD factors (``kfac_factor(N, seed=N)``), 128-wide 8-bit crossbars, the ``auto``
+K-FAC-like SPD factors (``wishart_factor(N, seed=N)``), 128-wide 8-bit crossbars, the ``auto``
 scheme to 16 bits, BlockAMC and block-Jacobi preconditioners (one crossbar when N <= width).
 Prints a row per run as it finishes, writes JSON (default results/bench_blocks.json) with the
 provenance (ngspice version and solver) and fits ``wall time per pass ~ N^p`` per engine.
@@ -33,7 +33,7 @@ from rerinv.analog.machine import AnalogMachine
 from rerinv.analog.units import InvUnit, VmmUnit
 from rerinv.config import Config
 from rerinv.engines import get_engine
-from rerinv.matrices import kfac_factor, random_rhs
+from rerinv.matrices import random_rhs, wishart_factor
 from rerinv.provenance import provenance
 from rerinv.schemes import solve
 from rerinv.schemes.loops import LOOPS
@@ -49,7 +49,7 @@ def run(
         [f"array.max_size={width}", f"scheme.blocks={blocks}", f"scheme.residual={residual}"]
     )
     config = config.with_values("simulation", engine=engine, max_passes=max_passes, workers=workers)
-    a, b = kfac_factor(n, seed=n), random_rhs(n, seed=n + 1)
+    a, b = wishart_factor(n, seed=n), random_rhs(n, seed=n + 1)
     start = time.perf_counter()
     result = solve(a, b, config, seed=0)
     wall = time.perf_counter() - start
@@ -124,7 +124,7 @@ def run_hybrid(n: int, width: int, max_passes: int, cold: bool = False) -> dict:
         [f"array.max_size={width}", "scheme.blocks=blockamc", "scheme.residual=digital"]
     )
     config = config.with_values("simulation", engine="nodal", max_passes=max_passes)
-    a, b = kfac_factor(n, seed=n), random_rhs(n, seed=n + 1)
+    a, b = wishart_factor(n, seed=n), random_rhs(n, seed=n + 1)
     start = time.perf_counter()
     with AnalogMachine(a, config, seed=0) as machine:
         programmed = time.perf_counter()
@@ -263,7 +263,7 @@ def main() -> None:
         rows = [r for d in data for r in d["rows"]]
         versions = {d["provenance"].get("ngspice_version") for d in data}
         versions -= {None, "not used"}
-        note = (f"benchmarks/blocks.py; kfac_factor(N, seed=N), auto scheme, digital residual; "
+        note = (f"benchmarks/blocks.py; wishart_factor(N, seed=N), auto scheme, digital residual; "
                 f"ngspice {', '.join(sorted(versions)) or '-'} (KLU)")  # fmt: skip
         plot(rows, Path(args.plot), note)
         for engine in ENGINES:

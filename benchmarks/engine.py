@@ -32,7 +32,7 @@ from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.hw.circuit import inv_crossbar
 from rerinv.hw.netlist import to_spice
-from rerinv.matrices import kfac_factor, random_rhs
+from rerinv.matrices import random_rhs, wishart_factor
 from rerinv.provenance import provenance
 from rerinv.schemes import solve
 
@@ -77,7 +77,7 @@ def _split(stats: dict[str, float], before: dict[str, float] | None = None) -> d
 
 def measure(n: int, solver: str, args, config: Config) -> dict:
     ngm.set_ngspice_solver(solver)
-    a = kfac_factor(n, seed=n)
+    a = wishart_factor(n, seed=n)
     inv = build_inv(a, config, seed=0, scaling="ruiz")
     rng = np.random.default_rng(n)
     g = inv.arrays.conductance_matrix
@@ -154,7 +154,7 @@ def refine(n: int, solver: str, residual: str, workers: int = 1) -> dict:
         get_engine("spice", workers).shutdown()  # workers with this solver
         start = time.perf_counter()
         warm = Config().with_values("simulation", engine="spice", scheme="refine", workers=workers)
-        solve(kfac_factor(8, seed=1), random_rhs(8, seed=2), warm)
+        solve(wishart_factor(8, seed=1), random_rhs(8, seed=2), warm)
         pool_start = time.perf_counter() - start
     spent = {"load": [0, 0.0], "op": [0, 0.0], "dc": [0, 0.0]}
     real_load, real_analysis = ngm._load, ngm._analysis
@@ -177,7 +177,7 @@ def refine(n: int, solver: str, residual: str, workers: int = 1) -> dict:
 
     ngm._load, ngm._analysis = load, analysis
     try:
-        a, b = kfac_factor(n, seed=n), random_rhs(n, seed=n + 1)
+        a, b = wishart_factor(n, seed=n), random_rhs(n, seed=n + 1)
         config = Config().with_overrides([f"scheme.residual={residual}"])
         config = config.with_values("simulation", engine="spice", scheme="refine", workers=workers)
         start = time.perf_counter()
@@ -266,7 +266,7 @@ def main() -> None:
     refines = []
     if args.refine_n:
         print(
-            f"\nrefine to 16 bits through ngspice (kfac_factor(N, seed=N), random_rhs(N, "
+            f"\nrefine to 16 bits through ngspice (wishart_factor(N, seed=N), random_rhs(N, "
             f"seed=N+1)); with workers > 1 ngspice runs in those processes (its parses and "
             f"analyses are not split out; the pool starts apart, in 'pool s'; '1st s' is "
             f"the first solve, the rest the second, warm)\n"

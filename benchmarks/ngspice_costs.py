@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ngspice_costs.py [--n 256] [--repeats 5]
         [--json results/bench_ngspice_costs.json]
 
-1. Operating point (raw `op` of a loaded INV crossbar of ``kfac_factor(N, seed=N)``, process
+1. Operating point (raw `op` of a loaded INV crossbar of ``wishart_factor(N, seed=N)``, process
    CPU seconds, median and best of ``repeats`` per round, 3 interleaved rounds) of the netlist
    rerinv writes against two variants: the op-amps with a series offset source (the models
    before this change: one more node and branch per amplifier) and the crossbar resistors
@@ -38,7 +38,7 @@ from rerinv.engines import get_engine
 from rerinv.errors import SaturationError
 from rerinv.hw.circuit import inv_crossbar
 from rerinv.hw.netlist import to_spice
-from rerinv.matrices import kfac_factor, random_rhs
+from rerinv.matrices import random_rhs, wishart_factor
 from rerinv.provenance import provenance
 
 SERIES_OFFSET = (  # the single-pole model as it was: offset as a series source
@@ -62,7 +62,7 @@ def _variants(text: str) -> dict[str, str]:
 
 def operating_points(n: int, repeats: int) -> list[dict]:
     config = Config()
-    inv = build_inv(kfac_factor(n, seed=n), config, seed=0, scaling="ruiz")
+    inv = build_inv(wishart_factor(n, seed=n), config, seed=0, scaling="ruiz")
     variants = _variants(to_spice(inv_crossbar(inv.arrays, config), options="klu"))
     ng = ngm.ngspice()
     times: dict[str, list[float]] = {name: [] for name in variants}
@@ -105,7 +105,7 @@ def memory_per_circuit() -> float:
     def rss_mb():
         return int(Path("/proc/self/statm").read_text().split()[1]) * 4096 / 1e6
 
-    inv = build_inv(kfac_factor(128, seed=128), Config(), seed=0, scaling="ruiz")
+    inv = build_inv(wishart_factor(128, seed=128), Config(), seed=0, scaling="ruiz")
     engine = get_engine("spice")
     engine.load(inv.circuit).solve(np.zeros(128))
     before, sessions = rss_mb(), []
@@ -121,7 +121,7 @@ def memory_per_circuit() -> float:
 def agreement(n: int = 256, width: int = 128) -> float:
     config = Config().with_overrides([f"array.max_size={width}"])
     worst = 0.0
-    for snap in crossbar_snapshots(kfac_factor(n, seed=n), random_rhs(n, seed=n + 1), config):
+    for snap in crossbar_snapshots(wishart_factor(n, seed=n), random_rhs(n, seed=n + 1), config):
         with get_engine("spice").load(snap.circuit) as session:
             spice = session.solve()
         nodal = get_engine("nodal").load(snap.circuit).solve()

@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/process_settings.py [--rounds 5] [--n 64]
         [--json results/bench_process_settings.json]
 
-Each run is a fresh interpreter that solves ``kfac_factor(N, seed=N)``,
+Each run is a fresh interpreter that solves ``wishart_factor(N, seed=N)``,
 ``random_rhs(N, seed=N+1)`` with ``refine`` through ngspice (the analog residual, one process)
 twice and reports the second, warm solve. Settings, interleaved round by round so that a
 noisy machine hits them alike:
@@ -35,9 +35,9 @@ import rerinv.engines.ngspice_lib as lib
 if {trimmed}:
     lib._keep_freed_memory = lambda: None
 from rerinv.config import Config
-from rerinv.matrices import kfac_factor, random_rhs
+from rerinv.matrices import wishart_factor, random_rhs
 from rerinv.schemes import solve
-a, b = kfac_factor({n}, seed={n}), random_rhs({n}, seed={n} + 1)
+a, b = wishart_factor({n}, seed={n}), random_rhs({n}, seed={n} + 1)
 config = Config().with_values("simulation", engine="spice", scheme="refine")
 solve(a, b, config)
 start = time.perf_counter()

@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/residual_tiles.py [--repeats 10]
         [--json results/bench_residual_tiles.json]
 
-The tiles are those rerinv programs for the 26-bit residual of ``kfac_factor(64, seed=64)``:
+The tiles are those rerinv programs for the 26-bit residual of ``wishart_factor(64, seed=64)``:
 64 rows of 1-bit cells (``scheme.vmm_cell_bits=1``) or 32 rows of 2-bit cells (the tile plan's
 choice). Per row of the table: wall milliseconds of one warm ``solve_batch`` of 26 fresh random
 bit planes (its ``alter``s and its ``dc`` sweep), of a bare 26-point and 1-point ``dc`` sweep
@@ -30,7 +30,7 @@ from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.hw.circuit import vmm_crossbar
 from rerinv.hw.netlist import BATCH_SELECTOR, batch_gain_name
-from rerinv.matrices import kfac_factor
+from rerinv.matrices import wishart_factor
 from rerinv.provenance import provenance
 
 PLANES = 26
@@ -38,7 +38,7 @@ PLANES = 26
 
 def tiles(cell_bits: int) -> list:
     config = Config().with_overrides([f"scheme.vmm_cell_bits={cell_bits}"])
-    w = kfac_factor(64, seed=64)
+    w = wishart_factor(64, seed=64)
     vmm = BitSlicedVMM(w, config, get_engine("nodal"), np.random.SeedSequence(0),
                        weight_bits=26, input_bits=26)  # fmt: skip
     first_block = [t.arrays for t in vmm.tiles if t.rows.start == 0]

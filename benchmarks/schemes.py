@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 
 from rerinv.config import Config
-from rerinv.matrices import kfac_factor, random_rhs
+from rerinv.matrices import random_rhs, wishart_factor
 from rerinv.provenance import provenance
 from rerinv.schemes import SCHEMES, solve
 
@@ -39,7 +39,7 @@ def main() -> None:
         f"{'to 16':>5} {'INV':>5} {'VMM ops':>8} {'s/pass':>8} {'total s':>8}"
     )
     for n in args.sizes:
-        a, b = kfac_factor(n, seed=n), random_rhs(n, seed=n + 1)
+        a, b = wishart_factor(n, seed=n), random_rhs(n, seed=n + 1)
         for scheme in args.schemes:
             for engine in ("nodal", "spice"):
                 if engine == "spice" and n > args.spice_max_n:

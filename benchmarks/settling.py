@@ -6,7 +6,7 @@ every amplifier pole, with the transient's wall time.
 
 Cases per N (default configuration, eps = half an 8-bit ADC LSB):
 
-- ``kfac/random``: ``kfac_factor(N, seed=N)`` equilibrated, ``b = random_rhs(N, seed=N+1)``;
+- ``kfac/random``: ``wishart_factor(N, seed=N)`` equilibrated, ``b = random_rhs(N, seed=N+1)``;
 - ``kfac/slowest``: the same matrix, step onto the slowest mode of D^-1 G (the worst case);
 - ``pos0.3/slowest``, ``pos0.01/slowest``: SPD matrices with positive entries
   ``B B^T / 2N + delta I`` (B uniform in [0, 1], seed N), delta = 0.3 and 0.01;
@@ -34,7 +34,7 @@ import numpy as np
 
 from rerinv.config import Config
 from rerinv.engines.ngspice import ngspice_version
-from rerinv.matrices import classic_matrix, kfac_factor
+from rerinv.matrices import classic_matrix, wishart_factor
 from rerinv.provenance import provenance
 from rerinv.studies.transient import settle
 
@@ -51,7 +51,7 @@ def positive_spd(n: int, delta: float, seed: int) -> np.ndarray:
 def measure(n: int, case: str, config: Config) -> dict:
     family, excite = case.split("/")
     if family == "kfac":
-        a = kfac_factor(n, seed=n)
+        a = wishart_factor(n, seed=n)
     elif family == "lap":
         a = classic_matrix("laplacian_1d", n)
     else:

@@ -12,7 +12,7 @@ from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.errors import InputError, SaturationError
 from rerinv.hw.converters import Converter
-from rerinv.matrices import kfac_factor, random_rhs
+from rerinv.matrices import random_rhs, wishart_factor
 from rerinv.schemes import effective_bits, solve
 
 from .helpers import rel_err
@@ -26,7 +26,7 @@ BLOCKS = (
 
 @pytest.mark.parametrize("n", [32, 48])
 def test_blockamc_reaches_16_bits_and_counts_by_level(n):
-    a, b = kfac_factor(n, seed=n), random_rhs(n, seed=n + 1)
+    a, b = wishart_factor(n, seed=n), random_rhs(n, seed=n + 1)
     result = solve(a, b, BLOCKS)
     assert result.circuit == "blockamc" and result.reached_target, result.history
     assert result.effective_bits == pytest.approx(effective_bits(result.x, np.linalg.solve(a, b)))
@@ -39,7 +39,7 @@ def test_blockamc_reaches_16_bits_and_counts_by_level(n):
 
 
 def test_block_jacobi_is_offered_and_needs_more_passes():
-    a, b = kfac_factor(32, seed=5), random_rhs(32, seed=6)
+    a, b = wishart_factor(32, seed=5), random_rhs(32, seed=6)
     amc = solve(a, b, BLOCKS)
     jacobi = solve(a, b, BLOCKS.with_values("scheme", blocks="jacobi"))
     assert jacobi.circuit == "jacobi" and jacobi.reached_target
@@ -47,7 +47,7 @@ def test_block_jacobi_is_offered_and_needs_more_passes():
 
 
 def test_residual_vmm_is_tiled_by_crossbar_width():
-    a = kfac_factor(40, seed=1)
+    a = wishart_factor(40, seed=1)
     with AnalogMachine(a, BLOCKS, seed=0) as m:
         tiles = m._vmm.tiles
         assert all(t.cols.stop - t.cols.start <= 16 and t.rows.stop - t.rows.start <= 16
@@ -89,7 +89,7 @@ def test_vmm_tiles_never_read_at_a_railing_attenuation():
 
 
 def test_repast_needs_one_crossbar():
-    a, b = kfac_factor(32, seed=5), random_rhs(32, seed=6)
+    a, b = wishart_factor(32, seed=5), random_rhs(32, seed=6)
     with pytest.raises(InputError, match="one INV crossbar"):
         solve(a, b, BLOCKS.with_values("simulation", scheme="repast"))
 
@@ -98,7 +98,7 @@ def test_repast_needs_one_crossbar():
 def test_every_block_solve_agrees_between_ngspice_and_nodal():
     """Each crossbar of a BlockAMC machine (INV blocks, Schur complement, VMM blocks), driven
     by the DAC voltages of its first read, gives the same outputs on both engines."""
-    a, b = kfac_factor(32, seed=2), random_rhs(32, seed=3)
+    a, b = wishart_factor(32, seed=2), random_rhs(32, seed=3)
     snapshots = crossbar_snapshots(a, b, BLOCKS)
     assert {s.name[:3] for s in snapshots} == {"inv", "vmm"}
     for snap in snapshots:
@@ -118,7 +118,7 @@ def test_machine_netlist_runs_in_stock_ngspice(tmp_path):
 
     if shutil.which("ngspice") is None:
         pytest.skip("the ngspice program is not installed")
-    a, b = kfac_factor(32, seed=1), random_rhs(32, seed=2)
+    a, b = wishart_factor(32, seed=1), random_rhs(32, seed=2)
     np.save(tmp_path / "a.npy", a)
     np.save(tmp_path / "b.npy", b)
     out = tmp_path / "machine.cir"
@@ -153,7 +153,7 @@ def test_residual_vmm_reads_only_the_difference_to_its_last_input():
     """x, then x + dx on the same grid: the product of x + dx is the previous one plus that of
     dx, read from fewer bit planes, and (exact cells, no truncation) the same integers a fresh
     read gives; an unrelated vector is read whole."""
-    w, x = kfac_factor(40, seed=2), random_rhs(40, seed=3)
+    w, x = wishart_factor(40, seed=2), random_rhs(40, seed=3)
     dx = 1e-4 * random_rhs(40, seed=4)
     engine, seed = get_engine("nodal"), np.random.SeedSequence(5)
     exact = Config().with_overrides(["scheme.vmm_truncate=false"])
@@ -181,7 +181,7 @@ def test_difference_reads_skip_low_weight_slices_within_half_the_rounding_error(
     the exact ``W_int @ x_int`` by more than the budget, ``n 2**(input_bits - 2)`` units:
     half the weights' own rounding error. A whole read starts exact again."""
     n, bits = 40, 24
-    w = kfac_factor(n, seed=7)
+    w = wishart_factor(n, seed=7)
     rng = np.random.default_rng(8)
     steps = [random_rhs(n, seed=9)] + [2.0**-k * rng.uniform(-1, 1, n) for k in range(3, 40, 3)]
     engine, seed = get_engine("nodal"), np.random.SeedSequence(10)

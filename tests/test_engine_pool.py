@@ -16,7 +16,7 @@ from rerinv.engines.pool import PooledEngine, parallel_map
 from rerinv.errors import SaturationError, SimulationError
 from rerinv.hw.circuit import vmm_crossbar
 from rerinv.hw.mapping import map_matrix
-from rerinv.matrices import kfac_factor, random_rhs
+from rerinv.matrices import random_rhs, wishart_factor
 
 from .helpers import solve_with
 
@@ -39,7 +39,7 @@ def _same_run(local, pooled):
 def test_ngspice_in_two_workers_gives_the_in_process_solve():
     """A refine with the analog residual: its 13 slices x 2 row blocks are read by two ngspice
     processes at once, and every number is the one a single ngspice gives."""
-    a, b = kfac_factor(24, seed=3), random_rhs(24, seed=4)
+    a, b = wishart_factor(24, seed=3), random_rhs(24, seed=4)
     local = solve_with(a, b, Config(), scheme="refine", engine="spice")
     pooled = solve_with(a, b, Config(), scheme="refine", engine="spice", workers=2)
     assert local.vmm_ops > 0 and local.reached_target
@@ -53,7 +53,7 @@ def test_block_solves_run_in_workers_with_the_same_counts(blocks):
     """Block-Jacobi's blocks and BlockAMC's VMM tiles in parallel, BlockAMC's batches split
     between the workers: the same passes, counts and solution."""
     config = Config().with_overrides(["array.max_size=16", f"scheme.blocks={blocks}"])
-    a, b = kfac_factor(48, seed=7), random_rhs(48, seed=8)
+    a, b = wishart_factor(48, seed=7), random_rhs(48, seed=8)
     local = solve_with(a, b, config, engine="nodal")
     pooled = solve_with(a, b, config, engine="nodal", workers=3)
     assert local.circuit == blocks and local.reached_target

@@ -9,7 +9,7 @@ from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.hw.circuit import vmm_crossbar
 from rerinv.hw.mapping import map_matrix
-from rerinv.matrices import kfac_factor, random_rhs
+from rerinv.matrices import random_rhs, wishart_factor
 
 from .helpers import rel_err, solve_with
 
@@ -52,7 +52,7 @@ def test_every_spice_solve_of_a_scheme_matches_nodal(monkeypatch, scheme, r_wire
         rerinv.analog.machine, "get_engine", lambda name, workers=1: _Recording(real(name), log)
     )
     config = Config().with_overrides([f"array.r_wire={r_wire}"])
-    a, b = kfac_factor(16, seed=2), random_rhs(16, seed=3)
+    a, b = wishart_factor(16, seed=2), random_rhs(16, seed=3)
     spice = solve_with(a, b, config, scheme=scheme, engine="spice", seed=4)
     spice_log = list(log)
     monkeypatch.setattr(rerinv.analog.machine, "get_engine", real)
@@ -76,7 +76,7 @@ def test_every_spice_solve_of_a_scheme_matches_nodal(monkeypatch, scheme, r_wire
 @pytest.mark.parametrize("r_wire", [0.0, 1.73])
 def test_n64_inv_and_vmm_solves_agree(r_wire):
     config = Config().with_overrides([f"array.r_wire={r_wire}"])
-    a = kfac_factor(64, seed=5)
+    a = wishart_factor(64, seed=5)
     inv = build_inv(a, config, seed=1, scaling="ruiz")
     vmm = vmm_crossbar(map_matrix(a, config.device, scaling="ruiz"), config)
     rng = np.random.default_rng(0)

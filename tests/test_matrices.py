@@ -13,10 +13,10 @@ from rerinv.matrices import (
     check_vector,
     classic_matrix,
     condition_number,
-    kfac_factor,
     load_matrix,
     load_vector,
     random_rhs,
+    wishart_factor,
 )
 
 A = np.array([[4.0, -1.0, 0.5], [-1.0, 3.0, 0.25], [0.5, 0.25, 2.0]])
@@ -145,22 +145,22 @@ def test_check_vector():
 
 
 def test_kfac_factor_is_spd_and_reproducible():
-    a = kfac_factor(16, seed=0)
+    a = wishart_factor(16, seed=0)
     assert a.shape == (16, 16) and a.dtype == np.float64
     np.testing.assert_array_equal(a, a.T)
     assert np.linalg.eigvalsh(a).min() > 0
-    np.testing.assert_array_equal(a, kfac_factor(16, seed=0))
-    np.testing.assert_array_equal(a, kfac_factor(16, seed=np.random.default_rng(0)))
-    assert not np.allclose(a, kfac_factor(16, seed=1))
-    few = kfac_factor(16, seed=0, samples=4)  # rank-deficient Wishart, damping keeps it SPD
+    np.testing.assert_array_equal(a, wishart_factor(16, seed=0))
+    np.testing.assert_array_equal(a, wishart_factor(16, seed=np.random.default_rng(0)))
+    assert not np.allclose(a, wishart_factor(16, seed=1))
+    few = wishart_factor(16, seed=0, samples=4)  # rank-deficient Wishart, damping keeps it SPD
     assert np.linalg.eigvalsh(few).min() > 0
 
 
 def test_kfac_condition_grows_with_spread_and_shrinks_with_damping():
-    conds = [condition_number(kfac_factor(32, seed=0, spread=s)) for s in (1, 1e2, 1e4)]
+    conds = [condition_number(wishart_factor(32, seed=0, spread=s)) for s in (1, 1e2, 1e4)]
     assert conds[0] < conds[1] < conds[2]
     assert 1e2 < conds[1] < 1e4  # defaults: ~5e2 at n = 32 (documented)
-    damped = [condition_number(kfac_factor(32, seed=0, damping=d)) for d in (1e-4, 1e-2, 1e-1)]
+    damped = [condition_number(wishart_factor(32, seed=0, damping=d)) for d in (1e-4, 1e-2, 1e-1)]
     assert damped[0] > damped[1] > damped[2]
 
 
@@ -176,7 +176,7 @@ def test_kfac_condition_grows_with_spread_and_shrinks_with_damping():
 )
 def test_kfac_factor_bad_arguments(kwargs, message):
     with pytest.raises(InputError, match=message):
-        kfac_factor(seed=0, **kwargs)
+        wishart_factor(seed=0, **kwargs)
 
 
 @pytest.mark.parametrize("name", CLASSIC_MATRICES)

@@ -20,7 +20,7 @@ from rerinv.errors import InputError, SimulationError
 from rerinv.hw.circuit import vmm_crossbar
 from rerinv.hw.mapping import map_matrix
 from rerinv.hw.netlist import BATCH_SELECTOR, batch_netlist, to_spice
-from rerinv.matrices import kfac_factor
+from rerinv.matrices import wishart_factor
 from rerinv.provenance import provenance, software_versions
 
 from .helpers import rel_err
@@ -46,7 +46,7 @@ def klu():
 
 def _inv(n, config, seed=0):
     """An INV crossbar and input voltages that keep its outputs well inside the rails."""
-    inv = build_inv(kfac_factor(n, seed=n), config, seed=seed)
+    inv = build_inv(wishart_factor(n, seed=n), config, seed=seed)
     g = inv.arrays.conductance_matrix
     rng = np.random.default_rng(seed)
     vin = rng.uniform(-1, 1, n)
@@ -232,9 +232,9 @@ def test_an_n16_inv_transient_runs_on_sparse_and_the_session_returns_to_klu(klu)
         import rerinv.engines.ngspice as n
         from rerinv.analog.inv import build_inv
         from rerinv.config import Config
-        from rerinv.matrices import kfac_factor
+        from rerinv.matrices import wishart_factor
         config = Config()  # single-pole op-amps: the transient has dynamics
-        inv = build_inv(kfac_factor(16, seed=16), config, seed=0)
+        inv = build_inv(wishart_factor(16, seed=16), config, seed=0)
         g = inv.arrays.conductance_matrix
         vin = np.random.default_rng(0).uniform(-1, 1, 16)
         vin *= 0.5 / np.max(np.abs(np.linalg.solve(g, vin / config.array.r_in)))
@@ -274,7 +274,7 @@ def test_an_inv_solve_runs_its_dac_slices_as_one_batch_and_never_rails_first(mon
     from rerinv.analog.units import FIRST_ALPHA
     from rerinv.config import Config
 
-    a = kfac_factor(16, seed=16)
+    a = wishart_factor(16, seed=16)
     v = np.random.default_rng(3).uniform(-1, 1, 16)
     config = Config().with_values(
         "scheme", residual="digital", dac_slices=2, dac_slicing="separate"

@@ -12,7 +12,7 @@ from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.hw.circuit import inv_crossbar
 from rerinv.hw.mapping import equilibrate, map_matrix, program_conductances, symmetrising_ratios
-from rerinv.matrices import load_matrix_set, random_rhs
+from rerinv.matrices import correlated_factor, load_matrix_set, random_rhs, wishart_factor
 from rerinv.schemes import componentwise_bits, solve
 
 from .helpers import rel_err, spd
@@ -179,6 +179,23 @@ def test_captured_wide_factors_are_real_and_ill_conditioned():
         assert np.allclose(m, m.T) and np.linalg.eigvalsh(m)[0] > 0
         if meta["size"] >= 256:
             assert meta["condition"] > 1e3  # real factors keep their conditioning
+
+
+def test_the_correlated_generator_looks_like_the_captured_factors():
+    """Condition numbers inside the captured range, and an ill-conditioning that Jacobi
+    scaling keeps (the Wishart generator's does not survive it)."""
+    captured = [m for _, m, meta in load_matrix_set(WIDE_FACTORS) if meta["size"] >= 256]
+    conds = [np.linalg.cond(m) for m in captured]
+    for n in (256, 512):
+        a = correlated_factor(n, seed=0)
+        assert min(conds) < np.linalg.cond(a) < max(conds)
+        r, c = equilibrate(a, "jacobi")
+        eig = np.linalg.eigvalsh(r[:, None] * a * c[None, :])
+        assert eig[-1] / eig[0] > 1e3
+    w = wishart_factor(256, seed=0)
+    r, c = equilibrate(w, "jacobi")
+    eig = np.linalg.eigvalsh(r[:, None] * w * c[None, :])
+    assert eig[-1] / eig[0] < 1e2  # the generator's ill-conditioning is its column scales
 
 
 def test_a_real_256_wide_kfac_factor_reaches_16_bits():

@@ -7,7 +7,7 @@ import pytest
 
 from rerinv.cli import main
 from rerinv.config import Config
-from rerinv.matrices import kfac_factor, random_rhs
+from rerinv.matrices import random_rhs, wishart_factor
 from rerinv.schemes import effective_bits
 
 from .helpers import solve_with
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.spice  # every test here runs ngspice
 
 def _system(n, seed=None, **kwargs):
     seed = n if seed is None else seed
-    return kfac_factor(n, seed=seed, **kwargs), random_rhs(n, seed=seed + 1)
+    return wishart_factor(n, seed=seed, **kwargs), random_rhs(n, seed=seed + 1)
 
 
 @pytest.mark.parametrize("n", [16, 32, 64])
@@ -41,7 +41,7 @@ def test_single_solve_stays_far_below_16_bits(n):
 
 def test_programming_error_slows_refine_but_not_krylov_or_auto():
     # an ill-conditioned K-FAC-like factor: batch of 32 samples for a 32-wide layer
-    a, b = kfac_factor(32, seed=3, samples=32, damping=0.01), random_rhs(32, seed=100)
+    a, b = wishart_factor(32, seed=3, samples=32, damping=0.01), random_rhs(32, seed=100)
     config = Config().with_overrides(["device.sigma_rel=0.01"])
     refine = solve_with(a, b, config, scheme="refine", engine="spice", max_passes=8)
     assert refine.status in ("stalled", "diverged", "max_passes") and not refine.reached_target
@@ -58,7 +58,7 @@ def _solve_cli(matrix, *extra) -> int:
 
 
 def test_refine_without_equilibration_diverges_and_says_so(capsys, tmp_path):
-    np.save(tmp_path / "a.npy", kfac_factor(32, seed=0))
+    np.save(tmp_path / "a.npy", wishart_factor(32, seed=0))
     assert _solve_cli(tmp_path / "a.npy", "--set", "scheme.equilibrate=false") == 1
     out = capsys.readouterr().out
     assert "status diverged" in out and "did NOT reach" in out

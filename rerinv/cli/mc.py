@@ -178,11 +178,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if large:
         from rerinv.studies.verify import large_solve
 
-        r = large_solve(config, large, seed=args.seed)
+        what, r = large_solve(config, large, seed=args.seed)
+        first = f", 16 bits at pass {r.passes_to_target}" if r.passes_to_target else ""
         print(
-            f"\nN = {r.n} through ngspice {ngspice_version()} ({ngspice_solver()}), one "
-            f"{r.n}-wide crossbar, {r.circuit} circuit, digital residual: {r.status}, "
-            f"{r.effective_bits:.2f} verified bits in {r.passes} passes "
+            f"\nN = {r.n}: {what}, through ngspice {ngspice_version()} ({ngspice_solver()}), "
+            f"preconditioner {r.history[-1].preconditioner}, digital residual: {r.status}, "
+            f"{r.effective_bits:.2f} verified bits in {r.passes} passes{first} "
             f"({r.inv_solves} INV solves, {r.wall_time:.1f} s)"
         )
     out = Path(args.out)
@@ -226,8 +227,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         type=int,
         default=None,
         metavar="N",
-        help="then one N x N solve through ngspice (default 256 with ngspice's KLU solver, "
-        "none on Sparse; 0 skips it)",
+        help="then the real K-FAC factor of size N captured from training (65, 256, 257, 512 "
+        "or 513) through ngspice (default 256 with ngspice's KLU solver, none on Sparse; 0 "
+        "skips it)",
     )
     add_force_option(verify)
     verify.set_defaults(func=cmd_verify)

@@ -100,12 +100,12 @@ def _machine_netlist(a, b, config, args: argparse.Namespace, out) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from rerinv.analog.inv import resolve_scaling, solve_inv
     from rerinv.engines.ngspice import ngspice_version
-    from rerinv.matrices import kfac_factor, random_rhs
+    from rerinv.matrices import random_rhs, wishart_factor
     from rerinv.schemes import effective_bits
 
     config = config_from(args)
     engine = config.simulation.engine
-    a = kfac_factor(args.n, seed=args.seed)
+    a = wishart_factor(args.n, seed=args.seed)
     b = random_rhs(args.n, seed=args.seed + 1)
     x_ref = np.linalg.solve(a, b)
     start = time.perf_counter()

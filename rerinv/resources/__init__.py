@@ -1,5 +1,5 @@
-"""Files rerinv ships: the SPICE sub-circuit libraries, the golden transient set and the
-real-matrix suite.
+"""Files rerinv ships: the SPICE sub-circuit libraries, the golden transient set, the
+real-matrix suite and the K-FAC factors captured from training.
 
 The repository keeps them in its top-level ``pyspice_models/`` and ``waveforms/`` folders (the
 user-facing places); this package links to them, and the wheel carries copies as package data,
@@ -34,6 +34,12 @@ def matrices_dir() -> Path:
     """Folder of the real-matrix suite (``tests/data/matrices`` in a checkout): Matrix Market
     files with ``index.toml`` and a README giving each one's source and licence."""
     return Path(str(_folder("matrices")))
+
+
+def kfac_factors_dir() -> Path:
+    """Folder of the K-FAC factor sets captured from real training (``tests/data/kfac_factors``
+    in a checkout; matrix-set HDF5 files, :func:`rerinv.matrices.load_matrix_set`)."""
+    return Path(str(_folder("kfac_factors")))
 
 
 def golden_dir() -> Path:

@@ -97,9 +97,9 @@ def krylov(run: Run, y0: np.ndarray | None = None) -> str:
             return "stalled"
 
 
-#: ``auto`` refines while every pass lowers the measured residual at least this much (one
-#: bit); a pass that does not first makes it add a slice to the INV crossbar, then switch to
-#: flexible GMRES from the best iterate.
+#: ``auto`` refines while every correction is at most this fraction of the one before (one
+#: bit per pass: the corrections measure the error); a pass that does not first makes it add a
+#: slice to the INV crossbar, then switch to flexible GMRES.
 CONTRACTION = 0.5
 
 #: Bits added to an automatic residual VMM when ``auto`` stalls.
@@ -109,11 +109,12 @@ WIDEN_BITS = 8
 def auto(run: Run) -> str:
     """Iterative refinement while it contracts, a finer preconditioner when it does not, else
     Krylov. Refinement is the cheapest loop when ``rho(I - P^-1 A)`` is small (one INV solve
-    and one VMM per pass); when a pass contracts the measured residual less than
-    :data:`CONTRACTION`, the INV crossbar is re-programmed on one more slice (more matrix bits
+    and one VMM per pass); when a pass's correction is not below :data:`CONTRACTION` of the
+    one before, the INV crossbar is re-programmed on one more slice (more matrix bits
     in the loop, counted) while ``scheme.inv_slices`` allows, and flexible GMRES takes over
-    from the best iterate once it does not. Contraction is judged from the second pass on: the
-    first one's residual measures the ADC error of ``x`` multiplied by ``A``, not the loop.
+    once it does not. Contraction is judged on the size of the corrections, which the INV
+    solves measure and which follow the error (the residual of an ill-conditioned system is
+    dominated by the ADC error of ``x`` multiplied by ``A`` and says little about it).
 
     When the loop stalls with budget left, a slice is added if it can be, else the residual
     VMM (if its widths are automatic) is widened by :data:`WIDEN_BITS` and Krylov goes on from
@@ -150,23 +151,26 @@ def _add_slice(run: Run) -> bool:
 def _refine_then_krylov(run: Run, y0: np.ndarray | None = None) -> str:
     y = np.zeros_like(run.b) if y0 is None else y0
     r = run.b.copy() if y0 is None else run.b - run.vmm(y)
-    previous = None
+    previous = None  # size of the last correction: what the error was before it
     while True:
         step = run.inv(r)
         y_new = y + step
         r_new = run.b - run.vmm(y_new)
-        residual = run.norm(r_new)
-        status = run.record(y_new, residual, step=step)
+        status = run.record(y_new, run.norm(r_new), step=step)
         if status:
             return status
-        if previous is not None and residual > CONTRACTION * previous:
+        size = float(np.max(np.abs(step)))
+        if previous is not None and size > CONTRACTION * previous:
+            # the correction shrank by less than a bit: the loop contracts poorly. Go on from
+            # the newest iterate while corrections still shrink (the residual of an
+            # ill-conditioned system says little about the error), else from the best one
+            start = y_new if size < previous else run.y_best
             if _add_slice(run):
-                y = run.y_best
-                r, previous = run.b - run.vmm(y), None
+                y, r, previous = start, run.b - run.vmm(start), None
                 continue
             run.switches.append((len(run.history), "krylov"))
-            return krylov(run, run.y_best)
-        y, r, previous = y_new, r_new, residual
+            return krylov(run, start)
+        y, r, previous = y_new, r_new, size
 
 
 LOOPS = {"auto": auto, "single": single, "repast": repast, "refine": refine, "krylov": krylov}

@@ -152,32 +152,61 @@ def write_suite(rows: list[SuiteRow], config: Config, out: Path, command_line: s
     plot_suite(rows, config.simulation.target_bits, out / "suite.png")
 
 
+#: Plot groups of the suite's kinds (the ``kind`` of ``index.toml``; ``kfac``: captured factors).
+CATEGORIES = {
+    "spd": "sparse SPD / stiffness",
+    "stiffness": "sparse SPD / stiffness",
+    "laplacian": "graph Laplacians",
+    "laplacian_shifted": "graph Laplacians",
+    "kernel": "dense kernel / Gram",
+    "gram": "dense kernel / Gram",
+    "correlation": "correlation / covariance",
+    "covariance": "correlation / covariance",
+    "kfac": "K-FAC factors (captured)",
+    "nonsymmetric": "non-symmetric",
+    "convection": "non-symmetric",
+    "markov": "non-symmetric",
+    "symmetric_indefinite": "non-symmetric",
+    "pattern": "non-symmetric",
+    "row_scaled": "row / column scaled",
+    "row_col_scaled": "row / column scaled",
+}
+
+
 def plot_suite(rows: list[SuiteRow], target: float, path: Path) -> None:
-    """Verified bits and passes against the condition number, one marker per circuit."""
+    """Verified bits and passes to the target against the condition number, one marker per
+    category of matrix (:data:`CATEGORIES`); a matrix that never reached the target is drawn
+    hollow at its pass budget."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     solved = [r for r in rows if r.circuit]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
-    markers = {"inv": "o", "inv_shifted": "s", "ginv": "^"}
-    for circuit, marker in markers.items():
-        chosen = [r for r in solved if r.circuit == circuit]
-        if not chosen:
-            continue
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6), constrained_layout=True)
+    groups = sorted({CATEGORIES.get(r.kind, r.kind) for r in solved})
+    markers = "osD^v<>pPX*h"
+    for k, group in enumerate(groups):
+        chosen = [r for r in solved if CATEGORIES.get(r.kind, r.kind) == group]
+        style = {"marker": markers[k % len(markers)], "color": f"C{k % 10}"}
         cond = [r.cond for r in chosen]
         bits = [r.effective_bits if math.isfinite(r.effective_bits) else 0 for r in chosen]
-        axes[0].scatter(cond, bits, marker=marker, label=circuit)
-        axes[1].scatter(cond, [r.passes for r in chosen], marker=marker, label=circuit)
+        axes[0].scatter(cond, bits, label=group, **style)
+        for reached in (True, False):
+            part = [r for r in chosen if bool(r.passes_to_target) == reached]
+            passes = [r.passes_to_target if reached else r.passes for r in part]
+            face = style["color"] if reached else "none"
+            axes[1].scatter([r.cond for r in part], passes, marker=style["marker"],
+                            facecolors=face, edgecolors=style["color"])  # fmt: skip
     axes[0].axhline(target, color="grey", ls="--", lw=1)
-    for ax, label in zip(axes, ("verified effective bits", "passes"), strict=True):
+    labels = ("verified effective bits", f"passes to {target:g} bits (hollow: not reached)")
+    for ax, label in zip(axes, labels, strict=True):
         ax.set_xscale("log")
         ax.set_xlabel("cond(A) (2-norm)")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        ax.legend(title="circuit")
-    fig.suptitle("real-matrix suite: what the analog machine reaches")
+    axes[0].legend(title="category", fontsize=8)
+    fig.suptitle("real-matrix suite: what the analog machine reaches, by category")
     with replacing(path) as temporary:
         fig.savefig(temporary, dpi=110)
     plt.close(fig)

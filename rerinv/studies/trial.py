@@ -10,7 +10,7 @@ import numpy as np
 
 from rerinv.config import Config
 from rerinv.errors import InputError
-from rerinv.matrices import kfac_factor, random_rhs
+from rerinv.matrices import random_rhs, wishart_factor
 from rerinv.schemes import solve
 from rerinv.seeds import spawn
 from rerinv.studies.records import result_class
@@ -73,7 +73,7 @@ def workload_matrix(
     if not w.fresh_matrix:
         matrix_seed = np.random.SeedSequence(seed.entropy)  # one matrix per master seed
     rng = np.random.default_rng(matrix_seed)
-    a = kfac_factor(
+    a = wishart_factor(
         n, seed=rng, samples=max(1, round(w.samples_per_n * n)), spread=w.spread, damping=w.damping
     )
     return a, random_rhs(n, seed=np.random.default_rng(rhs_seed))

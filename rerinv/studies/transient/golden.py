@@ -47,7 +47,7 @@ def regenerate_golden(
     for kind, n in GOLDEN_CASES:
         report = settle(kind, n, config, seed=GOLDEN_SEED)
         path = golden_path(kind, n, directory)
-        write_settle_hdf5(path, report, config, seed=GOLDEN_SEED, matrix="kfac_factor",
+        write_settle_hdf5(path, report, config, seed=GOLDEN_SEED, matrix="wishart_factor",
                           points=GOLDEN_POINTS, command_line=command_line)  # fmt: skip
         paths.append(path)
     return paths

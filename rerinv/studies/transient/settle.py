@@ -28,7 +28,7 @@ from rerinv.engines.nodal import NodalEngine
 from rerinv.errors import InputError, SaturationError, SimulationError, UnstableMatrixError
 from rerinv.hw.circuit import Circuit
 from rerinv.hw.mapping import CrossbarArrays
-from rerinv.matrices import check_matrix, check_vector, kfac_factor, random_rhs
+from rerinv.matrices import check_matrix, check_vector, random_rhs, wishart_factor
 from rerinv.provenance import provenance
 from rerinv.schemes.result import json_number
 from rerinv.seeds import spawn
@@ -208,7 +208,7 @@ def step_case(
 ) -> tuple[Circuit, np.ndarray, CrossbarArrays]:
     """The circuit, step inputs (V) and arrays of a settling study.
 
-    The matrix is ``matrix_or_n``, or ``kfac_factor(n, seed=seed)`` for an int. INV:
+    The matrix is ``matrix_or_n``, or ``wishart_factor(n, seed=seed)`` for an int. INV:
     the crossbar ``solve(..., seed=seed)`` uses (:func:`rerinv.analog.routes.build_preconditioner`,
     programming and inverter mismatch drawn from :func:`solve_crossbar_seed`); a matrix no
     route holds stably is built as a plain INV crossbar all the same, for the study to report
@@ -226,7 +226,7 @@ def step_case(
     if kind not in ("inv", "vmm") or excite not in ("random", "slowest"):
         raise InputError(f"kind is inv or vmm and excite random or slowest; got {kind}, {excite}")
     if isinstance(matrix_or_n, int | np.integer):
-        a = kfac_factor(int(matrix_or_n), seed=seed)
+        a = wishart_factor(int(matrix_or_n), seed=seed)
     else:
         a = check_matrix(matrix_or_n, max_size=config.array.max_size)
     b = check_vector(random_rhs(a.shape[0], seed=seed + 1), a.shape[0])
@@ -328,7 +328,7 @@ def settle(
     circuit, inputs, arrays = step_case(kind, matrix_or_n, config, seed=seed, excite=excite)
     report = settle_circuit(circuit, inputs, config, eps=eps, arrays=arrays)
     if out is not None:
-        source = "kfac_factor" if isinstance(matrix_or_n, int | np.integer) else "given"
+        source = "wishart_factor" if isinstance(matrix_or_n, int | np.integer) else "given"
         write_settle_hdf5(out, report, config, seed=seed, matrix=source, excite=excite,
                           command_line=command_line)  # fmt: skip
     if plot is not None:
