@@ -23,9 +23,6 @@ from rerinv.hw.netlist import MIN_R_OUT
 
 GROUND = "0"
 
-#: Iterative-refinement steps after each LU solve (:meth:`NodalSession._lu_solve`).
-REFINEMENT_STEPS = 2
-
 
 class _Builder:
     """Collects MNA stamps (vectorised); node voltages first, then branch currents."""
@@ -95,7 +92,6 @@ class NodalSession:
 
     circuit: Circuit
     lu: spla.SuperLU
-    matrix: sp.csc_matrix  #: the MNA matrix ``lu`` factorises (for iterative refinement)
     n_nodes: int
     input_branches: np.ndarray
     constant_rhs: np.ndarray
@@ -106,17 +102,8 @@ class NodalSession:
     _transfer: tuple[np.ndarray, np.ndarray] | None = field(default=None, init=False, repr=False)
     _solved: int = field(default=0, init=False, repr=False)  #: vectors solved in batches
 
-    def _lu_solve(self, rhs: np.ndarray) -> np.ndarray:
-        """``matrix^-1 rhs`` with :data:`REFINEMENT_STEPS` steps of iterative refinement: the
-        MNA matrix of a loop holding an ill-conditioned matrix (cond 1e8 and more) is itself
-        so ill-conditioned that one LU solve in double precision is off by percents."""
-        x = self.lu.solve(rhs)
-        for _ in range(REFINEMENT_STEPS):
-            x = x + self.lu.solve(rhs - self.matrix @ x)
-        return x
-
     def solve(self, inputs: np.ndarray | None = None) -> np.ndarray:
-        x = self._lu_solve(self._rhs(check_inputs(self.circuit, inputs)))
+        x = self.lu.solve(self._rhs(check_inputs(self.circuit, inputs)))
         if not np.all(np.isfinite(x)):
             raise SimulationError(f"nodal solve of {self.circuit.title} gave non-finite values")
         check_rails(self.circuit, self.monitored, x[self.monitor_index], "nodal")
@@ -155,16 +142,16 @@ class NodalSession:
         rhs = np.repeat(self.constant_rhs[:, None], k, axis=1)
         if inputs.shape[0]:
             rhs[self.n_nodes + self.input_branches, :] = inputs.T
-        return self._lu_solve(rhs)
+        return self.lu.solve(rhs)
 
     def amplifier_voltages(self, inputs: np.ndarray | None = None) -> np.ndarray:
         """Every amplifier output (``monitored`` order) of the linear circuit, without the
         rail check: how far beyond the rails a DC point would lie."""
-        return self._lu_solve(self._rhs(check_inputs(self.circuit, inputs)))[self.monitor_index]
+        return self.lu.solve(self._rhs(check_inputs(self.circuit, inputs)))[self.monitor_index]
 
     def dissipated_power(self, inputs: np.ndarray | None = None) -> float:
         """Power the circuit's resistors (cells, wires, r_in, feedback) dissipate (W)."""
-        x = self._lu_solve(self._rhs(check_inputs(self.circuit, inputs)))
+        x = self.lu.solve(self._rhs(check_inputs(self.circuit, inputs)))
         v = np.append(x[: self.n_nodes], 0.0)  # index -1 is ground
         a = np.array([self.node_index.get(r[0], -1) for r in self.circuit.resistors])
         b = np.array([self.node_index.get(r[1], -1) for r in self.circuit.resistors])
@@ -232,7 +219,6 @@ class NodalEngine:
         return NodalSession(
             circuit=circuit,
             lu=lu,
-            matrix=matrix,
             n_nodes=n,
             input_branches=np.asarray(inputs, dtype=int),
             constant_rhs=rhs,

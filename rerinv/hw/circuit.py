@@ -199,17 +199,22 @@ def inv_crossbar(
 
 def inv_gain_error(arrays: CrossbarArrays, config: Config) -> np.ndarray:
     """``G_eff - G`` (S) of :func:`inv_crossbar` at DC with op-amps of DC gain
-    ``opamp.dc_gain`` (first order in ``1 / gain``): a row op-amp leaves ``-x_i / gain`` on its
-    row, which adds ``D_i / gain`` to the diagonal (``D_i`` every conductance at the row); an
-    inverting stage of gain ``-r`` gives ``-r x (1 - (1 + r) / gain)``, which takes
-    ``r (1 + r) / gain`` of its array's conductances away from what it adds. Nominal resistors
-    (the mismatch draw is the circuit's, not the designer's)."""
+    ``opamp.dc_gain`` and nominal resistors (the mismatch draw is the circuit's, not the
+    designer's). A row op-amp leaves ``-x_i / gain`` on its row, which adds ``D_i / gain`` to the
+    diagonal (``D_i`` every conductance at the row); an inverting stage of ratio ``r`` gives
+    ``-r in / (1 + (1 + r) / gain)``: the inverters drive the negative array with
+    ``-k1 x`` (``k1 = 1 / (1 + 2 / gain)``), the attenuators of slice ``a`` drive its positive
+    array from the inverter with ``a k1 ka x`` and its negative one with ``-a ka x``
+    (``ka = 1 / (1 + (1 + a) / gain)``). Exact for the linear DC circuit (output resistance
+    aside)."""
     gain = config.opamp.dc_gain
     d = arrays.total_conductance + 1.0 / config.array.r_in
-    error = np.diag(d / gain) + 2.0 * arrays.g_neg / gain
+    k1 = 1.0 / (1.0 + 2.0 / gain)
+    error = np.diag(d / gain) + (1.0 - k1) * arrays.g_neg
     for part in arrays.fine:
         a = part.attenuation
-        error = error - a * (1 + a) / gain * (part.g_pos - part.g_neg)
+        ka = 1.0 / (1.0 + (1.0 + a) / gain)
+        error = error + a * ((k1 * ka - 1.0) * part.g_pos - (ka - 1.0) * part.g_neg)
     return error
 
 
