@@ -125,7 +125,8 @@ label(8.5, 3.3, "250 uA", fontsize=8)
 ax.set_xlim(-1.2, 11.2)
 ax.set_ylim(-1.0, 9.8)
 ax.set_title(
-    "ota_sky130: two-stage Miller OTA, SKY130 1.8 V FETs (W/L in um), nfet bodies at vss, pfet at vdd",
+    "ota_sky130: two-stage Miller OTA, SKY130 1.8 V FETs (W/L in um),"
+    " nfet bodies at vss, pfet at vdd",
     fontsize=10,
 )
 out = Path(__file__).with_name("ota_sky130.png")

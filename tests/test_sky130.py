@@ -174,3 +174,61 @@ def test_preset_netlist_runs_in_stock_ngspice(tmp_path):
     x = np.linalg.solve(a, b)
     # 8-bit cells and real amplifiers: a few bits, not the exact solution
     assert np.abs(factor * volts - x).max() < 0.2 * np.abs(x).max()
+
+
+def test_supply_power_is_the_amplifiers_quiescent_power_at_zero_input():
+    from rerinv.analog import inv as inv_mod
+    from rerinv.engines.amplifier import characterise, supply_power
+
+    config = load_config(None, [], preset="sky130")
+    a, b = _inv_case(8, seed=2)
+    inv = inv_mod.build_inv(a, config, seed=1)
+    quiescent = characterise("tt").power * 2 * 8  # 8 row op-amps + 8 inverters
+    at_zero = supply_power(inv.circuit, np.zeros(8))
+    assert at_zero["total_w"] == pytest.approx(quiescent, rel=0.02)
+    k = inv_mod.input_gain(inv, b)
+    loaded = supply_power(inv.circuit, k * b)
+    # class A: the output stages' quiescent current carries the signal currents
+    assert loaded["dacs_w"] > 0
+    assert loaded["total_w"] == pytest.approx(at_zero["total_w"], rel=0.01)
+
+
+def test_settle_simulates_transistors_against_the_extracted_model():
+    from rerinv.studies.transient.settle import settle
+
+    config = load_config(None, [], preset="sky130")
+    report = settle("inv", 8, config, seed=0)
+    assert report.status == "settled"
+    # the single-pole model extracted from the transistors predicts the same order
+    assert 0.4 < report.settling_time / report.predicted_small_signal < 1.5
+    assert report.max_deviation < 1e-6
+
+
+def test_mismatch_trials_draw_one_chip_per_trial_seed():
+    """Monte Carlo trials with mismatch: the trial's seed sets opamp.mismatch_seed (same seed,
+    same chip; plain and batch netlists draw the same devices)."""
+    import dataclasses
+
+    from rerinv.analog import inv as inv_mod
+    from rerinv.engines import get_engine
+    from rerinv.seeds import trial_seed
+    from rerinv.studies.trial import with_amplifier_seed
+
+    base = load_config(None, ["opamp.mismatch=true"], preset="sky130")
+    seeds = [with_amplifier_seed(base, trial_seed(7, 0, t)).opamp.mismatch_seed for t in (0, 0, 1)]
+    assert seeds[0] == seeds[1] != seeds[2]
+    plain = load_config(None, [], preset="sky130")
+    assert with_amplifier_seed(plain, trial_seed(7, 0, 0)) == plain  # no mismatch: unchanged
+    a, b = _inv_case(8)
+    outs = []
+    for s in seeds:
+        config = base.with_values("opamp", mismatch_seed=s)
+        inv = inv_mod.build_inv(a, config, seed=3)
+        circuit = dataclasses.replace(inv.circuit, input_values=inv_mod.input_gain(inv, b) * b)
+        session = get_engine("spice").load(circuit)
+        single = session.solve()
+        batch = session.solve_batch(np.stack([circuit.input_values, np.zeros(8)]))
+        session.close()
+        assert np.abs(batch[0] - single).max() < 1e-9
+        outs.append(single)
+    assert np.array_equal(outs[0], outs[1]) and np.abs(outs[0] - outs[2]).max() > 1e-4

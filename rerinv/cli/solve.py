@@ -140,8 +140,16 @@ def cmd_solve(args: argparse.Namespace) -> int:
     a = load_matrix(args.matrix)
     b = load_vector(args.rhs) if args.rhs else random_rhs(a.shape[0], seed=args.seed)
     result = solve(a, b, config, seed=args.seed)
+    gap = None
+    if config.opamp.model == "sky130" and config.simulation.engine == "spice":
+        from rerinv.studies.amplifier import macro_model_gap
+
+        gap = macro_model_gap(a, b, config, seed=args.seed)
     if args.json:
-        print(json.dumps(result.to_dict(), allow_nan=False))
+        record = result.to_dict()
+        if gap is not None:
+            record["amplifier_model_gap"] = gap
+        print(json.dumps(record, allow_nan=False))
         return 0
     shift = f", diagonal shift {result.shift:g}" if result.shift else ""
     print(
@@ -167,6 +175,13 @@ def cmd_solve(args: argparse.Namespace) -> int:
         f"{result.target_bits:g} bits; {result.inv_solves} INV solves, {result.vmm_ops} VMM ops, "
         f"{result.conversions} conversions, {result.wall_time:.2f} s"
     )
+    if gap is not None:
+        print(
+            f"amplifier models vs the transistors (one INV solve, full scale "
+            f"{gap['full_scale_v']:.3g} V): extracted linear model {gap['extracted_gap_v']:.2e} V "
+            f"({gap['extracted_gap_bits']:.1f} bits), single-pole macro-model "
+            f"{gap['macro_gap_v']:.2e} V ({gap['macro_gap_bits']:.1f} bits)"
+        )
     return 0
 
 

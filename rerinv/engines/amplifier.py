@@ -20,7 +20,7 @@ switch on, seeded by ``.options seed`` (same seed, same draws).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from functools import cache
 
 import numpy as np
@@ -29,6 +29,7 @@ from rerinv.config import OpAmpConfig
 from rerinv.engines.ngspice_lib import ngspice_version
 from rerinv.engines.testbench import Analysis, run_testbench
 from rerinv.errors import InputError, SimulationError
+from rerinv.hw.circuit import Circuit
 from rerinv.hw.sky130 import models, ngspice_seed
 
 LOAD_CAP = 1e-12  #: load capacitance of the AC and slew fixtures (F)
@@ -289,3 +290,51 @@ def linear_model(opamp: OpAmpConfig) -> LinearAmplifier:
         return LinearAmplifier(opamp.dc_gain, opamp.offset, opamp.r_out, opamp.model)
     c = characterise(opamp.corner, opamp.temperature, opamp.supply)
     return LinearAmplifier(c.dc_gain, c.offset, c.r_out, c.source)
+
+
+def small_signal_equivalent(circuit: Circuit) -> Circuit:
+    """``circuit`` with its ``sky130`` amplifiers replaced by the single-pole model extracted
+    from them (DC gain, GBW with the characterisation's 1 pF load, offset, output resistance
+    at the configured corner, temperature and supply): what the small-signal predictions of
+    a transistor-level transient use. Other circuits are returned as they are."""
+    oa = circuit.opamp
+    if oa.model != "sky130":
+        return circuit
+    c = characterise(oa.corner, oa.temperature, oa.supply)
+    model = replace(
+        oa, model="single_pole", gain=c.dc_gain, gbw=c.gbw, offset=c.offset, r_out=c.r_out,
+        mismatch=False,
+    )  # fmt: skip
+    scale = c.gbw / oa.gbw  # per-amplifier compensation keeps its ratio to the nominal GBW
+    return replace(circuit, opamp=model, opamp_gbw=tuple(g * scale for g in circuit.opamp_gbw))
+
+
+def supply_power(circuit: Circuit, inputs) -> dict:
+    """Power (W) the sources of a transistor-level circuit deliver at its DC operating point
+    with ``inputs`` (V) on its input sources, from ngspice's source currents: the two supply
+    rails (amplifier bias and every current the amplifiers drive into cells and resistors)
+    and the input DACs (into ``r_in`` or the VMM rows). ``-V * I`` per source."""
+    import numpy as np
+
+    from rerinv.hw.netlist import source_name, to_spice
+    from rerinv.hw.sky130 import SUPPLY_NODES
+
+    if circuit.opamp.model != "sky130":
+        raise InputError("supply power is measured on transistor-level (sky130) circuits")
+    inputs = np.asarray(inputs, dtype=float)
+    loaded = replace(circuit, input_values=inputs)
+    rails = tuple(f"v{node}" for node in SUPPLY_NODES)
+    dacs = tuple(source_name(node) for node in circuit.inputs)
+    vectors = tuple(f"i({s})" for s in (*rails, *dacs))
+    result = run_testbench(
+        f"{circuit.title} supply currents", to_spice(loaded), [Analysis("op", "op", vectors)]
+    )["op"]
+    half = circuit.opamp.supply / 2
+    rail_power = -half * result[f"i({rails[0]})"][0] + half * result[f"i({rails[1]})"][0]
+    dac_power = float(-sum(v * result[f"i({s})"][0] for v, s in zip(inputs, dacs, strict=True)))
+    return {
+        "rails_w": float(rail_power),
+        "dacs_w": dac_power,
+        "total_w": float(rail_power) + dac_power,
+        "supply_current_a": float(-result[f"i({rails[0]})"][0]),
+    }

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from rerinv.config import SKY130_CORNERS, Config
 from rerinv.engines.amplifier import AmplifierCharacterisation, characterise
 from rerinv.errors import InputError
@@ -86,3 +88,44 @@ def report(rows: list[AmplifierCharacterisation], config: Config, command_line: 
         "config": config.to_toml(),
         "provenance": provenance(command_line),
     }
+
+
+def macro_model_gap(a, b, config: Config, *, seed: int = 0) -> dict:
+    """How far the amplifier models are from the transistor-level answer on one INV solve.
+
+    The INV crossbar of ``a`` (programmed as the schemes program it, ``seed``) solves ``b``
+    at the planned input scale three times: on ngspice with the transistor-level amplifiers,
+    on the nodal engine with the linear model extracted from them, and on the nodal engine
+    with the single-pole macro-model of ``config.opamp``'s gain, GBW, offset and output
+    resistance. Returns the largest output difference of each model from the transistors,
+    in volts and as bits of the transistor-level full scale (``-log2(gap / max|x|)``)."""
+    import dataclasses
+
+    from rerinv.analog import inv as inv_mod
+    from rerinv.engines import get_engine
+
+    if config.opamp.model != "sky130":
+        raise InputError("the macro-model gap compares against opamp.model = sky130")
+    inv = inv_mod.build_inv(a, config, seed=seed)
+    k = inv_mod.input_gain(inv, b)
+    circuit = dataclasses.replace(inv.circuit, input_values=k * b)
+    session = get_engine("spice").load(circuit)
+    try:
+        transistors = session.solve()
+    finally:
+        session.close()
+    macro = dataclasses.replace(
+        circuit, opamp=dataclasses.replace(circuit.opamp, model="single_pole", mismatch=False)
+    )
+    scale = float(np.abs(transistors).max())
+    out = {"full_scale_v": scale}
+    models = {"extracted": circuit, "macro": macro}
+    if config.opamp.mismatch:  # nodal holds one model for all amplifiers: nominal devices
+        models["extracted"] = dataclasses.replace(
+            circuit, opamp=dataclasses.replace(circuit.opamp, mismatch=False)
+        )
+    for name, variant in models.items():
+        gap = float(np.abs(get_engine("nodal").load(variant).solve() - transistors).max())
+        out[f"{name}_gap_v"] = gap
+        out[f"{name}_gap_bits"] = -math.log2(gap / scale) if gap > 0 else math.inf
+    return out
