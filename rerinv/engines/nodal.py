@@ -170,6 +170,14 @@ class NodalSession:
         """Nothing to free beyond Python objects (kept for symmetry with ngspice)."""
 
 
+def _railed_node(circuit: Circuit, out: str) -> str:
+    """The node whose voltage the rails limit: a macro-model clamps before its output
+    resistance (``<out>#oi``, as ``pyspice_models/opamp.lib`` does); a transistor-level
+    amplifier's Thevenin source is a small-signal fiction (its output stage is a current
+    source behind ``r_out``), so its output itself."""
+    return out if circuit.opamp.model == "sky130" else f"{out}#oi"
+
+
 class NodalEngine:
     """Fast DC engine for big sweeps; agrees with ngspice on the same circuit."""
 
@@ -233,7 +241,7 @@ class NodalEngine:
             input_branches=np.asarray(inputs, dtype=int),
             constant_rhs=rhs,
             output_index=np.array([b.nodes[o] for o in circuit.outputs]),
-            monitor_index=np.array([b.nodes[f"{out}#oi"] for out in amplifiers]),
+            monitor_index=np.array([b.nodes[_railed_node(circuit, out)] for out in amplifiers]),
             monitored=amplifiers,
             node_index=b.nodes,
         )
