@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 import rerinv.engines.ngspice as ngm
-from rerinv.analog.inv import build_inv, input_gain
+from rerinv.analog.inv import build_preconditioner, input_gain
 from rerinv.config import Config, load_config
 from rerinv.engines import get_engine
 from rerinv.engines.amplifier import characterise
@@ -48,7 +48,7 @@ def operating_point(n: int, repeats: int) -> list[dict]:
             load_config(None, ["opamp.model=single_pole"], preset="sky130"),
         ),
     ):
-        inv = build_inv(a, config, seed=0)
+        inv = build_preconditioner(a, config, seed=0)  # stabilised where 8 bits are not
         inputs = input_gain(inv, b) * b
         before = _rss_mb()
         start = time.perf_counter()
