@@ -54,7 +54,7 @@ def _op_point(corner="tt"):
 
 def test_characterisation_table_matches_hand_analysis(tmp_path, capsys):
     out = tmp_path / "amp.json"
-    argv = ["amplifier", "--corners", "tt", "ss", "ff", "--mismatch-trials", "100"]
+    argv = ["amplifier", "--corners", "tt", "ss", "ff", "--mismatch-trials", "50"]
     assert main([*argv, "--json", str(out)]) == 0
     printed = capsys.readouterr().out
     assert all(re.search(rf"^\s*{c}\s", printed, re.M) for c in ("tt", "ss", "ff"))
@@ -260,7 +260,7 @@ def test_mismatch_trials_through_rerinv_mc_are_reproducible(tmp_path):
     from rerinv.studies.mc import load_results
 
     argv = ["mc", "--preset", "sky130", "--engine", "spice", "--n", "8", "--trials", "2"]
-    argv += ["--workers", "1", "--set", "opamp.mismatch=true", "--max-passes", "6"]
+    argv += ["--workers", "1", "--set", "opamp.mismatch=true", "--max-passes", "3"]
     runs = []
     for name in ("a.h5", "b.h5"):
         assert main([*argv, "--out", str(tmp_path / name)]) == 0
