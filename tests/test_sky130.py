@@ -259,11 +259,37 @@ def test_mismatch_trials_through_rerinv_mc_are_reproducible(tmp_path):
     """Mismatch trials: every trial another seeded chip, the same chips on a second run."""
     from rerinv.studies.mc import load_results
 
-    argv = ["mc", "--preset", "sky130", "--engine", "spice", "--n", "8", "--trials", "2"]
-    argv += ["--workers", "1", "--set", "opamp.mismatch=true", "--max-passes", "3"]
+    argv = ["mc", "--preset", "sky130", "--engine", "spice", "--n", "8", "--trials", "1"]
+    argv += ["--workers", "1", "--set", "opamp.mismatch=true", "--max-passes", "6"]
+    argv += ["--sweep", "opamp.trim_bits=0,8"]
     runs = []
     for name in ("a.h5", "b.h5"):
         assert main([*argv, "--out", str(tmp_path / name)]) == 0
         runs.append(load_results(tmp_path / name))
     assert runs[0].done.all()
     assert np.array_equal(runs[0].effective_bits, runs[1].effective_bits, equal_nan=True)
+    untrimmed, trimmed = runs[0].effective_bits
+    assert np.all(trimmed >= 16) and np.all(untrimmed < 8)  # mismatch offsets need the trim
+
+
+def test_trim_cancels_each_amplifiers_mismatch_offset():
+    """The offset trim measures every amplifier on a buffer of the same devices: the INV
+    crossbar's outputs at zero input fall from the offsets' image to the trim DAC's step."""
+    from rerinv.analog import inv as inv_mod
+    from rerinv.engines import get_engine
+    from rerinv.hw.sky130 import trim_codes
+
+    a, _ = _inv_case(8)
+    zero = {}
+    for bits in (0, 8):
+        overrides = ["opamp.mismatch=true", "opamp.mismatch_seed=5", f"opamp.trim_bits={bits}"]
+        inv = inv_mod.build_inv(a, load_config(None, overrides, preset="sky130"), seed=3)
+        session = get_engine("spice").load(inv.circuit)
+        zero[bits] = np.abs(session.solve(np.zeros(8))).max()
+        assert len(session.circuit.amplifier_trims) == (16 if bits else 0)
+        session.close()
+    assert zero[0] > 10e-3 and zero[8] < zero[0] / 30
+    config = load_config(None, ["opamp.trim_bits=4", "opamp.trim_range=8e-3"], preset="sky130")
+    assert np.allclose(
+        trim_codes([0.0, 1.1e-3, -0.9e-3, 1.0], config.opamp), [0, 1e-3, -1e-3, 7e-3]
+    )

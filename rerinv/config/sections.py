@@ -70,7 +70,9 @@ class OpAmpConfig:
     nodal engine uses a linear model extracted from the transistors instead), and stay the
     analog layer's small-signal planning values. ``v_rail`` is the usable output swing: an
     output beyond it counts as railed. ``mismatch`` draws every device's threshold mismatch
-    from the PDK's own model, seeded by ``mismatch_seed``.
+    from the PDK's own model, seeded by ``mismatch_seed``. ``trim_bits`` > 0 trims every
+    amplifier's input offset at power-up: its offset is measured (a unity-gain buffer of the
+    same devices) and a ``trim_bits`` DAC over ``+-trim_range`` cancels it to half a step.
     """
 
     model: str = "single_pole"  #: ideal | finite_gain | single_pole
@@ -85,6 +87,8 @@ class OpAmpConfig:
     supply: float = 1.8  #: sky130 only: supply voltage (V), rails at +-supply/2 around node 0
     mismatch: bool = False  #: sky130 only: draw device mismatch (the PDK's MC_MM_SWITCH)
     mismatch_seed: int = 0  #: sky130 only: seed of the mismatch draw (ngspice .options seed)
+    trim_bits: int = 0  #: sky130 only: offset trim DAC bits per amplifier; 0 = no trim
+    trim_range: float = 5e-3  #: sky130 only: the trim DAC spans +-trim_range (V)
 
     def validate(self) -> None:
         if self.model not in OPAMP_MODELS:
@@ -108,6 +112,9 @@ class OpAmpConfig:
             raise ConfigError(
                 f"opamp.mismatch_seed must be in [0, 2**63), got {self.mismatch_seed}"
             )
+        if not 0 <= self.trim_bits <= 16:
+            raise ConfigError(f"opamp.trim_bits must be between 0 and 16, got {self.trim_bits}")
+        _positive(self, "trim_range")
         if self.model == "sky130" and not self.v_rail < self.supply / 2:
             raise ConfigError(
                 f"opamp.v_rail ({self.v_rail} V) must lie inside the sky130 amplifiers' rails "

@@ -289,7 +289,12 @@ def linear_model(opamp: OpAmpConfig) -> LinearAmplifier:
     if opamp.model != "sky130":
         return LinearAmplifier(opamp.dc_gain, opamp.offset, opamp.r_out, opamp.model)
     c = characterise(opamp.corner, opamp.temperature, opamp.supply)
-    return LinearAmplifier(c.dc_gain, c.offset, c.r_out, c.source)
+    offset = c.offset
+    if opamp.trim_bits:  # what the trim DAC leaves of the nominal devices' offset
+        from rerinv.hw.sky130 import trim_codes
+
+        offset -= float(trim_codes([c.offset], opamp)[0])
+    return LinearAmplifier(c.dc_gain, offset, c.r_out, c.source)
 
 
 def small_signal_equivalent(circuit: Circuit) -> Circuit:
@@ -338,3 +343,30 @@ def supply_power(circuit: Circuit, inputs) -> dict:
         "total_w": float(rail_power) + dac_power,
         "supply_current_a": float(-result[f"i({rails[0]})"][0]),
     }
+
+
+def trimmed(circuit: Circuit) -> Circuit:
+    """``circuit`` with its amplifiers' offsets trimmed at power-up (``opamp.trim_bits`` > 0,
+    ``sky130``): every amplifier's input offset is measured by ngspice on a unity-gain buffer
+    of the same devices (:func:`rerinv.hw.sky130.buffer_testbench`: same models, seed and
+    parse order, so the same mismatch draws) and cancelled by its trim DAC to half a step.
+    Circuits without trims, or already trimmed, are returned as they are."""
+    oa = circuit.opamp
+    if oa.model != "sky130" or oa.trim_bits == 0 or circuit.amplifier_trims:
+        return circuit
+    count = len(circuit.opamps) + len(circuit.inverters) + len(circuit.tias)
+    if count == 0:
+        return circuit
+    return replace(circuit, amplifier_trims=_trims(oa, circuit.title, count))
+
+
+@cache
+def _trims(opamp: OpAmpConfig, title: str, count: int) -> tuple[float, ...]:
+    from rerinv.hw.sky130 import buffer_testbench, trim_codes
+
+    outs = tuple(f"v(o{k})" for k in range(count))
+    result = run_testbench(
+        f"offsets of {title}", buffer_testbench(opamp, title, count), [Analysis("op", "op", outs)]
+    )
+    offsets = [-result["op"][v][0] for v in outs]
+    return tuple(float(t) for t in trim_codes(offsets, opamp))

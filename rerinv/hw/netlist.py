@@ -95,7 +95,9 @@ def to_spice(
     lines += [f"R{k} {a} {b} {ohms:.17g}" for k, (a, b, ohms) in enumerate(circuit.resistors)]
     if model == "sky130":
         slowdown = tuple(circuit.opamp.gbw / g for g in circuit.opamp_gbw)
-        lines += sky130.amplifier_lines(circuit.opamps, circuit.inverters, circuit.tias, slowdown)
+        lines += sky130.amplifier_lines(
+            circuit.opamps, circuit.inverters, circuit.tias, slowdown, circuit.amplifier_trims
+        )
     else:
         lines += _macro_amplifier_lines(circuit, model, params)
     if control:

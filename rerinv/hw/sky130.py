@@ -83,10 +83,12 @@ def amplifier_lines(
     inverters: list[tuple[str, str, float, float]],
     tias: list[tuple[str, str, float]],
     slowdown: tuple[float, ...] = (),
+    trims: tuple[float, ...] = (),
 ) -> list[str]:
     """Instance lines of the bare op-amps, inverters and TIAs (same names as the macro-model
     netlist: ``XA<k>``, ``XI<k>``, ``XT<k>``). ``slowdown[k]`` >= 1 divides the GBW of bare
-    op-amp ``k`` by scaling its Miller capacitance (dominant-pole compensation)."""
+    op-amp ``k`` by scaling its Miller capacitance (dominant-pole compensation); ``trims``
+    (V, one per amplifier in that order) are their offset trims."""
     for node in {n for pair in opamps for n in pair} & set(SUPPLY_NODES):
         raise InputError(f"circuit node {node!r} is a supply node of the sky130 amplifiers")
     vdd, vss = SUPPLY_NODES
@@ -103,4 +105,30 @@ def amplifier_lines(
         f"XT{k} {a} {out} {vdd} {vss} tia_sky130 rf={rf:.17g}"
         for k, (a, out, rf) in enumerate(tias)
     ]
+    if trims:
+        if len(trims) != len(lines):
+            raise InputError(f"{len(trims)} offset trims for {len(lines)} amplifiers")
+        lines = [f"{line} vtrim={t:.17g}" for line, t in zip(lines, trims, strict=True)]
     return lines
+
+
+def buffer_testbench(opamp: OpAmpConfig, title: str, count: int) -> str:
+    """A netlist whose ``count`` unity-gain buffers (outputs ``o<k>``) are the amplifiers of
+    circuit ``title`` in its instance order (bare op-amps, inverters, TIAs): the same models,
+    the same ngspice seed and the same parse order give every buffer the devices, and so the
+    mismatch draws, of the amplifier it stands for. ``v(o<k>)`` is minus its input offset."""
+    vdd, vss = SUPPLY_NODES
+    lines = [f"* offsets of the amplifiers of {title}", *preamble(opamp, title)]
+    lines += [f"XB{k} 0 o{k} o{k} {vdd} {vss} ota_sky130" for k in range(count)]
+    return "\n".join([*lines, ".end"]) + "\n"
+
+
+def trim_codes(offsets, opamp: OpAmpConfig):
+    """Trim voltages (V) that cancel ``offsets`` (V) with a ``opamp.trim_bits`` DAC over
+    ``+-opamp.trim_range``: the nearest step, clipped to the DAC's range."""
+    import numpy as np
+
+    step = 2 * opamp.trim_range / 2**opamp.trim_bits
+    top = 2 ** (opamp.trim_bits - 1)
+    codes = np.clip(np.round(np.asarray(offsets, dtype=float) / step), -top, top - 1)
+    return codes * step
