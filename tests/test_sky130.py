@@ -159,7 +159,10 @@ def test_nodal_with_extracted_model_agrees_with_transistors():
 
 
 @pytest.mark.skipif(shutil.which("ngspice") is None, reason="needs the ngspice program")
-def test_preset_netlist_runs_in_stock_ngspice(tmp_path):
+@pytest.mark.parametrize("chip", [[], ["opamp.mismatch=true", "opamp.trim_bits=8"]])
+def test_preset_netlist_runs_in_stock_ngspice(tmp_path, chip):
+    """Nominal devices, and a mismatched chip with trimmed offsets: stock ngspice draws the
+    same devices from the netlist's seed and prints the outputs rerinv's own run gives."""
     from rerinv.analog.inv import solve_inv
 
     a, b = _inv_case(8, seed=4)
@@ -167,6 +170,7 @@ def test_preset_netlist_runs_in_stock_ngspice(tmp_path):
     np.save(tmp_path / "b.npy", b)
     netlist = tmp_path / "inv.cir"
     argv = ["netlist", "--preset", "sky130", "--kind", "inv", "--out", str(netlist)]
+    argv += [word for value in chip for word in ("--set", value)]
     assert main([*argv, "--matrix", str(tmp_path / "a.npy"), "--rhs", str(tmp_path / "b.npy")]) == 0
     text = netlist.read_text()
     assert "sky130_fd_pr__nfet_01v8" in text and 'models_fet.spice"' not in text
@@ -176,7 +180,7 @@ def test_preset_netlist_runs_in_stock_ngspice(tmp_path):
     assert run.returncode == 0, run.stderr
     printed = dict(re.findall(r"^v\((\w+)\)\s*=\s*(\S+)", run.stdout, flags=re.M))
     volts = np.array([float(printed[f"x{k}"]) for k in range(8)])
-    config = load_config(None, [], preset="sky130")
+    config = load_config(None, chip, preset="sky130")
     own = solve_inv(a, b, config)
     assert np.abs(volts - own.outputs).max() < 1e-9 + 1e-7 * np.abs(own.outputs).max()
     factor = float(re.search(r"^\* x = (\S+) \* v\(xK\)", text, re.M).group(1))

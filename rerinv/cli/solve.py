@@ -57,7 +57,9 @@ def cmd_netlist(args: argparse.Namespace) -> int:
             f"A^T b = {factor:.17g} * v(yK)   (exact for ideal parts, fine quantisation and no"
             " programming error)",
         )
-    text = batch_netlist(circuit, header)
+    from rerinv.engines.amplifier import trimmed  # sky130 offset trims, as the engine sets them
+
+    text = batch_netlist(trimmed(circuit), header)
     atomic_write(out, text)
     print(
         f"wrote {args.out}: {circuit.title}, {len(circuit.resistors)} resistors;"
