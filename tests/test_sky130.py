@@ -297,3 +297,30 @@ def test_trim_cancels_each_amplifiers_mismatch_offset():
     assert np.allclose(
         trim_codes([0.0, 1.1e-3, -0.9e-3, 1.0], config.opamp), [0, 1e-3, -1e-3, 7e-3]
     )
+
+
+@pytest.mark.slow
+def test_calibrate_sky130_card_feeds_the_timing_model(tmp_path):
+    """``rerinv calibrate --preset sky130``: settling and energy from the transistors, marked
+    so; ``rerinv timing --arch calibrated --card`` reads them (about a minute)."""
+    from rerinv.card import load_card
+
+    card_path = tmp_path / "card.json"
+    assert main(["calibrate", "--preset", "sky130", "--n", "8", "--trials", "2",
+                 "--out", str(card_path)]) == 0  # fmt: skip
+    card = load_card(card_path)
+    assert card["timing"]["source"].startswith("transistor-level, SKY130 tt")
+    assert card["energy"]["source"].startswith("transistor-level, SKY130 tt")
+    assert card["amplifier"]["source"] == "transistor-level, SKY130 tt"
+    # 16 amplifiers of an N = 8 INV crossbar at their quiescent power, for one settling time
+    t_inv = card["timing"]["inv_settle_typical_s"]
+    expected = 16 * card["amplifier"]["power"] * t_inv
+    assert card["energy"]["inv_op_j"] == pytest.approx(expected, rel=0.02)
+    out = tmp_path / "timing"
+    argv = ["timing", "--workload", "vgg16", "--arch", "calibrated", "--card", str(card_path)]
+    assert main([*argv, "--out", str(out), "--no-plots"]) == 0
+    inv = json.loads((out / "timing.json").read_text())["inv_timing"]
+    # the model scales the card's energy (N = 8, typical settling) to its reference point
+    scale = inv["n_ref"] / 8 * inv["settle_ref_s"] / card["timing"]["inv_settle_typical_s"]
+    assert inv["energy_ref_j"] == pytest.approx(card["energy"]["inv_op_j"] * scale, rel=1e-9)
+    assert "energy.inv_op_j at N = 8" in inv["source"]
