@@ -85,9 +85,11 @@ def test_characterisation_table_matches_hand_analysis(tmp_path, capsys):
         assert rows[corner]["dc_gain"] == pytest.approx(tt["dc_gain"], rel=0.2)
 
 
-def test_compact_cells_are_the_pdk_cells():
+def test_compact_cells_are_the_pdk_cells(tmp_path, monkeypatch):
     """The compiled FET cells give the same amplifier as the PDK's own sub-circuits."""
     from rerinv.engines.amplifier import _measure
+
+    monkeypatch.chdir(tmp_path)  # BSIM4's parameter check writes bsim4v5.out in the cwd
 
     compact, pdk = _measure("ss", 27.0, 1.8), _measure("ss", 27.0, 1.8, compact=False)
     for key in ("dc_gain", "gbw", "phase_margin", "r_out", "offset", "supply_current"):
