@@ -15,7 +15,8 @@ from rerinv.studies.transient.settle import settle
 
 def test_verify_writes_report_results_and_summary(tmp_path, capsys):
     out = tmp_path / "results"
-    assert main(["verify", "--out", str(out), "--trials", "2", "--n", "16", "--workers", "1"]) == 0
+    argv = ["verify", "--out", str(out), "--trials", "2", "--n", "16", "--workers", "1"]
+    assert main([*argv, "--sky130-trials", "1"]) == 0
     printed = capsys.readouterr().out
     results = load_results(out / "results.h5")
     assert results.done.all() and {p.engine for p in results.description.points} == {"spice"}
@@ -31,6 +32,12 @@ def test_verify_writes_report_results_and_summary(tmp_path, capsys):
         assert row.split()[4] == f"{share:.0%}"
     single = results.effective_bits[np.array(schemes) == "single"]
     assert np.all(single < 16)
+    # the transistor-level row: its own Monte Carlo file, printed as auto/sky130
+    sky = load_results(out / "sky130.h5")
+    assert sky.done.all()
+    assert Config.from_toml(sky.description.points[0].config_toml).opamp.model == "sky130"
+    row = next(line for line in printed.splitlines() if line.split()[:1] == ["auto/sky130"])
+    assert float(row.split()[2]) == pytest.approx(np.median(sky.effective_bits), abs=0.006)
 
 
 def test_verify_skips_the_n256_ngspice_solve_without_klu(tmp_path, capsys, monkeypatch):
@@ -40,7 +47,7 @@ def test_verify_skips_the_n256_ngspice_solve_without_klu(tmp_path, capsys, monke
     monkeypatch.setattr(ngm, "ngspice_solver", lambda: "sparse")  # as on Debian 12's ngspice 39
     monkeypatch.setattr(verify_module, "large_solve", lambda *a, **k: pytest.fail("ran N=256"))
     argv = ["verify", "--out", str(tmp_path / "r"), "--trials", "1", "--n", "4", "--workers", "1"]
-    assert main(argv) == 0
+    assert main([*argv, "--sky130-trials", "0"]) == 0
     assert "N = 256 ngspice solve skipped: ngspice" in capsys.readouterr().out
 
 

@@ -111,8 +111,12 @@ _TIMING = [
                              " transient settled (read by the system timing model,"
                              " rerinv.system)", _SETTLE_VS_N, null=True)),
 ]
+_TIMING += [
+    ("source", "string", "", "where the times come from when not the op-amp macro-model (e.g."
+                             " transistor-level, SKY130 tt)"),
+]
 # Added after card format 1 was first written: optional, so older cards still validate.
-_TIMING_OPTIONAL = ("inv_settle_vs_n",)
+_TIMING_OPTIONAL = ("inv_settle_vs_n", "source")
 _ERROR_STATS = [
     ("mean", "number", "1", "mean relative full-scale error", ">=0"),
     ("std", "number", "1", "standard deviation of the relative full-scale error", ">=0"),
@@ -156,7 +160,10 @@ _ENERGY = [
     ("vmm_op_j", "number?", "J", "energy of one VMM", ">=0"),
     ("opamp_power_w", "number?", "W", "static power of one op-amp", ">=0"),
     ("assumptions", "string", "", "how the energies were estimated"),
+    ("source", "string", "", "where the energies come from when simulated at transistor level"
+                             " (e.g. transistor-level, SKY130 tt, supply currents simulated)"),
 ]
+_ENERGY_OPTIONAL = ("source",)
 _SECTION = {"type": "object", "description": "see rerinv/config.py"}
 _CONFIG = {
     **_obj("the full configuration tree, Config.to_dict(); must load as a Config",
@@ -182,7 +189,14 @@ _CARD = [
     ("timing", _obj("settling times from transient simulations", _TIMING,
                     optional=_TIMING_OPTIONAL)),
     ("accuracy", _obj("Monte Carlo accuracy", _ACCURACY)),
-    ("energy", _obj("energy estimates (null where the models give none)", _ENERGY)),
+    ("energy", _obj("energy estimates (null where the models give none)", _ENERGY,
+                    optional=_ENERGY_OPTIONAL)),
+    ("amplifier", {"type": "object",
+                   "description": "transistor-level amplifier characterisation by ngspice"
+                                  " (rerinv amplifier; its source says which process and"
+                                  " corner); only in cards of opamp.model = sky130",
+                   "additionalProperties": {"type": ["number", "integer", "string", "null"],
+                                            "description": "one characterised quantity (SI)"}}),
 ]
 # fmt: on
 
@@ -191,7 +205,9 @@ CARD_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "rerinv calibrated parameter card",
     **_obj(
-        "calibrated parameters of one ReRAM INV/VMM configuration", _CARD, optional=("example",)
+        "calibrated parameters of one ReRAM INV/VMM configuration",
+        _CARD,
+        optional=("example", "amplifier"),
     ),
 }
 

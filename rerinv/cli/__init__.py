@@ -28,13 +28,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     # imported here, not at the top: `python -m rerinv.cli.mc` must not find its module loaded
-    from rerinv.cli import mc, solve, studies, timing, train
+    from rerinv.cli import amplifier, mc, solve, studies, timing, train
 
     solve.register(commands)
     mc.register(commands)
     studies.register(commands)
     train.register(commands)
     timing.register(commands)
+    amplifier.register(commands)
     return parser
 
 

@@ -131,7 +131,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.resume:  # results.h5 is completed, report.html is made again from it
         check_writable_folder(args.out, what="--out")
     else:
-        names = ("results.h5", "report.html")
+        names = ("results.h5", "report.html") + (("sky130.h5",) if args.sky130_trials else ())
         check_output_folder(args.out, names, force=args.force, inputs=[args.config])
     print(
         f"rerinv verify: schemes {', '.join(SCHEMES)} x N = {', '.join(map(str, sizes))}, "
@@ -164,6 +164,28 @@ def cmd_verify(args: argparse.Namespace) -> int:
             f"{r['scheme']:>8} {r['trials']:>6} {r['median_bits']:>11.2f} {r['min_bits']:>8.2f} "
             f"{r['reached_share']:>10.0%} {r['median_passes']:>13.1f}"
         )
+    if args.sky130_trials:
+        from rerinv.errors import InputError
+        from rerinv.hw.pdk import model_folder
+        from rerinv.studies.verify import sky130_row
+
+        try:
+            model_folder()
+        except InputError as exc:
+            print(f"\nsky130 row skipped: {exc}")
+        else:
+            row = sky130_row(
+                args.out, trials=args.sky130_trials, workers=args.workers, seed=args.seed,
+                resume=args.resume, force=args.force,
+                command_line=typed_command(args) or "rerinv verify",
+            )  # fmt: skip
+            if row is None:
+                return 130
+            print(
+                f"{row['scheme']:>8} {row['trials']:>6} {row['median_bits']:>11.2f} "
+                f"{row['min_bits']:>8.2f} {row['reached_share']:>10.0%} "
+                f"{row['median_passes']:>13.1f}   (N = 16, SKY130 transistor-level amplifiers)"
+            )
     from rerinv.engines.ngspice import ngspice_solver, ngspice_version
 
     large = args.large
@@ -221,6 +243,14 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--workers", type=positive_int, default=None, help="processes (default: cores)"
     )
     verify.add_argument("--seed", type=seed_value, default=0, help="master seed")
+    verify.add_argument(
+        "--sky130-trials",
+        type=int,
+        default=2,
+        metavar="K",
+        help="trials of the transistor-level row (--preset sky130, N = 16; default 2; 0 skips "
+        "it; skipped with a note without the sky130 package)",
+    )
     verify.add_argument("--resume", action="store_true", help="finish an interrupted run")
     verify.add_argument(
         "--large",

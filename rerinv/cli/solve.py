@@ -57,7 +57,9 @@ def cmd_netlist(args: argparse.Namespace) -> int:
             f"A^T b = {factor:.17g} * v(yK)   (exact for ideal parts, fine quantisation and no"
             " programming error)",
         )
-    text = batch_netlist(circuit, header)
+    from rerinv.engines.amplifier import trimmed  # sky130 offset trims, as the engine sets them
+
+    text = batch_netlist(trimmed(circuit), header)
     atomic_write(out, text)
     print(
         f"wrote {args.out}: {circuit.title}, {len(circuit.resistors)} resistors;"
@@ -141,8 +143,16 @@ def cmd_solve(args: argparse.Namespace) -> int:
     b = load_vector(args.rhs) if args.rhs else random_rhs(a.shape[0], seed=args.seed)
     result = solve(a, b, config, seed=args.seed)
     status = 0 if result.reached_target else 1
+    gap = None
+    if config.opamp.model == "sky130" and config.simulation.engine == "spice":
+        from rerinv.studies.amplifier import macro_model_gap
+
+        gap = macro_model_gap(a, b, config, seed=args.seed)
     if args.json:
-        print(json.dumps(result.to_dict(), allow_nan=False))
+        record = result.to_dict()
+        if gap is not None:
+            record["amplifier_model_gap"] = gap
+        print(json.dumps(record, allow_nan=False))
         return status
     print(
         f"{result.scheme} on the {result.engine} engine, N = {result.n}, target "
@@ -172,6 +182,13 @@ def cmd_solve(args: argparse.Namespace) -> int:
         f"solves, {result.vmm_ops} VMM ops, {result.conversions} conversions, "
         f"{result.wall_time:.2f} s"
     )
+    if gap is not None:
+        print(
+            f"amplifier models vs the transistors (one INV solve, full scale "
+            f"{gap['full_scale_v']:.3g} V): extracted linear model {gap['extracted_gap_v']:.2e} V "
+            f"({gap['extracted_gap_bits']:.1f} bits), single-pole macro-model "
+            f"{gap['macro_gap_v']:.2e} V ({gap['macro_gap_bits']:.1f} bits)"
+        )
     return status
 
 

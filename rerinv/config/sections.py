@@ -11,7 +11,9 @@ from typing import Any
 
 from rerinv.errors import ConfigError
 
-OPAMP_MODELS = ("ideal", "finite_gain", "single_pole")
+OPAMP_MODELS = ("ideal", "finite_gain", "single_pole", "sky130")
+#: Process corners of the transistor-level (``sky130``) amplifiers.
+SKY130_CORNERS = ("tt", "ss", "ff", "sf", "fs")
 #: Names of the engines (:mod:`rerinv.engines` registers one class per name).
 ENGINES = ("spice", "nodal")
 #: Names of the precision schemes (:mod:`rerinv.schemes` has one loop per name).
@@ -60,6 +62,17 @@ class OpAmpConfig:
     ``ideal``: gain :data:`IDEAL_GAIN`, no pole. ``finite_gain``: DC gain ``gain``.
     ``single_pole``: DC gain ``gain`` with one pole at ``gbw / gain``. Offset, rails and output
     resistance apply to every model.
+
+    ``sky130``: the transistor-level two-stage OTA of ``pyspice_models/sky130_amplifiers.lib``
+    in SkyWater SKY130 at ``corner``, ``temperature`` and ``supply`` (rails at
+    ``+-supply / 2`` around the common-mode reference, node 0). ngspice simulates the
+    transistors; ``gain``, ``gbw``, ``offset`` and ``r_out`` do not enter its netlist (the
+    nodal engine uses a linear model extracted from the transistors instead), and stay the
+    analog layer's small-signal planning values. ``v_rail`` is the usable output swing: an
+    output beyond it counts as railed. ``mismatch`` draws every device's threshold mismatch
+    from the PDK's own model, seeded by ``mismatch_seed``. ``trim_bits`` > 0 trims every
+    amplifier's input offset at power-up: its offset is measured (a unity-gain buffer of the
+    same devices) and a ``trim_bits`` DAC over ``+-trim_range`` cancels it to half a step.
     """
 
     model: str = "single_pole"  #: ideal | finite_gain | single_pole
@@ -69,11 +82,44 @@ class OpAmpConfig:
     v_rail: float = 1.5  #: output rails at +-v_rail (V)
     r_out: float = 0.0  #: open-loop output resistance (ohm)
     power: float = 1e-3  #: static supply power per op-amp (W); energy estimates only
+    corner: str = "tt"  #: sky130 only: process corner, tt | ss | ff | sf | fs
+    temperature: float = 27.0  #: sky130 only: temperature (deg C)
+    supply: float = 1.8  #: sky130 only: supply voltage (V), rails at +-supply/2 around node 0
+    mismatch: bool = False  #: sky130 only: draw device mismatch (the PDK's MC_MM_SWITCH)
+    mismatch_seed: int = 0  #: sky130 only: seed of the mismatch draw (ngspice .options seed)
+    trim_bits: int = 0  #: sky130 only: offset trim DAC bits per amplifier; 0 = no trim
+    trim_range: float = 5e-3  #: sky130 only: the trim DAC spans +-trim_range (V)
 
     def validate(self) -> None:
         if self.model not in OPAMP_MODELS:
             raise ConfigError(
                 f"opamp.model must be one of {', '.join(OPAMP_MODELS)}, got {self.model!r}"
+            )
+        if self.corner not in SKY130_CORNERS:
+            raise ConfigError(
+                f"opamp.corner must be one of {', '.join(SKY130_CORNERS)}, got {self.corner!r}"
+            )
+        if not -55.0 <= self.temperature <= 150.0:
+            raise ConfigError(
+                f"opamp.temperature must be between -55 and 150 deg C, got {self.temperature}"
+            )
+        if not 1.2 <= self.supply <= 1.98:
+            raise ConfigError(
+                "opamp.supply must be between 1.2 and 1.98 V (SKY130 1.8 V devices), got "
+                f"{self.supply}"
+            )
+        if not 0 <= self.mismatch_seed < 2**63:
+            raise ConfigError(
+                f"opamp.mismatch_seed must be in [0, 2**63), got {self.mismatch_seed}"
+            )
+        if not 0 <= self.trim_bits <= 16:
+            raise ConfigError(f"opamp.trim_bits must be between 0 and 16, got {self.trim_bits}")
+        _positive(self, "trim_range")
+        if self.model == "sky130" and not self.v_rail < self.supply / 2:
+            raise ConfigError(
+                f"opamp.v_rail ({self.v_rail} V) must lie inside the sky130 amplifiers' rails "
+                f"(+-supply/2 = +-{self.supply / 2:g} V): set opamp.v_rail to the usable output "
+                "swing (rerinv amplifier measures it), e.g. --preset sky130"
             )
         for key in ("gain", "gbw", "v_rail"):
             _positive(self, key)

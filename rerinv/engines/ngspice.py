@@ -338,7 +338,12 @@ class NgspiceEngine:
         """Parse ``circuit`` into ngspice; raise :class:`SimulationError` if it is rejected.
 
         With ``batches`` (the caller reads it only through :meth:`NgspiceSession.solve_batch`)
-        nothing is parsed yet: the batch variant is, on the first batch."""
+        nothing is parsed yet: the batch variant is, on the first batch. Transistor-level
+        amplifiers with ``opamp.trim_bits`` get their offset trims here (measured once per
+        circuit title and configuration: :func:`rerinv.engines.amplifier.trimmed`)."""
+        from rerinv.engines.amplifier import trimmed  # (amplifier imports this module)
+
+        circuit = trimmed(circuit)
         monitored = circuit.outputs + tuple(
             n for n in circuit.amplifier_outputs if n not in set(circuit.outputs)
         )

@@ -3,6 +3,8 @@
 It stamps exactly the elements the SPICE netlist holds (resistors, input sources, op-amps as
 voltage-controlled sources with the model's DC gain, offset and output resistance; inverter and
 TIA stages expanded as in ``pyspice_models/``), factorises once and re-solves per input vector.
+Transistor-level (``sky130``) amplifiers are stamped as the linear model ngspice extracts from
+them at their operating point (:func:`rerinv.engines.amplifier.linear_model`).
 DC only and linear: when the linear solution would put an amplifier beyond its rails the
 circuit saturates, which this engine does not model, so it raises
 :class:`rerinv.errors.SaturationError` rather than guessing.
@@ -16,8 +18,9 @@ import numpy as np
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from rerinv.engines.amplifier import linear_model
 from rerinv.engines.base import RAIL_MARGIN, check_inputs, check_rails
-from rerinv.errors import SimulationError
+from rerinv.errors import SimulationError, UnsupportedByEngineError
 from rerinv.hw.circuit import Circuit
 from rerinv.hw.netlist import MIN_R_OUT
 
@@ -167,14 +170,29 @@ class NodalSession:
         """Nothing to free beyond Python objects (kept for symmetry with ngspice)."""
 
 
+def _railed_node(circuit: Circuit, out: str) -> str:
+    """The node whose voltage the rails limit: a macro-model clamps before its output
+    resistance (``<out>#oi``, as ``pyspice_models/opamp.lib`` does); a transistor-level
+    amplifier's Thevenin source is a small-signal fiction (its output stage is a current
+    source behind ``r_out``), so its output itself."""
+    return out if circuit.opamp.model == "sky130" else f"{out}#oi"
+
+
 class NodalEngine:
     """Fast DC engine for big sweeps; agrees with ngspice on the same circuit."""
 
     name = "nodal"
 
     def load(self, circuit: Circuit, *, batches: bool = False) -> NodalSession:
-        oa = circuit.opamp
-        gain, offset, r_out = oa.dc_gain, oa.offset, max(oa.r_out, MIN_R_OUT)
+        if circuit.opamp.model == "sky130" and circuit.opamp.mismatch:
+            raise UnsupportedByEngineError(
+                "the nodal engine stamps one linear model for every sky130 amplifier and "
+                "cannot hold per-device mismatch draws: use --engine spice (or "
+                "opamp.mismatch = false)"
+            )
+        # macro-models: the configured values; sky130: extracted from the transistors
+        amp = linear_model(circuit.opamp)
+        gain, offset, r_out = amp.gain, amp.offset, max(amp.r_out, MIN_R_OUT)
         b = _Builder()
         inputs = [b.voltage_source(node, [], 0.0) for node in circuit.inputs]
         if circuit.resistors:
@@ -223,7 +241,7 @@ class NodalEngine:
             input_branches=np.asarray(inputs, dtype=int),
             constant_rhs=rhs,
             output_index=np.array([b.nodes[o] for o in circuit.outputs]),
-            monitor_index=np.array([b.nodes[f"{out}#oi"] for out in amplifiers]),
+            monitor_index=np.array([b.nodes[_railed_node(circuit, out)] for out in amplifiers]),
             monitored=amplifiers,
             node_index=b.nodes,
         )

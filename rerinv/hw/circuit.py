@@ -57,6 +57,8 @@ class Circuit:
     outputs: tuple[str, ...]
     notes: tuple[str, ...] = ()
     opamp_gbw: tuple[float, ...] = ()  #: per bare op-amp GBW (Hz), when compensated
+    #: per amplifier offset trim (V; bare op-amps, then inverters, then TIAs), sky130 only
+    amplifier_trims: tuple[float, ...] = ()
 
     def gbw_of_opamp(self, k: int) -> float:
         """Gain-bandwidth product (Hz) of bare op-amp ``k`` (``opamp.gbw`` unless

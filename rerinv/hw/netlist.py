@@ -11,6 +11,7 @@ from functools import cache
 import numpy as np
 
 from rerinv.errors import InputError
+from rerinv.hw import sky130
 from rerinv.hw.circuit import Circuit
 from rerinv.resources import model_text
 
@@ -78,7 +79,10 @@ def to_spice(
     params = opamp_params(circuit)
     lines = [f"* {circuit.title}"]
     lines += [f"* {note}" for note in circuit.notes]
-    lines.append(model_library())
+    if model == "sky130":  # transistor-level amplifiers: rerinv.hw.sky130
+        lines += sky130.preamble(circuit.opamp, circuit.title)
+    else:
+        lines.append(model_library())
     if options:
         lines.append(f".options {options}")
     if batch is None:
@@ -89,6 +93,22 @@ def to_spice(
     else:
         lines += _batch_sources(circuit, np.atleast_2d(np.asarray(batch, dtype=float)))
     lines += [f"R{k} {a} {b} {ohms:.17g}" for k, (a, b, ohms) in enumerate(circuit.resistors)]
+    if model == "sky130":
+        slowdown = tuple(circuit.opamp.gbw / g for g in circuit.opamp_gbw)
+        lines += sky130.amplifier_lines(
+            circuit.opamps, circuit.inverters, circuit.tias, slowdown, circuit.amplifier_trims
+        )
+    else:
+        lines += _macro_amplifier_lines(circuit, model, params)
+    if control:
+        lines += [".control", control, ".endc"]
+    lines.append(".end")
+    return "\n".join(lines) + "\n"
+
+
+def _macro_amplifier_lines(circuit: Circuit, model: str, params: str) -> list[str]:
+    """Instance lines of the macro-model amplifiers."""
+    lines = []
     lines += [
         f"XA{k} 0 {inn} {out} opamp_{model} {opamp_params(circuit, circuit.gbw_of_opamp(k))}"
         for k, (inn, out) in enumerate(circuit.opamps)
@@ -101,10 +121,7 @@ def to_spice(
         f"XT{k} {a} {out} tia_{model} rf={rf:.17g} {params}"
         for k, (a, out, rf) in enumerate(circuit.tias)
     ]
-    if control:
-        lines += [".control", control, ".endc"]
-    lines.append(".end")
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 def _batch_sources(circuit: Circuit, batch: np.ndarray) -> list[str]:

@@ -6,7 +6,9 @@
 - accuracy: error of one analog INV solve and of one VMM (relative to full scale) over seeded
   trials, and per scheme the bits gained per pass and passes to 16 bits (Monte Carlo trials),
   with each successful trial's passes, INV solves, VMM ops and conversions until it stopped;
-- energy: op-amp static power x settling time plus the crossbar's I^2 R at full-scale inputs.
+- energy: op-amp static power x settling time plus the crossbar's I^2 R at full-scale inputs;
+  with transistor-level amplifiers (``opamp.model = sky130``) the power every source delivers
+  in ngspice (supply rails and DACs) times the settling time, marked so in the card.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import numpy as np
 
 from rerinv.analog.machine import AnalogMachine
 from rerinv.analog.vmm import build_vmm, input_gain, output_factor
-from rerinv.card import SETTLE_MODEL, new_card
+from rerinv.card import SETTLE_MODEL, new_card, validate_card
 from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.hw.circuit import vmm_crossbar
@@ -180,8 +182,12 @@ def energy(config: Config, n: int, timing: dict, seed: int) -> dict:
     vmm_circuit = vmm_crossbar(inv.arrays, config)  # the same programmed cells, read open-loop
     v = config.converters.dac_range * np.sign(b)
     vmm_power = get_engine("nodal").load(vmm_circuit).dissipated_power(0.1 * v)
-    p_amp = config.opamp.power
     t_inv, t_vmm = timing.get("inv_settle_typical_s"), timing.get("vmm_settle_s")
+    if config.opamp.model == "sky130":
+        return _transistor_energy(
+            config, n, inv.circuit, inputs, vmm_circuit, 0.1 * v, t_inv, t_vmm
+        )
+    p_amp = config.opamp.power
     return {
         "inv_op_j": None if t_inv is None else (2 * n * p_amp + inv_power) * t_inv,
         "vmm_op_j": None if t_vmm is None else (2 * n * p_amp + vmm_power) * t_vmm,
@@ -192,6 +198,31 @@ def energy(config: Config, n: int, timing: dict, seed: int) -> dict:
             f"dissipation from a nodal DC solve (INV at the planned input scale, VMM at 10 % "
             f"of the DAC range on every row); DAC/ADC energy excluded"
         ),
+    }
+
+
+def _transistor_energy(config, n, inv_circuit, inv_inputs, vmm_circuit, vmm_inputs, t_inv, t_vmm):
+    """Energy per INV solve and per VMM op of transistor-level (sky130) circuits: the power
+    every source delivers at the DC operating point (ngspice source currents: both supply
+    rails and the DACs) times the transient settling time of the same kind of crossbar."""
+    from rerinv.engines.amplifier import characterise, supply_power
+
+    oa = config.opamp
+    amp = characterise(oa.corner, oa.temperature, oa.supply)
+    p_inv = supply_power(inv_circuit, inv_inputs)
+    p_vmm = supply_power(vmm_circuit, vmm_inputs)
+    return {
+        "inv_op_j": None if t_inv is None else p_inv["total_w"] * t_inv,
+        "vmm_op_j": None if t_vmm is None else p_vmm["total_w"] * t_vmm,
+        "opamp_power_w": amp.power,
+        "assumptions": (
+            f"N = {n}; {amp.source}: power from ngspice's source currents at the DC operating "
+            f"point (INV at the planned input scale: {p_inv['total_w']:.4g} W, of which the "
+            f"DACs {p_inv['dacs_w']:.3g} W; VMM at 10 % of the DAC range on every row: "
+            f"{p_vmm['total_w']:.4g} W), times the transient settling time; class-A amplifiers "
+            "draw about their quiescent current throughout; DAC/ADC circuits excluded"
+        ),
+        "source": f"{amp.source}, supply currents simulated",
     }
 
 
@@ -208,10 +239,36 @@ def calibrate(config: Config, *, n: int = 32, trials: int = 20, seed: int = 0, l
     log(f"  done in {time.perf_counter() - start:.0f} s; schemes, {trials} trials each (nodal) ...")
     accuracy["schemes"] = scheme_statistics(config, n, trials, seed, "nodal")
     log(f"  done in {time.perf_counter() - start:.0f} s; energy ...")
-    return new_card(
+    if config.opamp.model == "sky130":
+        timing["source"] = (
+            f"transistor-level, SKY130 {config.opamp.corner}: ngspice transients of the "
+            "transistor circuits; fit against the single-pole model extracted from them"
+        )
+    card = new_card(
         config,
         timing=timing,
         accuracy=accuracy,
         energy=energy(config, n, timing, seed),
         software=software_versions(ngspice=True),
     )
+    if config.opamp.model == "sky130":
+        card["amplifier"] = amplifier_section(config, seed)
+        validate_card(card)
+    return card
+
+
+#: Mismatch draws of the amplifier's offset sigma in a calibrated card.
+CARD_MISMATCH_TRIALS = 100
+
+
+def amplifier_section(config: Config, seed: int) -> dict:
+    """The card's ``amplifier`` section: the transistor-level characterisation at the
+    configured corner, temperature and supply, with its source."""
+    from rerinv.engines.amplifier import characterise
+
+    oa = config.opamp
+    c = characterise(
+        oa.corner, oa.temperature, oa.supply, mismatch_trials=CARD_MISMATCH_TRIALS, seed=seed
+    )
+    return {k: (v if not isinstance(v, float) or math.isfinite(v) else None)
+            for k, v in c.to_dict().items()}  # fmt: skip

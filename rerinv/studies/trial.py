@@ -24,13 +24,15 @@ TrialResult = result_class("TrialResult", __name__)
 
 def run_trial(config: Config, *, seed: int | np.random.SeedSequence) -> TrialResult:
     """Draw a K-FAC-like ``simulation.n x simulation.n`` factor and right-hand side from
-    ``seed``, program the arrays from ``seed``, solve as ``config.simulation`` says (scheme,
-    engine, target, budget) and return the result.
+    ``seed``, program the arrays from ``seed`` (and, with transistor-level mismatch, the
+    amplifiers' devices: :func:`with_amplifier_seed`), solve as ``config.simulation`` says
+    (scheme, engine, target, budget) and return the result.
 
     A trial that raises inside the solve returns ``status="failed"`` with the message
     (rather than propagating), so one bad trial never kills a Monte Carlo run.
     """
-    workload_seed, device_seed = spawn(seed, 2)
+    workload_seed, device_seed, amplifier_seed = spawn(seed, 3)
+    config = with_amplifier_seed(config, amplifier_seed)
     try:
         a, b = workload_matrix(config, config.simulation.n, workload_seed)
         result = solve(a, b, config, seed=device_seed)
@@ -47,6 +49,17 @@ def run_trial(config: Config, *, seed: int | np.random.SeedSequence) -> TrialRes
         history_bits=[h.effective_bits for h in result.history],
         history_residual=[h.residual_norm for h in result.history],
     )
+
+
+def with_amplifier_seed(config: Config, seed: np.random.SeedSequence) -> Config:
+    """``config`` with ``opamp.mismatch_seed`` drawn from ``seed`` when the transistor-level
+    amplifiers draw mismatch (``opamp.model = sky130``, ``opamp.mismatch``): every trial is
+    another chip, the same one for the same trial seed. Other configurations are returned
+    unchanged (their trials draw exactly what they drew before)."""
+    if config.opamp.model != "sky130" or not config.opamp.mismatch:
+        return config
+    value = int(seed.generate_state(1, np.uint64)[0] >> np.uint64(1))  # in [0, 2**63)
+    return config.with_values("opamp", mismatch_seed=value)
 
 
 def check_trial_config(config: Config) -> None:

@@ -114,6 +114,41 @@ def captured_factor(n: int) -> tuple[str, np.ndarray]:
     )
 
 
+#: Monte Carlo file of the transistor-level (``--preset sky130``) row of ``rerinv verify``.
+SKY130_RESULTS = "sky130.h5"
+
+
+def sky130_row(
+    out_dir: str | Path,
+    *,
+    trials: int = 2,
+    n: int = 16,
+    workers: int | None = None,
+    seed: int = 0,
+    resume: bool = False,
+    force: bool = False,
+    command_line: str = "rerinv verify",
+) -> dict | None:
+    """The ``sky130`` row of ``rerinv verify``: the ``auto`` scheme on K-FAC-like factors
+    through ngspice with the transistor-level SKY130 amplifiers (``--preset sky130``), a short
+    Monte Carlo into ``out_dir/sky130.h5``. None when the interrupted run left no summary."""
+    from rerinv.config import load_preset
+
+    config = load_preset("sky130").with_values("simulation", engine="spice", scheme="auto")
+    path = Path(out_dir) / SKY130_RESULTS
+    spec = SweepSpec(
+        base=config, axes=(("simulation.n", (str(n),)),), trials=trials, master_seed=seed
+    )
+    summary = run_monte_carlo(
+        spec, path, workers=workers, resume=resume, force=force, command_line=command_line
+    )
+    if summary.interrupted:
+        return None
+    row = summarise(path)[0]
+    row["scheme"] = f"{row['scheme']}/sky130"
+    return row
+
+
 def large_solve(config: Config, n: int = 256, *, seed: int = 0):
     """One ``n x n`` real K-FAC factor (:func:`captured_factor`) solved through ngspice
     (``auto`` scheme, KLU when available) with a digital residual: the crossbar-size check of

@@ -4,7 +4,9 @@ is checked against (:mod:`~rerinv.studies.transient.predict`).
 
 The input DAC voltages step from 0 V to their values at ``t = 0`` (a linear ramp of
 ``STEP_RISE_TIME`` = 10 ps, 16 times shorter than ``1 / (2 pi GBW)`` even at 1 GHz) and
-ngspice integrates the single-pole op-amp macro-models. Both predictions assume the slowest
+ngspice integrates the single-pole op-amp macro-models (or, with ``opamp.model = sky130``, the
+transistor-level amplifiers, predicted from the single-pole model extracted from them). Both
+predictions assume the slowest
 mode starts with the full ADC range as its amplitude. A random ``b`` excites it less, so the
 measured time is shorter (by ``ln(amplitude / adc_range) / sigma``); ``excite="slowest"``
 steps onto the slowest mode, the worst case the formula describes.
@@ -23,6 +25,7 @@ from rerinv.analog.routes import build_preconditioner
 from rerinv.analog.vmm import OUTPUT_HEADROOM, build_vmm
 from rerinv.analog.vmm import input_gain as vmm_input_gain
 from rerinv.config import Config
+from rerinv.engines.amplifier import small_signal_equivalent
 from rerinv.engines.ngspice import NgspiceEngine
 from rerinv.engines.nodal import NodalEngine
 from rerinv.errors import InputError, SaturationError, SimulationError, UnstableMatrixError
@@ -106,7 +109,9 @@ def settle_circuit(
     inputs : numpy.ndarray
         Final input voltages of the step (V).
     config : Config
-        ``converters`` sets the default ``eps``; ``opamp.model`` must be ``single_pole``.
+        ``converters`` sets the default ``eps``; ``opamp.model`` must be ``single_pole`` or
+        ``sky130`` (transistors simulated, predictions from the single-pole model extracted
+        from them: :func:`rerinv.engines.amplifier.small_signal_equivalent`).
     eps : float, optional
         Settling band relative to ``converters.adc_range``; default half an ADC LSB,
         ``2**-adc_bits``.
@@ -118,7 +123,8 @@ def settle_circuit(
     if not 0 < eps < 1:
         raise InputError(f"eps is relative to converters.adc_range: 0 < eps < 1, got {eps}")
     eps_abs = eps * config.converters.adc_range
-    p = predict(circuit, config, eps, arrays)
+    # transistor-level amplifiers: predicted from the small-signal model extracted from them
+    p = predict(small_signal_equivalent(circuit), config, eps, arrays)
     finite = [t for t in (p.formula, p.small_signal) if np.isfinite(t)]
     t_stop = WINDOW * (max(finite) if finite else np.log(1 / eps) / abs(p.sigma))
     wall = 0.0

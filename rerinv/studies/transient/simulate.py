@@ -42,12 +42,18 @@ class Waveforms:
         return self.nodes[: self.n_outputs]
 
 
+#: Op-amp models with dynamics: the single-pole macro-model and the transistor-level OTA.
+DYNAMIC_MODELS = ("single_pole", "sky130")
+
+
 def check_dynamic(circuit: Circuit) -> None:
-    """Refuse op-amp models without dynamics (a transient needs ``single_pole``)."""
-    if circuit.opamp.model != "single_pole":
+    """Refuse op-amp models without dynamics (a transient needs ``single_pole`` or the
+    transistor-level ``sky130``)."""
+    if circuit.opamp.model not in DYNAMIC_MODELS:
         raise InputError(
-            f"a transient needs opamp.model=single_pole: the {circuit.opamp.model!r} op-amp "
-            "model has no dynamics; rerun with --set opamp.model=single_pole"
+            f"a transient needs opamp.model=single_pole (or sky130): the "
+            f"{circuit.opamp.model!r} op-amp model has no dynamics; rerun with --set "
+            "opamp.model=single_pole"
         )
 
 
@@ -65,7 +71,8 @@ def simulate_step(
     Parameters
     ----------
     circuit : Circuit
-        Must use ``opamp.model = "single_pole"`` (the other models have no dynamics).
+        Must use ``opamp.model = "single_pole"`` or ``"sky130"`` (the others have no
+        dynamics).
     inputs : numpy.ndarray
         Final input voltages (V).
     t_stop : float
