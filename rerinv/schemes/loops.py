@@ -22,7 +22,7 @@ def refine(run: Run) -> str:
         step = run.inv(r)
         y = y + step
         r = run.b - run.vmm(y)
-        status = run.record(y, run.norm(r), step=step)
+        status = run.record(y, run.norm(r), step=step, correction=True)
         if status:
             return status
 
@@ -40,7 +40,7 @@ def repast(run: Run) -> str:
             dy = dy + term
         y = y + dy
         r = run.b - run.vmm(y)
-        status = run.record(y, run.norm(r), step=dy)
+        status = run.record(y, run.norm(r), step=dy, correction=True)
         if status:
             return status
     raise AssertionError("unreachable")  # pragma: no cover - itertools.count never ends
@@ -97,10 +97,10 @@ def krylov(run: Run, y0: np.ndarray | None = None) -> str:
             return "stalled"
 
 
-#: ``auto`` refines while every correction is at most this fraction of the one before (one
-#: bit per pass: the corrections measure the error); a pass that does not first makes it add a
-#: slice to the INV crossbar, then switch to flexible GMRES.
-CONTRACTION = 0.5
+#: ``auto`` refines while every correction is at most this fraction of the one before (about
+#: 1.3 bits per pass: the corrections measure the error); a pass that does not first makes it
+#: add a slice to the INV crossbar, then switch to flexible GMRES.
+CONTRACTION = 0.4
 
 #: Bits added to an automatic residual VMM when ``auto`` stalls.
 WIDEN_BITS = 8
@@ -110,7 +110,7 @@ def auto(run: Run) -> str:
     """Iterative refinement while it contracts, a finer preconditioner when it does not, else
     Krylov. Refinement is the cheapest loop when ``rho(I - P^-1 A)`` is small (one INV solve
     and one VMM per pass); when a pass's correction is not below :data:`CONTRACTION` of the
-    one before, the INV crossbar is re-programmed on one more slice (more matrix bits
+    one before (less than about 1.3 bits gained), the INV crossbar is re-programmed on one more slice (more matrix bits
     in the loop, counted) while ``scheme.inv_slices`` allows, and flexible GMRES takes over
     once it does not. Contraction is judged on the size of the corrections, which the INV
     solves measure and which follow the error (the residual of an ill-conditioned system is
@@ -125,14 +125,15 @@ def auto(run: Run) -> str:
         and run.passes_left > 0
         and np.all(np.isfinite(run.y_best))
     ):
+        start = run.restart_point()
         if _add_slice(run):
-            status = _refine_then_krylov(run, run.y_best)
+            status = _refine_then_krylov(run, start)
         elif run.machine.widen_residual(WIDEN_BITS):
             run.switches.append(
                 (len(run.history), f"residual {run.machine.residual.weight_bits} bits")
             )
             run.restart_judgement()
-            status = krylov(run, run.y_best)
+            status = krylov(run, start)
         else:
             break
     return status
@@ -156,7 +157,7 @@ def _refine_then_krylov(run: Run, y0: np.ndarray | None = None) -> str:
         step = run.inv(r)
         y_new = y + step
         r_new = run.b - run.vmm(y_new)
-        status = run.record(y_new, run.norm(r_new), step=step)
+        status = run.record(y_new, run.norm(r_new), step=step, correction=True)
         if status:
             return status
         size = float(np.max(np.abs(step)))
@@ -164,7 +165,7 @@ def _refine_then_krylov(run: Run, y0: np.ndarray | None = None) -> str:
             # the correction shrank by less than a bit: the loop contracts poorly. Go on from
             # the newest iterate while corrections still shrink (the residual of an
             # ill-conditioned system says little about the error), else from the best one
-            start = y_new if size < previous else run.y_best
+            start = run.restart_point()
             if _add_slice(run):
                 y, r, previous = start, run.b - run.vmm(start), None
                 continue

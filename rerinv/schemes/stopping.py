@@ -53,6 +53,8 @@ class Run:
         self.best = math.inf
         self.since_best = 0
         self.measured: list[float] = []  # measured residuals since the last change of loop
+        self.best_correction = self.last_correction = math.inf  # refinement corrections
+        self.shrinking = False  # the last correction was smaller than the one before
         self.y = np.zeros_like(self.b)
         self.y_best, self.best_measured = np.zeros_like(self.b), 1.0  # y = 0 has residual 1
         self.switches: list[tuple[int, str]] = []  # (pass, what the loop switched to)
@@ -93,6 +95,7 @@ class Run:
         residual: float,
         judge_stall: bool = True,
         step: np.ndarray | None = None,
+        correction: bool = False,
     ) -> str | None:
         """Store one pass; return the loop's final status, or None to go on.
         ``judge_stall=False`` for passes whose residual is an estimate (inside a Krylov
@@ -100,7 +103,10 @@ class Run:
         ``step`` is what this pass added to ``y``: the loop converges only when the residual
         is below the tolerance *and* that step is below ``2**-target_bits`` of ``y`` (the error
         left is smaller than the last correction; a small residual alone does not bound the
-        error of an ill-conditioned system)."""
+        error of an ill-conditioned system). ``correction``: the step is a refinement
+        correction, which measures the error the pass started from: a shrinking correction is
+        progress even while the residual (of an ill-conditioned system, dominated by the ADC
+        error of ``x`` multiplied by ``A``) is not."""
         self.y = y
         x = self.x
         counters = self.machine.counters
@@ -126,8 +132,17 @@ class Run:
             self.y_best, self.best_measured = y, residual
         if residual <= self.tolerance and self._step_small(y, step):
             return "converged"
-        if residual < self.best * PROGRESS:
-            self.best, self.since_best = residual, 0
+        shrank = False
+        if judge_stall and not correction:
+            self.shrinking = False  # a Krylov iterate: no correction to judge it by
+        if judge_stall and correction and step is not None:
+            size = float(np.max(np.abs(step)))
+            shrank = size < self.best_correction * PROGRESS
+            self.shrinking = size < self.last_correction
+            self.best_correction = min(self.best_correction, size)
+            self.last_correction = size
+        if residual < self.best * PROGRESS or shrank:
+            self.best, self.since_best = min(self.best, residual), 0
         elif judge_stall:
             self.best = min(self.best, residual)
             self.since_best += 1
@@ -160,6 +175,13 @@ class Run:
     def restart_judgement(self) -> None:
         """Forget progress and divergence counts (after the loop changed what it does)."""
         self.best, self.since_best, self.measured = self.best_measured, 0, []
+        self.best_correction = self.last_correction = math.inf
+
+    def restart_point(self) -> np.ndarray:
+        """Where a changed loop goes on from: the newest iterate while refinement corrections
+        still shrink (the error is falling, whatever the residual says), else the iterate with
+        the smallest measured residual."""
+        return self.y if self.shrinking else self.y_best
 
     @property
     def passes_left(self) -> int:
