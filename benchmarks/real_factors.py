@@ -3,7 +3,8 @@ cond 1.5e3-3.7e4): passes, INV solves, VMM ops, bits and time of the default ``a
 on the nodal engine and (up to --spice-max-n) through ngspice; with --blocks, the factors wider
 than one crossbar also with BlockAMC and block-Jacobi instead of one tiled loop.
 
-    .venv/bin/python benchmarks/real_factors.py [--spice-max-n 256] [--blocks] [--json FILE]
+    .venv/bin/python benchmarks/real_factors.py [--spice-max-n 256] [--blocks] [--last]
+        [--sizes 256 513] [--json FILE]
 
 Prints a table; writes JSON (default results/bench_real_factors.json) with the provenance
 (ngspice version and solver).
@@ -31,6 +32,7 @@ def main() -> None:
     parser.add_argument("--spice-max-n", type=int, default=256)
     parser.add_argument("--blocks", action="store_true", help="also BlockAMC and block-Jacobi")
     parser.add_argument("--sizes", type=int, nargs="*", default=[], help="only these sizes")
+    parser.add_argument("--last", action="store_true", help="only the last captured update")
     parser.add_argument("--json", default="results/bench_real_factors.json")
     args = parser.parse_args()
     attrs = provenance(shlex.join([sys.executable, *sys.argv]))
@@ -41,9 +43,11 @@ def main() -> None:
         "preconditioner"
     )
     rows = []
-    for name, a, meta in load_matrix_set(kfac_factors_dir() / FACTORS):
+    factors = load_matrix_set(kfac_factors_dir() / FACTORS)
+    last = max(meta["step"] for _, _, meta in factors)
+    for name, a, meta in factors:
         n = a.shape[0]
-        if args.sizes and n not in args.sizes:
+        if (args.sizes and n not in args.sizes) or (args.last and meta["step"] != last):
             continue
         b = random_rhs(n, seed=0)
         cases = [("nodal", "tiled")]

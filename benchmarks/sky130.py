@@ -30,7 +30,7 @@ from rerinv.analog.inv import build_preconditioner, input_gain
 from rerinv.config import Config, load_config
 from rerinv.engines import get_engine
 from rerinv.engines.amplifier import characterise
-from rerinv.matrices import wishart_factor, random_rhs
+from rerinv.matrices import random_rhs, wishart_factor
 from rerinv.provenance import provenance
 
 
