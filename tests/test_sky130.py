@@ -122,7 +122,7 @@ def test_missing_package_is_one_line(monkeypatch, capsys):
 
 
 def _inv_case(n, seed=1):
-    from rerinv.matrices import wishart_factor, random_rhs
+    from rerinv.matrices import random_rhs, wishart_factor
 
     return wishart_factor(n, seed=seed), random_rhs(n, seed=seed + 1)
 

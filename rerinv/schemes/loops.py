@@ -110,8 +110,9 @@ def auto(run: Run) -> str:
     """Iterative refinement while it contracts, a finer preconditioner when it does not, else
     Krylov. Refinement is the cheapest loop when ``rho(I - P^-1 A)`` is small (one INV solve
     and one VMM per pass); when a pass's correction is not below :data:`CONTRACTION` of the
-    one before (less than about 1.3 bits gained), the INV crossbar is re-programmed on one more slice (more matrix bits
-    in the loop, counted) while ``scheme.inv_slices`` allows, and flexible GMRES takes over
+    one before (less than about 1.3 bits gained), the INV crossbar is re-programmed on one
+    more slice (more matrix bits in the loop, counted) while ``scheme.inv_slices`` allows, and
+    flexible GMRES takes over
     once it does not. Contraction is judged on the size of the corrections, which the INV
     solves measure and which follow the error (the residual of an ill-conditioned system is
     dominated by the ADC error of ``x`` multiplied by ``A`` and says little about it).
