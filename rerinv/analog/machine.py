@@ -218,8 +218,16 @@ class AnalogMachine:
         preconditioner, most slices already)."""
         if not self.unit.add_slice():
             return False
-        self._kappa = None  # the finer crossbar sees more of the spectrum: estimate again
+        # the finer crossbar sees more of the spectrum: estimate again (a crossbar that could
+        # not hold the smallest eigenvalues underestimates kappa), and let the DAC slices and
+        # an automatic residual follow the larger estimate
+        previous, self._kappa = self.residual, None
         self._tune_dac()
+        plan = self._plan_residual()
+        if plan.source == "auto" and plan.weight_bits > previous.weight_bits:
+            self.residual = plan
+            self._vmm.close()
+            self._vmm = self._residual_vmm(self.a, self._seeds["vmm"], plan.weight_bits)
         return True
 
     def _condition(self) -> float:

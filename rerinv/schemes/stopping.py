@@ -158,9 +158,12 @@ class Run:
         return None
 
     def _step_small(self, y: np.ndarray, step: np.ndarray | None) -> bool:
+        """The last step below ``2**-target_bits`` of the iterate, both in the user's units
+        (``x = diag(c) y``: what the bits are counted in; the host applies ``c``)."""
         if step is None:
             return True
-        return float(np.max(np.abs(step))) <= self.step_tolerance * float(np.max(np.abs(y)))
+        size = float(np.max(np.abs(self.col_scale * step)))
+        return size <= self.step_tolerance * float(np.max(np.abs(self.col_scale * y)))
 
     def _diverging(self) -> bool:
         """The last ``stall_passes`` measured residuals are all above
