@@ -138,11 +138,11 @@ def resolve_scaling(a: np.ndarray, config: Config) -> str:
     return choose_scaling(a) if scheme.scaling == "auto" else scheme.scaling
 
 
-#: Fixed-point steps of the finite-gain compensation (:func:`_program`).
+#: Fixed-point steps of the finite-gain compensation (:func:`program_crossbar`).
 GAIN_COMPENSATION_STEPS = 3
 
 #: Finer slices whose attenuation times the op-amp gain is below this are balanced pairs when
-#: the finite gain is compensated (:func:`_program`).
+#: the finite gain is compensated (:func:`program_crossbar`).
 BALANCE_LOOP_GAIN = 64.0
 
 

@@ -136,11 +136,11 @@ def _stable_sign(a: np.ndarray) -> float | None:
     return None
 
 
-def stabilised_inv(inv: InvCrossbar, seed, *, above: float = 0.0) -> InvCrossbar | None:
+def stabilised_inv(inv: InvCrossbar, seed) -> InvCrossbar | None:
     """``inv`` re-programmed (on as many slices) with the smallest power-of-two diagonal shift
-    (from one level of its finest slice up to the largest entry) above ``above`` whose
-    programmed loop is robustly stable: the smallest eigenvalue of ``D^-1 G`` at least one
-    finest level of the largest; None when no shift does."""
+    (from one level of its finest slice up to the largest entry) whose programmed loop is
+    robustly stable: the smallest eigenvalue of ``D^-1 G`` at least one finest level of the
+    largest; None when no shift does."""
     levels = inv.config.device.bits * inv.arrays.slices
     margin = _SHIFT_MARGIN_LEVELS * 2.0**-levels
 
@@ -157,10 +157,7 @@ def stabilised_inv(inv: InvCrossbar, seed, *, above: float = 0.0) -> InvCrossbar
         )
 
     # bisection over the exponent: a larger shift only moves the spectrum further right
-    low = next((k for k in range(levels + 1) if 2.0 ** (k - levels) > above), None)
-    if low is None:
-        return None
-    high, best = levels, program(levels)  # invariant: program(high) is stable
+    low, high, best = 0, levels, program(levels)  # invariant: program(high) is stable
     if unstable_reason(best, margin) is not None:
         return None
     while low < high:

@@ -243,6 +243,8 @@ def ginv_crossbar(
     Parameters are those of :func:`inv_crossbar`; ``seed`` draws the mismatch of the 2N
     inverters.
     """
+    if arrays.fine:
+        raise InputError("the generalised-inverse crossbar holds its matrix on one slice")
     n = arrays.n
     ts, ys, nys = ([f"{p}{i}" for i in range(n)] for p in ("t", "y", "ny"))
     ss, xs, nxs = ([f"{p}{j}" for j in range(n)] for p in ("s", "x", "nx"))
