@@ -2,7 +2,8 @@ import numpy as np
 import pytest
 
 from rerinv.config import DeviceConfig
-from rerinv.hw.mapping import equilibrate, map_matrix, program_conductances
+from rerinv.hw.mapping import map_matrix, program_conductances
+from rerinv.hw.scaling import equilibrate
 
 from .helpers import spd
 

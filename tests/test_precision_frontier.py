@@ -12,7 +12,8 @@ from rerinv.cli import main
 from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.hw.circuit import inv_crossbar
-from rerinv.hw.mapping import equilibrate, map_matrix, program_conductances, symmetrising_ratios
+from rerinv.hw.mapping import map_matrix, program_conductances
+from rerinv.hw.scaling import equilibrate, symmetrising_ratios
 from rerinv.matrices import correlated_factor, load_matrix_set, random_rhs, wishart_factor
 from rerinv.schemes import componentwise_bits, solve
 

@@ -12,7 +12,8 @@ from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.errors import InputError, UnstableMatrixError
 from rerinv.hw.circuit import ginv_crossbar
-from rerinv.hw.mapping import choose_scaling, equilibrate, map_matrix
+from rerinv.hw.mapping import map_matrix
+from rerinv.hw.scaling import choose_scaling, equilibrate
 from rerinv.matrices import load_matrix, random_rhs
 from rerinv.resources import matrices_dir
 from rerinv.schemes import STATUSES, effective_bits, solve

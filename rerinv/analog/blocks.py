@@ -34,7 +34,7 @@ from rerinv.analog.units import Counters, InvUnit, VmmUnit
 from rerinv.config import Config
 from rerinv.engines import parallel_map
 from rerinv.hw.circuit import Circuit
-from rerinv.hw.mapping import is_symmetric
+from rerinv.hw.scaling import is_symmetric
 from rerinv.seeds import seed_sequence, spawn
 
 

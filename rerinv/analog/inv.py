@@ -34,12 +34,8 @@ from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.errors import UnstableMatrixError
 from rerinv.hw.circuit import Circuit, ginv_crossbar, inv_crossbar, inv_gain_error
-from rerinv.hw.mapping import (
-    CrossbarArrays,
-    choose_scaling,
-    map_matrix,
-    program_conductances,
-)
+from rerinv.hw.mapping import CrossbarArrays, map_matrix, program_conductances
+from rerinv.hw.scaling import choose_scaling
 from rerinv.matrices import check_matrix, check_stable, check_vector
 from rerinv.seeds import spawn
 

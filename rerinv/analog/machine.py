@@ -31,7 +31,8 @@ from rerinv.analog.units import Counters, InvUnit, dac_slices_for
 from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.errors import InputError
-from rerinv.hw.mapping import equilibrate, map_matrix
+from rerinv.hw.mapping import map_matrix
+from rerinv.hw.scaling import equilibrate
 from rerinv.matrices import check_matrix
 from rerinv.seeds import spawn
 

@@ -17,7 +17,7 @@ import numpy as np
 from rerinv.analog.inv import InvCrossbar, program_crossbar, resolve_scaling, unstable_reason
 from rerinv.config import Config
 from rerinv.errors import UnstableMatrixError
-from rerinv.hw.mapping import equilibrate
+from rerinv.hw.scaling import equilibrate
 from rerinv.matrices import check_matrix, check_nonsingular
 
 #: A shifted INV must have ``min Re eig(D^-1 G) > 2**-bits * max |eig|``: robust to one level.
