@@ -135,7 +135,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         check_output_folder(args.out, names, force=args.force, inputs=[args.config])
     print(
         f"rerinv verify: schemes {', '.join(SCHEMES)} x N = {', '.join(map(str, sizes))}, "
-        f"{args.trials} trials each, engine {config.simulation.engine}, K-FAC-like factors; "
+        f"{args.trials} trials each, engine {config.simulation.engine}, generated Wishart factors; "
         f"{config.device.bits}-bit INV cells, {config.converters.dac_bits}-bit DAC, "
         f"{config.converters.adc_bits}-bit ADC, op-amp {config.opamp.model}",
         flush=True,
