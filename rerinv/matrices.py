@@ -7,6 +7,7 @@ K-FAC-like Kronecker factors and classic matrices whose eigenvalues all have pos
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -181,11 +182,18 @@ SINGULAR_CONDITION = 1e15
 
 
 def check_nonsingular(a, *, name: str = "matrix") -> float:
-    """Return the 2-norm condition number of ``a``; InputError when it is singular or
-    numerically singular (condition number above :data:`SINGULAR_CONDITION`)."""
+    """Return the 2-norm condition number of ``a`` with its rows, then its columns, divided by
+    their largest entry (a row or column scaling of the input is not singularity); InputError
+    when it is singular or numerically singular (above :data:`SINGULAR_CONDITION`)."""
     a = check_matrix(a, name=name)
+    magnitude = np.abs(a)
+    rows = magnitude.max(axis=1)
+    cols = (magnitude / np.where(rows > 0, rows, 1.0)[:, None]).max(axis=0)
     with np.errstate(all="ignore"):
-        cond = float(np.linalg.cond(a))
+        if np.all(rows > 0) and np.all(cols > 0):
+            cond = float(np.linalg.cond(a / rows[:, None] / cols[None, :]))
+        else:
+            cond = math.inf  # an all-zero row or column
     if not cond <= SINGULAR_CONDITION:
         raise InputError(
             f"{name} is singular (condition number {cond:.3g} > {SINGULAR_CONDITION:g}): "
