@@ -157,6 +157,44 @@ def test_symmetrising_ratios_find_the_symmetric_matrix_behind_a_scaled_one():
         assert rel_err(r[:, None] * scaled * c[None, :], r0[:, None] * s * c0[None, :]) < 1e-12
 
 
+def test_ruiz_scaling_is_the_same_for_any_row_and_column_scaling():
+    """Ruiz sweeps from the log-balanced matrix: a non-symmetric matrix whose rows and columns
+    were scaled by up to 1e6 gets the same scaled matrix (max-norm sweeps alone stop wherever
+    they started)."""
+    a = suite_matrix("west0067")
+    rng = np.random.default_rng(3)
+    d1, d2 = (10.0 ** rng.uniform(0, 6, a.shape[0]) for _ in range(2))
+    r0, c0 = equilibrate(a, "ruiz")
+    scaled = d1[:, None] * a * d2[None, :]
+    r, c = equilibrate(scaled, "ruiz")
+    assert rel_err(r[:, None] * scaled * c[None, :], r0[:, None] * a * c0[None, :]) < 1e-9
+
+
+def convection(n: int = 10, peclet: float = 50.0) -> np.ndarray:
+    """Upwind convection-diffusion on an ``n`` x ``n`` grid, wind (1, 0.5): a symmetric matrix
+    behind a diagonal similarity that spreads over seven decades."""
+    h, nu = 1.0 / (n + 1), 1.0 / peclet
+
+    def upwind(w: float) -> np.ndarray:
+        return (2 * nu + h * w) * np.eye(n) - (nu + h * w) * np.eye(n, k=-1) - nu * np.eye(n, k=1)
+
+    return np.kron(np.eye(n), upwind(1.0)) + np.kron(upwind(0.5), np.eye(n))
+
+
+def test_the_residual_follows_unknowns_that_the_scaling_spreads():
+    """Jacobi scaling of the symmetric matrix behind convection-diffusion spreads the unknowns
+    ``y = x / c`` over decades: the residual VMM widens by what ``c`` costs the user's answer,
+    and a column scaling by up to 1e6 moves the passes by at most one (from the rows-first
+    Ruiz scaling it moved them from 3 to 11)."""
+    a = convection()
+    b = random_rhs(a.shape[0], seed=0)
+    d = 10.0 ** np.random.default_rng(7).uniform(0, 6, a.shape[0])
+    base, scaled = solve(a, b, NODAL), solve(a * d[None, :], b, NODAL)
+    assert base.reached_target and scaled.reached_target
+    assert any("for the unknowns" in what for _, what in base.switches)
+    assert abs(scaled.passes_to_target - base.passes_to_target) <= 1
+
+
 @pytest.mark.parametrize("name", ["bcspwr02_grounded", "cage5", "LFAT5"])
 def test_scaling_rows_or_columns_by_up_to_1e6_changes_the_passes_by_at_most_one(name):
     a = suite_matrix(name)

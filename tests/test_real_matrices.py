@@ -173,6 +173,9 @@ class _FakeMachine:
     row_scale = col_scale = np.ones(4)
     preconditioner = "inv"
 
+    def follow_unknowns(self, y):
+        return False
+
 
 def test_one_bad_first_residual_is_not_divergence():
     b = np.ones(4)

@@ -249,14 +249,36 @@ class AnalogMachine:
         plan = self.residual
         if plan.source != "auto" or min(plan.weight_bits, plan.input_bits) >= 52:
             return False
-        weight, inputs = (min(52, b + extra_bits) for b in (plan.weight_bits, plan.input_bits))
-        kappa = plan.condition_estimate
+        widths = (plan.weight_bits, plan.input_bits)
+        self._rebuild_residual(*(min(52, b + extra_bits) for b in widths))
+        return True
+
+    def follow_unknowns(self, y: np.ndarray) -> bool:
+        """Widen an automatic residual VMM by the bits the column scaling costs the user's
+        answer: the hardware resolves ``y`` to a fraction of its largest entry, and ``x =
+        diag(c) y`` magnifies that error by ``max(c) ||y|| / ||diag(c) y||`` relative to ``x``
+        (1 when the scaling does not spread the unknowns; up to the spread of ``c``). True
+        when it widened."""
+        plan = self.residual
+        x_norm = float(np.max(np.abs(self.col_scale * y)))
+        if plan.source != "auto" or x_norm == 0.0 or not np.all(np.isfinite(y)):
+            return False
+        magnification = float(np.max(self.col_scale) * np.max(np.abs(y))) / x_norm
+        target = self.config.simulation.target_bits
+        need = math.log2(plan.condition_estimate) + RESIDUAL_MARGIN_BITS + target
+        need = int(min(52, math.ceil(need + math.log2(magnification))))
+        if need <= min(plan.weight_bits, plan.input_bits):
+            return False
+        self._rebuild_residual(max(need, plan.weight_bits), max(need, plan.input_bits))
+        return True
+
+    def _rebuild_residual(self, weight: int, inputs: int) -> None:
+        kappa = self.residual.condition_estimate
         self.residual = ResidualPlan(
             weight, inputs, kappa, min(weight, inputs) - math.log2(kappa), "auto"
         )
         self._vmm.close()
         self._vmm = self._residual_vmm(self.a, self._seeds["vmm"], weight)
-        return True
 
     def condition_estimate(self) -> float:
         """``kappa_inf`` of the scaled matrix the residual VMM holds, as the hardware can form

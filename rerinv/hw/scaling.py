@@ -1,8 +1,11 @@
 """Diagonal scaling before mapping: ``diag(r) A diag(c)`` suits the cells, applied in digital at
 full precision (so exact factors cost nothing). Jacobi scaling for symmetric matrices and for
 row- and column-scaled symmetric ones (the Jacobi scaling of the symmetric matrix behind them,
-so the input's own row and column scaling changes nothing), Ruiz otherwise (from rows
-normalised first, so a row scaling changes nothing)."""
+so the input's own row and column scaling changes nothing), Ruiz otherwise (from the
+log-balanced matrix, the same for any row and column scaling). Either way the scaled matrix
+does not depend on how the input's rows and columns were scaled; what does is how far the
+column factors spread the unknowns, which the residual VMM follows
+(:meth:`rerinv.analog.machine.AnalogMachine.follow_unknowns`)."""
 
 from __future__ import annotations
 
@@ -55,20 +58,10 @@ def symmetrising_ratios(a: np.ndarray) -> np.ndarray | None:
     return np.exp(log_t - np.mean(log_t))
 
 
-#: A row- and column-scaled symmetric matrix ``D1 S D2`` gets Jacobi scaling only when its
-#: column factors spread at most this much more than those of Ruiz sweeps (started from the
-#: rows, which ignore a row scaling of the input, or the columns, which follow a column
-#: scaling): a matrix that is symmetric only up to a wildly varying diagonal similarity of its
-#: own (convection-diffusion, whose entries Ruiz leaves alone) would otherwise get unknowns
-#: ``y = x / c`` spread over many decades, which no fixed-point VMM or ADC holds.
-JACOBI_SPREAD = 2.0**8
-
-
 def _jacobi_factors(a: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
     """Jacobi scaling of the symmetric matrix behind ``a`` (see :func:`symmetrising_ratios`):
     ``r, c`` with ``diag(r) a diag(c)`` symmetric with a unit diagonal; None when ``a`` has no
-    such form, has a non-positive diagonal entry, or its column factors spread too far
-    (:data:`JACOBI_SPREAD`)."""
+    such form or has a non-positive diagonal entry."""
     diagonal = np.diag(a)
     if not np.all(diagonal > 0):
         return None
@@ -77,12 +70,6 @@ def _jacobi_factors(a: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
         return None
     root = np.sqrt(diagonal)
     r, c = 1.0 / (root * np.sqrt(t)), np.sqrt(t) / root
-    if not np.all(t == 1.0):
-        spreads = [np.max(f) / np.min(f) for f in (
-            _ruiz(np.abs(a), rows_first=True)[1], _ruiz(np.abs(a), columns_first=True)[1]
-        )]  # fmt: skip
-        if np.max(c) / np.min(c) > JACOBI_SPREAD * max(spreads):
-            return None
     return r, c
 
 
@@ -96,8 +83,8 @@ def equilibrate(
       column-scaled symmetric matrix ``D1 S D2`` gets the factors that give the same scaled
       matrix as ``S`` would (so scaling the input's rows or columns changes nothing);
     - ``ruiz``: every row and column of the scaled matrix has max-abs entry close to 1
-      (``iterations`` Ruiz sweeps, exact factors), started from rows divided by their largest
-      entry, so that scaling the input's rows changes nothing;
+      (``iterations`` Ruiz sweeps, exact factors), started from the log-balanced matrix, so
+      that scaling the input's rows or columns changes nothing;
     - ``ruiz_pow2``: the same rounded to powers of two (the earlier default; the rounding can
       leave the diagonal spread over 4x, which can ruin refinement on stiff matrices);
     - ``none``: ones.
@@ -120,28 +107,49 @@ def equilibrate(
     magnitude = np.abs(a)
     if np.any(magnitude.max(axis=1) == 0) or np.any(magnitude.max(axis=0) == 0):
         raise InputError("cannot equilibrate a matrix with an all-zero row or column")
-    # rows first divided by their largest entry: what a row scaling of the input did is gone
-    # before Ruiz starts (the columns' own scale is the unknowns' scale, which Ruiz's column
-    # steps follow)
-    r, c = _ruiz(magnitude, iterations, rows_first=method == "ruiz")
+    r, c = _ruiz(magnitude, iterations)
     if method == "ruiz_pow2":
         return 2.0 ** np.round(np.log2(r)), 2.0 ** np.round(np.log2(c))
     return r, c
 
 
-def _ruiz(
-    magnitude: np.ndarray,
-    iterations: int = 20,
-    *,
-    rows_first: bool = False,
-    columns_first: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Ruiz sweeps on ``|A|``, from rows (or columns) first divided by their largest entry."""
-    r = 1.0 / magnitude.max(axis=1) if rows_first else np.ones(magnitude.shape[0])
-    c = 1.0 / magnitude.max(axis=0) if columns_first else np.ones(magnitude.shape[1])
+def _ruiz(magnitude: np.ndarray, iterations: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    """Ruiz max-norm sweeps on ``|A|``, started from :func:`_log_balance`'s canonical scaling,
+    so that the scaled matrix is the same for any row and column scaling of the input (the
+    max-norm scaling alone is not unique: sweeps from different starts stop in different
+    places). When that balance would spread the unknowns beyond :data:`UNKNOWNS_SPREAD`, the
+    sweeps start from rows divided by their largest entry instead: a row scaling of the input
+    still changes nothing, a column scaling a little."""
+    r, c = _log_balance(magnitude)
+    if np.max(c) / np.min(c) > UNKNOWNS_SPREAD:
+        r, c = 1.0 / magnitude.max(axis=1), np.ones(magnitude.shape[1])
     for _ in range(iterations):
         scaled = r[:, None] * magnitude * c[None, :]
-        row_max, col_max = scaled.max(axis=1), scaled.max(axis=0)
-        r /= np.sqrt(row_max)
-        c /= np.sqrt(col_max)
+        r /= np.sqrt(scaled.max(axis=1))
+        c /= np.sqrt(scaled.max(axis=0))
     return r, c
+
+
+#: Column factors spread wider than this (float64's 52 bits, the widest residual) make the
+#: canonical balance unusable: the unknowns ``y = x / c`` of a matrix with nearly vanishing
+#: entries would span more than any residual VMM resolves.
+UNKNOWNS_SPREAD = 2.0**52
+
+
+def _log_balance(magnitude: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``r, c`` minimising the spread of ``log |r_i a_ij c_j|`` over the non-zero entries
+    (least squares). The scaled matrix is the projection of ``log |A|`` away from every row and
+    column scaling, so it is the same, to the solver's precision, for any row and column scaling
+    of the input, whatever the sparsity (Sinkhorn-Knopp's limit is canonical too, but takes
+    thousands of sweeps, or never arrives, on matrices without total support)."""
+    i, j = np.nonzero(magnitude)
+    entries, rows = i.size, magnitude.shape[0]
+    incidence = scipy.sparse.csr_matrix(
+        (np.ones(2 * entries), (np.r_[range(entries), range(entries)], np.r_[i, rows + j])),
+        shape=(entries, rows + magnitude.shape[1]),
+    )
+    log_scale = scipy.sparse.linalg.lsqr(
+        incidence, -np.log(magnitude[i, j]), atol=1e-14, btol=1e-14, iter_lim=20_000
+    )[0]
+    shift = np.mean(log_scale[:rows]) - np.mean(log_scale[rows:])  # r and c of the same size
+    return np.exp(log_scale[:rows] - shift / 2), np.exp(log_scale[rows:] + shift / 2)

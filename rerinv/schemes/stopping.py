@@ -128,6 +128,9 @@ class Run:
         )
         if not finite:
             return "diverged"
+        if judge_stall and self.machine.follow_unknowns(y):
+            width = self.machine.residual.weight_bits
+            self.switches.append((len(self.history), f"residual {width} bits for the unknowns"))
         if judge_stall and residual < self.best_measured:
             self.y_best, self.best_measured = y, residual
         if residual <= self.tolerance and self._step_small(y, step):
