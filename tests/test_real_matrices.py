@@ -19,7 +19,7 @@ from rerinv.resources import matrices_dir
 from rerinv.schemes import STATUSES, effective_bits, solve
 from rerinv.schemes.result import final_status
 from rerinv.schemes.stopping import Run
-from rerinv.studies.suite import grounded_laplacian, run_suite, suite_cases
+from rerinv.studies.suite import grounded_laplacian, run_case, run_suite, suite_cases
 
 from .helpers import rel_err, solve_with
 
@@ -246,6 +246,14 @@ def test_suite_lists_public_matrices_with_sources():
     cases = list(suite_cases())
     assert len(cases) >= 20 and all(c.source for c in cases)
     assert {"spd", "nonsymmetric", "symmetric_indefinite", "laplacian"} <= {c.kind for c in cases}
+
+
+def test_suite_rows_say_when_the_target_was_first_reached():
+    """``passes_to_target`` as ``rerinv solve --json`` gives it: null when no pass did."""
+    cases = {c.name: c for c in suite_cases()}
+    singular, reached = (run_case(cases[name], NODAL) for name in ("GD97_b", "Trefethen_20"))
+    assert singular.status == "singular" and singular.passes_to_target is None
+    assert reached.reached_target and 1 <= reached.passes_to_target <= reached.passes
 
 
 @pytest.mark.slow

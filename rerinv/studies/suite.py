@@ -56,7 +56,7 @@ class SuiteRow:
     reached_target: bool = False
     effective_bits: float = math.nan
     passes: int = 0
-    passes_to_target: int = 0  #: first pass whose verified bits reach the target (0: none)
+    passes_to_target: int | None = None  #: first pass whose verified bits reach the target
     inv_solves: int = 0
     vmm_ops: int = 0
     circuit: str = ""
@@ -111,10 +111,7 @@ def run_case(case: SuiteCase, config: Config, seed: int = 0) -> SuiteRow:
     else:
         row.status, row.reached_target = result.status, result.reached_target
         row.effective_bits, row.passes = result.effective_bits, result.passes
-        row.passes_to_target = next(
-            (k for k, h in enumerate(result.history, 1) if h.effective_bits >= result.target_bits),
-            0,
-        )
+        row.passes_to_target = result.passes_to_target
         row.inv_solves, row.vmm_ops = result.inv_solves, result.vmm_ops
         row.circuit, row.scaling, row.shift = result.circuit, result.scaling, result.shift
         row.residual_bits = result.residual_bits[0]
@@ -193,7 +190,7 @@ def plot_suite(rows: list[SuiteRow], target: float, path: Path) -> None:
         bits = [r.effective_bits if math.isfinite(r.effective_bits) else 0 for r in chosen]
         axes[0].scatter(cond, bits, label=group, **style)
         for reached in (True, False):
-            part = [r for r in chosen if bool(r.passes_to_target) == reached]
+            part = [r for r in chosen if (r.passes_to_target is not None) == reached]
             passes = [r.passes_to_target if reached else r.passes for r in part]
             face = style["color"] if reached else "none"
             axes[1].scatter([r.cond for r in part], passes, marker=style["marker"],
