@@ -59,6 +59,21 @@ apt_get() {
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get "$@"
 }
 
+# The machine's own Debian mirror: the URI of the configured source that serves bookworm itself
+# (deb822 .sources stanzas first, then one-line .list entries). Backports come from the same one.
+debian_mirror() {
+    for f in "$ROOT"/etc/apt/sources.list.d/*.sources; do
+        [ -r "$f" ] && awk '
+            /^[[:space:]]*$/ { if (ours && uri) exit; ours = 0; uri = ""; next }
+            /^URIs:/ { uri = $2 }
+            /^Suites:/ { for (i = 2; i <= NF; i++) if ($i == "bookworm") ours = 1 }
+            END { if (ours && uri) print uri }' "$f"
+    done
+    for f in "$ROOT/etc/apt/sources.list" "$ROOT"/etc/apt/sources.list.d/*.list; do
+        [ -r "$f" ] && sed -n 's/^deb[[:space:]]\{1,\}\(\[[^]]*\][[:space:]]\{1,\}\)\{0,1\}\([^[:space:]]\{1,\}\)[[:space:]]\{1,\}bookworm[[:space:]].*/\2/p' "$f"
+    done
+}
+
 codename=""
 [ -r "$ROOT/etc/os-release" ] && codename=$(. "$ROOT/etc/os-release" && echo "${VERSION_CODENAME:-}")
 
@@ -69,10 +84,15 @@ elif ! command -v apt-get >/dev/null 2>&1; then
 elif [ "$codename" = bookworm ]; then
     echo "ngspice-setup: installing ngspice >= $MIN and libngspice0 from bookworm-backports"
     added=""
-    if ! grep -rqs 'bookworm-backports' "$ROOT/etc/apt/sources.list" "$ROOT/etc/apt/sources.list.d/"; then
+    mirror=$(debian_mirror | head -n 1)
+    if grep -rqs 'bookworm-backports' "$ROOT/etc/apt/sources.list" "$ROOT/etc/apt/sources.list.d/"; then
+        :
+    elif [ -z "$mirror" ]; then
+        echo "ngspice-setup: no configured apt source serves bookworm: add bookworm-backports by hand" >&2
+    else
         printf '%s\n' \
             'Types: deb' \
-            'URIs: http://deb.debian.org/debian' \
+            "URIs: $mirror" \
             'Suites: bookworm-backports' \
             'Components: main' \
             'Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg' |

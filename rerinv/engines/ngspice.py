@@ -28,7 +28,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from rerinv.engines.amplifier import trimmed
 from rerinv.engines.base import check_inputs, check_rails
+from rerinv.engines.ngspice_circuits import (  # noqa: F401  (_loaded: the tests count it)
+    FAILURE_MARKERS,
+    _load,
+    _loaded,
+    _remove,
+    _select,
+)
 from rerinv.engines.ngspice_lib import (  # noqa: F401  (re-exported: the engine's API)
     KLU_FIRST_VERSION,
     SOLVER_ENV,
@@ -46,20 +54,8 @@ from rerinv.errors import SimulationError
 from rerinv.hw.circuit import Circuit
 from rerinv.hw.netlist import BATCH_SELECTOR, batch_gain_name, source_name, to_spice
 
-_FAILURE_MARKERS = (
-    "aborted",
-    "singular matrix",
-    "iteration limit",
-    "no convergence",
-    "timestep too small",
-    "error:",
-)
 #: ngspice truncates longer commands (PySpice refuses them); joined ``alter``s stay below.
 _MAX_COMMAND = 1000
-_loaded: list[int] = []  # ids of the circuits ngspice holds, oldest first
-_current: int | None = None
-_next_id = 0
-_rejected: str | None = None  # the title of a netlist ngspice rejected in this process
 
 
 def analysis_statistics() -> dict[str, float]:
@@ -89,24 +85,6 @@ def _joined(commands: list[str]) -> Iterator[str]:
         line = f"{line} ; {command}" if line else command
     if line:
         yield line
-
-
-def _select(circuit_id: int) -> None:
-    """Make ``circuit_id`` ngspice's current circuit (``setcirc`` numbers newest first)."""
-    global _current
-    if _current != circuit_id:
-        _command(f"setcirc {len(_loaded) - _loaded.index(circuit_id)}")
-        _current = circuit_id
-
-
-def _remove(circuit_id: int) -> None:
-    """Remove a loaded circuit from ngspice."""
-    global _current
-    if circuit_id in _loaded:
-        _select(circuit_id)
-        _command("remcirc")
-        _loaded.remove(circuit_id)
-        _current = None
 
 
 @dataclass(eq=False)
@@ -258,51 +236,6 @@ class NgspiceSession:
         self.close()
 
 
-def _load(circuit: Circuit, text: str) -> int:
-    """Parse ``text`` into ngspice as a new circuit; returns its id.
-
-    A rejected netlist is a bug of the netlist writer: after one, ngspice 46 writes past its
-    heap on the next load (valgrind), so this process loads nothing more into it."""
-    global _current, _next_id, _rejected
-    if _rejected is not None:
-        raise SimulationError(
-            f"ngspice rejected the netlist of {_rejected} earlier in this process and its "
-            "memory is not to be trusted after that (ngspice 46 writes past its heap on the "
-            "next load); run again in a new process"
-        )
-    ng = ngspice()
-    try:
-        _circ(ng, text)
-    except Exception as exc:
-        _rejected = circuit.title
-        raise SimulationError(
-            f"ngspice rejected the netlist of {circuit.title}: {ng.stdout[-600:] or exc}"
-        ) from exc
-    _next_id += 1
-    _loaded.append(_next_id)
-    _current = _next_id
-    return _next_id
-
-
-def _circ(ng, text: str) -> None:
-    """``ngSpice_Circ`` of the non-empty lines of ``text`` (what PySpice's ``load_circuit``
-    does, with the line array built in one piece: PySpice allocates one C string per line,
-    a quarter of the parse time of a residual tile)."""
-    from PySpice.Spice.NgSpice.Shared import ffi
-
-    lines = [line for line in text.encode().split(b"\n") if line.strip()] + [b""]
-    buffer = ffi.new("char[]", b"\0".join(lines) + b"\0")  # ngspice copies the lines
-    starts = np.concatenate([[0], np.cumsum([len(line) + 1 for line in lines[:-1]])])
-    array = ffi.new("char *[]", len(lines) + 1)  # NULL-terminated
-    pointers = np.frombuffer(ffi.buffer(array), dtype=np.uintp)
-    pointers[:-1] = int(ffi.cast("uintptr_t", buffer)) + starts.astype(np.uintp)
-    ng.clear_output()
-    if ng._ngspice_shared.ngSpice_Circ(array):
-        raise SimulationError("ngSpice_Circ failed")
-    if ng._error_in_stdout:
-        raise SimulationError("ngspice reported an error")
-
-
 def _analysis(command: str, kind: str, circuit: Circuit, monitored: tuple[str, ...]) -> np.ndarray:
     """Run ``command`` and return the ``monitored`` vectors, shape (nodes, points)."""
     from PySpice.Spice.NgSpice.Shared import ffi
@@ -312,7 +245,7 @@ def _analysis(command: str, kind: str, circuit: Circuit, monitored: tuple[str, .
     output = _command(command, analysis=True)
     plot = ng.last_plot
     text = (output + " ".join(ng._stderr)).lower()
-    if plot == previous or not plot.startswith(kind) or any(m in text for m in _FAILURE_MARKERS):
+    if plot == previous or not plot.startswith(kind) or any(m in text for m in FAILURE_MARKERS):
         raise SimulationError(
             f"ngspice's {kind} analysis did not converge for {circuit.title}: "
             f"{text.strip()[-600:]}. Check the matrix is stable and the op-amp settings sane."
@@ -341,8 +274,6 @@ class NgspiceEngine:
         nothing is parsed yet: the batch variant is, on the first batch. Transistor-level
         amplifiers with ``opamp.trim_bits`` get their offset trims here (measured once per
         circuit title and configuration: :func:`rerinv.engines.amplifier.trimmed`)."""
-        from rerinv.engines.amplifier import trimmed  # (amplifier imports this module)
-
         circuit = trimmed(circuit)
         monitored = circuit.outputs + tuple(
             n for n in circuit.amplifier_outputs if n not in set(circuit.outputs)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rerinv.engines import ngspice as ng_engine
+from rerinv.engines.ngspice_circuits import FAILURE_MARKERS, _load, _remove
 from rerinv.engines.ngspice_lib import _command, ngspice
 from rerinv.errors import SimulationError
 from rerinv.hw.circuit import Circuit
@@ -38,7 +38,7 @@ def run_testbench(title: str, netlist: str, analyses: list[Analysis]) -> dict[st
     from PySpice.Spice.NgSpice.Shared import ffi
 
     placeholder = Circuit(title, None, [], (), np.zeros(0), [], [], [], ())
-    circuit_id = ng_engine._load(placeholder, netlist)
+    circuit_id = _load(placeholder, netlist)
     shared = ngspice()
     results: dict[str, dict] = {}
     try:
@@ -48,7 +48,7 @@ def run_testbench(title: str, netlist: str, analyses: list[Analysis]) -> dict[st
             plot = shared.last_plot
             text = (output + " ".join(shared._stderr)).lower()
             kind = analysis.command.split()[0]
-            if plot == previous or any(m in text for m in ng_engine._FAILURE_MARKERS):
+            if plot == previous or any(m in text for m in FAILURE_MARKERS):
                 raise SimulationError(
                     f"ngspice's {kind} analysis of the testbench {title} failed: "
                     f"{text.strip()[-400:]}"
@@ -67,5 +67,5 @@ def run_testbench(title: str, netlist: str, analyses: list[Analysis]) -> dict[st
             results[analysis.name] = values
             _command(f"destroy {plot}")
     finally:
-        ng_engine._remove(circuit_id)
+        _remove(circuit_id)
     return results
