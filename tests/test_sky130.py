@@ -219,6 +219,20 @@ def test_settle_simulates_transistors_against_the_extracted_model():
     assert report.max_deviation < 1e-6
 
 
+def test_settle_under_amplifier_mismatch_is_another_chip_per_seed():
+    """With device mismatch (which the nodal engine cannot hold) the step is planned on the
+    nominal devices and ngspice integrates the mismatched ones: each chip settles onto its own
+    DC point, a different one per mismatch seed."""
+    from rerinv.studies.transient.settle import settle
+
+    config = load_config(None, ["opamp.mismatch=true"], preset="sky130")
+    chips = [settle("inv", 8, config.with_values("opamp", mismatch_seed=s), seed=0) for s in (1, 2)]
+    for report in chips:
+        assert report.status == "settled", report.message
+        assert report.max_deviation < report.eps_abs
+    assert np.max(np.abs(chips[0].dc - chips[1].dc)) > 1e-5
+
+
 def test_mismatch_trials_draw_one_chip_per_trial_seed():
     """Monte Carlo trials with mismatch: the trial's seed sets opamp.mismatch_seed (same seed,
     same chip; plain and batch netlists draw the same devices)."""

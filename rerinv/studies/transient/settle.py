@@ -15,7 +15,7 @@ steps onto the slowest mode, the worst case the formula describes.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -195,8 +195,11 @@ def _inv_for_study(a: np.ndarray, config: Config, seed: int) -> InvCrossbar:
 def _within_rails(circuit: Circuit, inputs: np.ndarray, config: Config) -> np.ndarray:
     """``inputs``, scaled down when the circuit's DC point would put an amplifier (row op-amp
     or inverter, whose gain the mismatch changes) beyond the rails, as the solve's
-    auto-ranging does: a step must show settling, not an overload."""
-    volts = NodalEngine().load(circuit).amplifier_voltages(inputs)
+    auto-ranging does: a step must show settling, not an overload. Transistor-level
+    amplifiers with mismatch are planned at their nominal devices (as a designer plans ranges;
+    the nodal engine cannot hold per-device draws)."""
+    nominal = replace(circuit, opamp=replace(circuit.opamp, mismatch=False))
+    volts = NodalEngine().load(nominal).amplifier_voltages(inputs)
     peak = float(np.max(np.abs(volts))) if volts.size else 0.0
     if not np.isfinite(peak) or peak <= OUTPUT_HEADROOM * config.opamp.v_rail:
         return inputs
