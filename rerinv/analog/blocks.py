@@ -188,3 +188,24 @@ def crossbar_snapshots(a, b, config: Config, *, seed=0) -> list[CrossbarSnapshot
         kind = "inv" if circuit.opamps else "vmm"
         snapshots.append(CrossbarSnapshot(f"{kind}{k:03d}", replace(circuit, input_values=inputs)))
     return snapshots
+
+
+def machine_circuit(a, b, config: Config, *, seed=0) -> tuple[Circuit, tuple[str, ...]]:
+    """Every crossbar of :func:`crossbar_snapshots` side by side in one circuit (node prefixes
+    ``<name>_``), and the header lines that say what its nodes are: what
+    ``rerinv netlist --kind machine`` writes and stock ``ngspice -b`` solves in one operating
+    point."""
+    from rerinv.hw.circuit import merge_circuits
+
+    snapshots = crossbar_snapshots(a, b, config, seed=seed)
+    names = [s.name for s in snapshots]
+    circuit = merge_circuits(
+        [s.circuit for s in snapshots], [f"{n}_" for n in names],
+        f"rerinv analog machine for a {len(b)}x{len(b)} matrix, {len(names)} crossbars",
+    )  # fmt: skip
+    header = (
+        f"{len(names)} crossbars ({', '.join(names)}), each with the DAC voltages of its first "
+        "read while the machine applied its preconditioner to b; node <crossbar>_xK / _yK are "
+        "its outputs (INV: x, VMM: y)",
+    )
+    return circuit, header

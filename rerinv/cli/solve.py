@@ -73,27 +73,16 @@ def _machine_netlist(a, b, config, args: argparse.Namespace, out) -> int:
     BlockAMC / block-Jacobi blocks of a matrix larger than ``array.max_size``) side by side in
     one netlist, each driven by the DAC voltages of its first read while the machine applies
     its preconditioner to ``b``; stock ``ngspice -b`` solves them all in one operating point."""
-    from rerinv.analog.blocks import crossbar_snapshots
-    from rerinv.hw.circuit import merge_circuits
+    from rerinv.analog.blocks import machine_circuit
     from rerinv.hw.netlist import batch_netlist
     from rerinv.matrices import check_matrix, check_vector
 
     a = check_matrix(a)
     b = check_vector(b, a.shape[0])
-    snapshots = crossbar_snapshots(a, b, config, seed=args.seed)
-    names = [s.name for s in snapshots]
-    circuit = merge_circuits(
-        [s.circuit for s in snapshots], [f"{n}_" for n in names],
-        f"rerinv analog machine for a {a.shape[0]}x{a.shape[0]} matrix, {len(names)} crossbars",
-    )  # fmt: skip
-    header = (
-        f"{len(names)} crossbars ({', '.join(names)}), each with the DAC voltages of its first "
-        "read while the machine applied its preconditioner to b; node <crossbar>_xK / _yK are "
-        "its outputs (INV: x, VMM: y)",
-    )
+    circuit, header = machine_circuit(a, b, config, seed=args.seed)
     atomic_write(out, batch_netlist(circuit, header))
     print(
-        f"wrote {args.out}: {len(names)} crossbars, {len(circuit.resistors)} resistors;"
+        f"wrote {args.out}: {circuit.title}, {len(circuit.resistors)} resistors;"
         f" run `ngspice -b {args.out}`"
     )
     return 0

@@ -19,12 +19,11 @@ import time
 import numpy as np
 
 from rerinv.analog.machine import AnalogMachine
-from rerinv.analog.vmm import build_vmm, input_gain, output_factor
+from rerinv.analog.vmm import build_vmm, read_vmm
 from rerinv.card import SETTLE_MODEL, new_card, validate_card
 from rerinv.config import Config
 from rerinv.engines import get_engine
 from rerinv.hw.circuit import vmm_crossbar
-from rerinv.hw.converters import Converter
 from rerinv.provenance import software_versions
 from rerinv.schemes import SCHEMES
 from rerinv.seeds import seed_sequence, spawn
@@ -53,22 +52,13 @@ def inv_error(config: Config, n: int, trials: int, seed: int, engine: str) -> di
 
 def vmm_error(config: Config, n: int, trials: int, seed: int, engine: str) -> dict:
     """Error of one VMM of a ``device.bits`` crossbar (DAC input, ADC output) against float64:
-    ``y = A^T v``."""
-    dac = Converter(config.converters.dac_bits, config.converters.dac_range)
-    adc = Converter(config.converters.adc_bits, config.converters.adc_range)
+    ``y = A^T v`` (:func:`rerinv.analog.vmm.read_vmm`)."""
     errors = []
     for child in spawn(seed, trials):
         workload, device = spawn(child, 2)
         a, v = workload_matrix(config, n, workload)
-        crossbar = build_vmm(a, config, seed=device)
-        v_in = dac.convert(v / np.max(np.abs(v)) * config.converters.dac_range)
-        gain = input_gain(crossbar, v_in)
-        session = get_engine(engine).load(crossbar.circuit)
-        volts = session.solve(gain * v_in)
-        session.close()
-        y = adc.convert(volts) * output_factor(crossbar, gain)
-        exact = a.T @ v_in
-        errors.append(np.max(np.abs(y - exact)) / np.max(np.abs(exact)))
+        read = read_vmm(build_vmm(a, config, seed=device), v, get_engine(engine))
+        errors.append(np.max(np.abs(read.error)) / read.full_scale)
     return _stats(errors)
 
 
