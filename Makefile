@@ -15,8 +15,8 @@ test: setup
 	$(BIN)/python -m pytest
 
 lint: setup
-	$(BIN)/ruff check rerinv tests benchmarks
-	$(BIN)/ruff format --check rerinv tests benchmarks
+	$(BIN)/ruff check rerinv tests benchmarks circuits
+	$(BIN)/ruff format --check rerinv tests benchmarks circuits
 	$(BIN)/lint-imports --no-logo
 
 bench: setup

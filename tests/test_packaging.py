@@ -22,7 +22,9 @@ How, and why (fast enough for ``make test``, no network once pip has cached setu
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -180,3 +182,43 @@ def test_settle(installed, tmp_path) -> None:
     _, _, python, env = installed
     out = _run([python.parent / "rerinv", "settle", "--n", "4"], tmp_path, env).stdout
     assert "status settled" in out, out
+
+
+def _pytest(python, args: list, cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [str(python), "-m", "pytest", "-p", "no:cacheprovider", *map(str, args)],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_example_testbenches_from_the_wheel(installed, tmp_path) -> None:
+    """The designer's view (docs/testbenches.md): the three example testbenches, copied out of
+    the repository, pass with nothing but the installed wheel's plugin; under ``pytest -n 2``
+    their Monte Carlo yields are the serial run's; a copy with 1-bit cells fails and says
+    why, pass by pass, and leaves a netlist stock ngspice runs."""
+    source, _, python, env = installed
+    benches = tmp_path / "benches"
+    shutil.copytree(source / "circuits" / "testbenches", benches)
+    serial = _pytest(python, ["--rerinv-yield-json", "serial.json"], benches, env)
+    assert serial.returncode == 0, serial.stdout + serial.stderr
+    assert "rerinv yield" in serial.stdout and " passed" in serial.stdout, serial.stdout
+    parallel = _pytest(python, ["-n", "2", "--rerinv-yield-json", "parallel.json"], benches, env)
+    assert parallel.returncode == 0, parallel.stdout + parallel.stderr
+    yields = [json.loads((benches / f"{run}.json").read_text()) for run in ("serial", "parallel")]
+    assert len(yields[0]) == 2 and yields[0] == yields[1]
+
+    broken = benches / "test_broken.py"
+    text = (benches / "test_inv_corners.py").read_text()
+    broken.write_text(text.replace("@pytest.mark.rerinv_corners(**CORNERS)",
+                                   '@pytest.mark.rerinv_config("device.bits=1")'))  # fmt: skip
+    done = _pytest(python, [broken.name, "--rerinv-artifacts", "failed"], benches, env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    out = done.stdout
+    assert "16 verified bits required" in out and " pass   bits  worst-entry" in out, out
+    rows = [line for line in out.splitlines() if re.match(r"E\s+\d+\s+-?[\d.]+\s", line)]
+    assert len(rows) == 8, out  # one row per pass of the 8-pass budget
+    assert "route: " in out and "seed " in out, out
+    (netlist,) = (benches / "failed").glob("*/netlist.cir")
+    spice = subprocess.run(["ngspice", "-b", netlist.name], cwd=netlist.parent,
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert "v(inv000_x0) =" in spice.stdout, spice.stdout + spice.stderr
