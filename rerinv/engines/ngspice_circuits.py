@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from rerinv.engines.ngspice_lib import _command, ngspice
+from rerinv.engines.ngspice_lib import _command, held_interrupts, ngspice
 from rerinv.errors import SimulationError
 from rerinv.hw.circuit import Circuit
 
@@ -83,7 +83,9 @@ def _circ(ng, text: str) -> None:
     pointers = np.frombuffer(ffi.buffer(array), dtype=np.uintp)
     pointers[:-1] = int(ffi.cast("uintptr_t", buffer)) + starts.astype(np.uintp)
     ng.clear_output()
-    if ng._ngspice_shared.ngSpice_Circ(array):
+    with held_interrupts():
+        failed = ng._ngspice_shared.ngSpice_Circ(array)
+    if failed:
         raise SimulationError("ngSpice_Circ failed")
     if ng._error_in_stdout:
         raise SimulationError("ngspice reported an error")

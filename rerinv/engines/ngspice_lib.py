@@ -9,7 +9,10 @@ import glob
 import logging
 import os
 import re
+import signal
 import sys
+import threading
+from contextlib import contextmanager
 from pathlib import Path
 
 from rerinv.errors import InputError, NgspiceMissingError, SimulationError
@@ -181,12 +184,68 @@ def solver_options(solver: str | None = None) -> str:
     return solver if ngspice_has_klu() else ""
 
 
+#: Seconds after a Ctrl-C that ngspice is still busy before the notice goes to stderr.
+INTERRUPT_NOTICE_AFTER = 1.0
+
+
+@contextmanager
+def held_interrupts():
+    """Ctrl-C while ngspice computes in this process, taken when it returns.
+
+    ngspice runs in C and calls back into Python (its output, its progress), so the
+    ``KeyboardInterrupt`` of a Ctrl-C would be raised inside a callback, where cffi prints
+    "Exception ignored" and drops it: the command went on and exited 0. Here a Ctrl-C only
+    marks the command interrupted; when ngspice returns, the handler that was installed
+    before gets the signal (Python's default raises ``KeyboardInterrupt``, exit 130; a Monte
+    Carlo driver's stops submitting work). A notice goes to stderr when ngspice is still busy
+    after :data:`INTERRUPT_NOTICE_AFTER` seconds; a second Ctrl-C quits at once (exit 130).
+    Nothing changes outside the main thread or where Ctrl-C is ignored (worker processes)."""
+    previous = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+    pending: list[threading.Timer] = []
+
+    def take(signum, frame) -> None:
+        if pending:  # the second Ctrl-C: no waiting for ngspice
+            print("rerinv: interrupted", file=sys.stderr, flush=True)
+            os._exit(130)
+        notice = threading.Timer(INTERRUPT_NOTICE_AFTER, _interrupt_notice)
+        notice.daemon = True
+        notice.start()
+        pending.append(notice)
+
+    signal.signal(signal.SIGINT, take)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        for notice in pending:
+            notice.cancel()
+        if pending:  # also when ngspice failed: the interrupt is what the user asked for
+            previous(signal.SIGINT, None)
+
+
+def _interrupt_notice() -> None:
+    print(
+        "rerinv: Ctrl-C: stopping when ngspice returns from the running analysis "
+        "(Ctrl-C again to quit at once)",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
 def _command(command: str, *, analysis: bool = False) -> str:
-    """Run an ngspice command. For an analysis, notes on stderr (gmin or source stepping)
-    are not failures by themselves: the caller judges the plot it produced."""
+    """Run an ngspice command. An analysis holds Ctrl-C until it returns
+    (:func:`held_interrupts`; the short commands between analyses, thousands of ``alter``
+    per solve, are not worth the 15 us it costs), and its notes on stderr (gmin or source
+    stepping) are not failures by themselves: the caller judges the plot it produced."""
     ng = ngspice()
     try:
-        return ng.exec_command(command)
+        if not analysis:
+            return ng.exec_command(command)
+        with held_interrupts():
+            return ng.exec_command(command)
     except Exception as exc:
         if analysis and "NgSpiceCommandError" in type(exc).__name__:
             return ng.stdout
