@@ -47,3 +47,12 @@ class SaturationError(RerinvError, RuntimeError):
 
 class UnsupportedByEngineError(RerinvError, NotImplementedError):
     """The chosen engine cannot model this circuit faithfully (e.g. rails it would hit)."""
+
+
+def not_a_regular_file(path) -> str | None:
+    """Why ``path`` (a :class:`pathlib.Path`) must not be read, or None: an existing path that
+    is not a regular file (a folder, FIFO or device) is refused before any read, since
+    reading a FIFO blocks until someone writes to it."""
+    if path.exists() and not path.is_file():
+        return f"{path} is not a regular file (a folder, FIFO or device)"
+    return None

@@ -81,8 +81,9 @@ def load_matrix(path: str | os.PathLike) -> np.ndarray:
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_FORMATS:
         raise InputError(f"cannot load {str(path)!r}: unknown extension {suffix!r}; {_FORMATS}")
-    if not path.is_file():
-        raise InputError(f"cannot load {str(path)!r}: no such file; check the path ({_FORMATS})")
+    if not path.is_file():  # never open a FIFO or device: the read could block forever
+        what = "not a regular file (a folder, FIFO or device)" if path.exists() else "no such file"
+        raise InputError(f"cannot load {str(path)!r}: {what}; check the path ({_FORMATS})")
     try:
         data = _read(path, suffix)
     except Exception as exc:  # numpy/scipy raise many types for bad content
@@ -132,6 +133,10 @@ def _as_float(a, name: str) -> np.ndarray:
     return out
 
 
+#: The largest entry of a matrix rerinv maps onto conductances must lie in this range.
+SCALE_LIMITS = (1e-150, 1e150)
+
+
 def check_matrix(a, *, max_size: int | None = None, name: str = "matrix") -> np.ndarray:
     """Validate a square matrix and return a float64 copy.
 
@@ -144,8 +149,8 @@ def check_matrix(a, *, max_size: int | None = None, name: str = "matrix") -> np.
     name : str
         What to call the matrix in error messages.
 
-    Raises InputError if ``a`` is not 2-D, empty, not square, holds NaN or inf, or exceeds
-    ``max_size``.
+    Raises InputError if ``a`` is not 2-D, empty, not square, holds NaN or inf, has its
+    largest entry outside :data:`SCALE_LIMITS`, or exceeds ``max_size``.
     """
     a = _as_float(a, name)
     if a.ndim != 2:
@@ -155,6 +160,13 @@ def check_matrix(a, *, max_size: int | None = None, name: str = "matrix") -> np.
     if a.shape[0] != a.shape[1]:
         raise InputError(f"{name} must be square, got shape {a.shape}; INV solves N x N systems")
     _non_finite(a, name)
+    peak = float(np.max(np.abs(a)))
+    if peak and not SCALE_LIMITS[0] <= peak <= SCALE_LIMITS[1]:
+        raise InputError(
+            f"{name}'s largest entry is {peak:.3g}: conductances, gains and output factors "
+            f"are planned from it and leave float64 beyond [{SCALE_LIMITS[0]:.0e}, "
+            f"{SCALE_LIMITS[1]:.0e}]; scale the matrix (the solution scales with it)"
+        )
     if max_size is not None and a.shape[0] > max_size:
         raise InputError(
             f"{name} is {a.shape[0]} x {a.shape[0]}, larger than array.max_size = {max_size}; "

@@ -11,6 +11,7 @@ no trial can run, and an interrupted ``verify``.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shlex
 import shutil
@@ -65,6 +66,10 @@ def ws(tmp_path_factory) -> Path:
     np.save(ws / "M.npy", np.array([[1.0, -0.95], [-0.95, 1.0]]))
     np.save(ws / "b.npy", np.array([1.0, 1.0]))
     np.save(ws / "b0.npy", np.zeros(2))
+    np.save(ws / "big.npy", np.eye(2) * 1e308)
+    np.save(ws / "small.npy", np.eye(2) * 1e-308)
+    for name in ("fifo.toml", "fifo.npy", "fifo.json"):  # reading one would block forever
+        os.mkfifo(ws / name)
     binary = bytes(range(256)) * 4
     (ws / "bin.toml").write_bytes(binary)
     (ws / "bin.json").write_bytes(binary)
@@ -207,6 +212,27 @@ CASES = [
     ),
     ("singular-settle", "settle --matrix {ws}/S.npy", "singular"),
     ("zero-rhs-solve", "solve --matrix {ws}/A.npy --rhs {ws}/b0.npy {N}", "all zeros: x = 0"),
+    (
+        "zero-rhs-machine-netlist",
+        "netlist --kind machine --matrix {ws}/A.npy --rhs {ws}/b0.npy --out {ws}/m.cir",
+        "all zeros",
+    ),
+    # matrices whose scale leaves float64 once mapped (an output factor of -inf, before)
+    (
+        "huge-matrix-netlist",
+        "netlist --kind vmm --matrix {ws}/big.npy --rhs {ws}/b.npy --out {ws}/v.cir",
+        "largest entry is 1e.308",
+    ),
+    ("tiny-matrix-solve", "solve --matrix {ws}/small.npy {N}", "largest entry is 1e-308"),
+    # FIFOs, folders and devices where a file is read: refused, never read (it would block)
+    ("fifo-config", "solve --matrix {ws}/A.npy --config {ws}/fifo.toml {N}", "not a regular"),
+    ("fifo-matrix", "solve --matrix {ws}/fifo.npy {N}", "not a regular file"),
+    ("fifo-card", "export {ws}/fifo.json --to crosssim --out {ws}/new.json", "not a regular"),
+    ("fifo-arch", "timing --arch {ws}/fifo.toml --out {ws}/new --no-plots", "not a regular"),
+    ("folder-config", "config show --config {ws}/sdir", "not a regular file"),
+    # converters and counts that left a ZeroDivisionError
+    ("adc-1-bit", "solve --matrix {ws}/A.npy --set converters.adc_bits=1 {N}", "between 2 and"),
+    ("calibrate-0-trials", "calibrate --trials 0 --out {ws}/new.json", ">= 1"),
     # negative seeds
     ("seed-solve", "solve --matrix {ws}/A.npy --seed -1 {N}", "seed"),
     (
@@ -378,3 +404,36 @@ def test_an_interrupted_verify_exits_130_with_the_original_command(tmp_path):
     for word in argv[1:]:
         assert word in hint, (word, hint)
     assert not (out / "report.html").exists()
+
+
+def test_a_tiny_or_huge_right_hand_side_solves_like_any_other():
+    """The machine works on b / 2**e (exact): 1e-300 * b and 1e300 * b reach the bits of b
+    (they left a ZeroDivisionError and a diverged -0 bits before), and 2**-900 * b exactly
+    the bits of b."""
+    from rerinv.schemes import solve
+
+    a = np.array([[2.0, -1.0, 0.0], [-1.0, 2.0, -1.0], [0.0, -1.0, 2.0]])
+    config = Config().with_values("simulation", engine="nodal")
+    b = np.array([1.0, -0.5, 0.25])
+    scales = (1.0, 2.0**-900, 1e-300, 1e300)
+    bits = [solve(a, scale * b, config, seed=2).effective_bits for scale in scales]
+    assert min(bits) >= 16 and bits[1] == bits[0], bits
+
+
+def test_ctrl_c_while_ngspice_computes_exits_130(tmp_path):
+    """Ctrl-C during an ngspice transient (in this process) was raised inside ngspice's output
+    callback, where cffi printed "Exception ignored" and dropped it: the command went on and
+    exited 0. Now it stops when the analysis returns, with one line and exit 130."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "rerinv", "settle", "--n", "64"], cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    time.sleep(4.0)  # imported and inside the transient (about 20 s in all)
+    start = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130, stdout + stderr
+    assert "Exception ignored" not in stderr and "Traceback" not in stderr, stderr
+    assert stderr.strip().splitlines()[-1] == "rerinv: interrupted", stderr
+    assert "settling" not in stdout  # no result printed
+    assert time.monotonic() - start < 30

@@ -195,8 +195,11 @@ def machine_circuit(a, b, config: Config, *, seed=0) -> tuple[Circuit, tuple[str
     ``<name>_``), and the header lines that say what its nodes are: what
     ``rerinv netlist --kind machine`` writes and stock ``ngspice -b`` solves in one operating
     point."""
+    from rerinv.errors import InputError
     from rerinv.hw.circuit import merge_circuits
 
+    if not np.any(b):
+        raise InputError("the right-hand side is all zeros: no crossbar would be driven")
     snapshots = crossbar_snapshots(a, b, config, seed=seed)
     names = [s.name for s in snapshots]
     circuit = merge_circuits(

@@ -18,7 +18,7 @@ from rerinv.card.schema import (
 )
 from rerinv.card.validate import validate_card
 from rerinv.config import Config
-from rerinv.errors import InputError
+from rerinv.errors import InputError, not_a_regular_file
 from rerinv.provenance import software_versions
 
 
@@ -124,6 +124,8 @@ def example_card() -> dict:
 def load_card(path: str | Path) -> dict:
     """Read and validate a card file; :class:`InputError` says what is wrong."""
     path = Path(path)
+    if reason := not_a_regular_file(path):
+        raise InputError(reason)
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:

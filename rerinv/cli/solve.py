@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from rerinv.cli.common import (
     config_from,
     seed_value,
 )
+from rerinv.errors import InputError
 from rerinv.outputs import atomic_write, check_output, check_output_folder
 
 
@@ -56,6 +58,11 @@ def cmd_netlist(args: argparse.Namespace) -> int:
         header = (
             f"A^T b = {factor:.17g} * v(yK)   (exact for ideal parts, fine quantisation and no"
             " programming error)",
+        )
+    if not (math.isfinite(factor) and factor):
+        raise InputError(
+            f"the output factor of this netlist is {factor}: the right-hand side's scale "
+            f"(largest entry {np.max(np.abs(b)):.3g}) leaves float64; scale b"
         )
     from rerinv.engines.amplifier import trimmed  # sky130 offset trims, as the engine sets them
 

@@ -7,7 +7,13 @@ import json
 import shlex
 from pathlib import Path
 
-from rerinv.cli.common import add_config_options, add_force_option, config_from, seed_value
+from rerinv.cli.common import (
+    add_config_options,
+    add_force_option,
+    config_from,
+    positive_int,
+    seed_value,
+)
 from rerinv.errors import InputError
 from rerinv.export import TARGETS
 from rerinv.outputs import atomic_write, check_output
@@ -134,8 +140,12 @@ def add_calibrate_command(subparsers) -> argparse.ArgumentParser:
     parser = subparsers.add_parser("calibrate", help="fill a parameter card from simulations")
     add_config_options(parser)
     parser.add_argument("--out", default="params.json", help="card to write (JSON)")
-    parser.add_argument("--n", type=int, default=32, help="matrix size of the accuracy studies")
-    parser.add_argument("--trials", type=int, default=20, help="Monte Carlo trials per scheme")
+    parser.add_argument(
+        "--n", type=positive_int, default=32, help="matrix size of the accuracy studies"
+    )
+    parser.add_argument(
+        "--trials", type=positive_int, default=20, help="Monte Carlo trials per scheme"
+    )
     parser.add_argument("--seed", type=seed_value, default=0)
     add_force_option(parser)
     parser.set_defaults(func=cmd_calibrate)

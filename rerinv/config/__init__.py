@@ -32,7 +32,7 @@ from rerinv.config.sections import (
     WorkloadConfig,
 )
 from rerinv.config.values import coerce, split_assignment, toml_value
-from rerinv.errors import ConfigError
+from rerinv.errors import ConfigError, not_a_regular_file
 from rerinv.presets import preset_names, preset_text
 
 __all__ = [
@@ -119,6 +119,8 @@ class Config:
     def load(cls, path: str | Path, *, base: Config | None = None) -> Config:
         """Read a TOML file; keys it does not give keep the value of ``base``."""
         path = Path(path)
+        if reason := not_a_regular_file(path):
+            raise ConfigError(reason)
         try:
             text = path.read_text()
         except (OSError, UnicodeDecodeError) as exc:

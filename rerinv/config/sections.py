@@ -145,8 +145,11 @@ class ConverterConfig:
     def validate(self) -> None:
         for key in ("dac_bits", "adc_bits"):
             value = getattr(self, key)
-            if not 1 <= value <= 32:
-                raise ConfigError(f"converters.{key} must be between 1 and 32, got {value}")
+            if not 2 <= value <= 32:  # signed, mid-tread: 1 bit would leave only the zero code
+                raise ConfigError(
+                    f"converters.{key} must be between 2 and 32 (a signed converter's bits "
+                    f"include the sign), got {value}"
+                )
         _positive(self, "dac_range")
         _positive(self, "adc_range")
 

@@ -63,16 +63,21 @@ def solve(
     a = check_matrix(a)  # larger than one crossbar: a block preconditioner (scheme.blocks)
     b = check_vector(b, a.shape[0])
     check_nonsingular(a)  # before the float64 reference: a clear error, not a traceback
-    x_ref = np.linalg.solve(a, b)
     if not np.any(b):
         raise InputError("the right-hand side is all zeros: x = 0 is the exact answer")
+    x_ref = np.linalg.solve(a, b)
+    if not np.all(np.isfinite(x_ref)):
+        raise InputError("the float64 solution of A x = b overflows: scale b down")
+    # the machine works on b / 2**e with max|b / 2**e| in [0.5, 1): exact in floating point,
+    # so that a right-hand side of 1e-300 or 1e300 solves like one of 1
+    e = int(np.frexp(np.max(np.abs(b)))[1])
     with AnalogMachine(a, config, seed=seed) as machine:
         setup_time = time.perf_counter() - start
-        run = Run(machine, b, x_ref, config, target_bits, max_passes)
+        run = Run(machine, np.ldexp(b, -e), np.ldexp(x_ref, -e), config, target_bits, max_passes)
         loop_status = LOOPS[scheme](run)
         counters, plan = machine.counters, machine.residual
         crossbar, route, scaling = machine.crossbar, machine.route, machine.scaling
-    x = run.answer(loop_status)
+    x = np.ldexp(run.answer(loop_status), e)
     finite = bool(np.all(np.isfinite(x)))
     bits = effective_bits(x, x_ref) if finite else -math.inf
     reached = bool(bits >= target_bits)

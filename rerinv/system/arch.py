@@ -23,7 +23,7 @@ import numpy as np
 import tomllib
 
 from rerinv.config import SCHEMES
-from rerinv.errors import ConfigError
+from rerinv.errors import ConfigError, not_a_regular_file
 
 # fmt: off
 #: section -> [(key, kind, check, unit, meaning)]; kind "int" | "float" | "bool" | "a|b|c"
@@ -281,6 +281,8 @@ def _read(name_or_path: str | Path) -> tuple[str, str]:
             f"unknown architecture {str(name_or_path)!r}: give a preset "
             f"({', '.join(arch_names())}) or a .toml file"
         )
+    if reason := not_a_regular_file(path):
+        raise ConfigError(reason)
     try:
         return path.read_text(), str(path)
     except (OSError, UnicodeDecodeError) as exc:

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import tomllib
 
-from rerinv.errors import InputError
+from rerinv.errors import InputError, not_a_regular_file
 from rerinv.system.networks import BUILTIN
 
 COLUMNS = ("name", "kind", "fan_in", "fan_out", "kernel_area", "positions")
@@ -164,6 +164,8 @@ def read_layer_table(path: str | Path) -> tuple[Layers, dict]:
     """A user layer table (``.csv`` or ``.toml``) and its ``[training]`` table (TOML only)."""
     path = Path(path)
     where = str(path)
+    if reason := not_a_regular_file(path):
+        raise InputError(reason)
     try:
         text = path.read_text()
     except (OSError, UnicodeDecodeError) as exc:
@@ -246,6 +248,8 @@ def load_steps_ratio(value: str, network: str | None = None) -> tuple[float, str
             raise InputError(f"--steps-ratio must be > 0, got {value!r}")
         return ratio, "given on the command line"
     path = Path(value)
+    if reason := not_a_regular_file(path):
+        raise InputError(f"--steps-ratio: {reason}")
     try:
         data = json.loads(path.read_text())
     except OSError as exc:
