@@ -16,6 +16,7 @@ from rerinv.cli.common import (
     add_force_option,
     add_simulation_options,
     config_from,
+    positive_int,
     seed_value,
 )
 from rerinv.errors import InputError
@@ -236,13 +237,28 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    config = commands.add_parser("config", help="configuration")
+    config = commands.add_parser(
+        "config",
+        help="configuration",
+        description="Print the configuration a command would run with: the built-in default, "
+        "a preset, a TOML file and --set overrides, in that order.",
+    )
     config_commands = config.add_subparsers(dest="config_command", required=True)
-    show = config_commands.add_parser("show", help="print the configuration as TOML")
+    show = config_commands.add_parser(
+        "show",
+        help="print the configuration as TOML",
+        description="Print every configuration value as TOML (a file --config reads back).",
+    )
     add_config_options(show)
     show.set_defaults(func=cmd_config_show)
 
-    netlist = commands.add_parser("netlist", help="write a standalone ngspice netlist")
+    netlist = commands.add_parser(
+        "netlist",
+        help="write a standalone ngspice netlist",
+        description="Write the INV or VMM crossbar of a matrix (or every crossbar of the "
+        "analog machine) as a netlist stock `ngspice -b` runs; its header says how the "
+        "printed node voltages map back to x (INV) or A^T b (VMM).",
+    )
     add_config_options(netlist)
     netlist.add_argument("--matrix", required=True, help=".npy, .csv, .txt or .mtx file")
     netlist.add_argument("--rhs", required=True, help="right-hand side b (INV) or input v (VMM)")
@@ -282,7 +298,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     solve.add_argument("--json", action="store_true", help="print one JSON object")
     solve.set_defaults(func=cmd_solve)
 
-    suite = commands.add_parser("suite", help="run the real-matrix suite (table, JSON, plot)")
+    suite = commands.add_parser(
+        "suite",
+        help="run the real-matrix suite (table, JSON, plot)",
+        description="Solve every matrix of the real-matrix suite (SuiteSparse and generated "
+        "classics, captured K-FAC factors) and write a table, suite.json and a plot of "
+        "verified bits against condition number. Exit status 0 once they are written, "
+        "whatever bits the matrices reached (the table says).",
+    )
     add_config_options(suite)
     add_simulation_options(suite, "scheme", "engine", "target_bits", "max_passes", "workers")
     suite.add_argument(
@@ -302,9 +325,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     add_force_option(suite)
     suite.set_defaults(func=cmd_suite)
 
-    demo = commands.add_parser("demo", help="one default INV solve through ngspice vs numpy")
+    demo = commands.add_parser(
+        "demo",
+        help="one default INV solve through ngspice vs numpy",
+        description="Solve one generated K-FAC-like system on the INV crossbar (one analog "
+        "pass, no refinement) and print it next to numpy's answer.",
+    )
     add_config_options(demo)
-    demo.add_argument("--n", type=int, default=16, help="matrix size (default 16)")
+    demo.add_argument("--n", type=positive_int, default=16, help="matrix size (default 16)")
     demo.add_argument("--seed", type=seed_value, default=0)
     add_simulation_options(demo, "engine")
     demo.add_argument(

@@ -137,7 +137,14 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 def add_calibrate_command(subparsers) -> argparse.ArgumentParser:
     """Register ``calibrate`` on the ``rerinv`` sub-command parsers; returns the new parser."""
-    parser = subparsers.add_parser("calibrate", help="fill a parameter card from simulations")
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="fill a parameter card from simulations",
+        description="Fill a parameter card (docs/parameter-card.md) from simulations: "
+        "settling times through ngspice, the accuracy of one INV solve and one VMM, per scheme "
+        "the passes and costs to 16 bits, and energy; read by `rerinv timing --card` and "
+        "`rerinv export`.",
+    )
     add_config_options(parser)
     parser.add_argument("--out", default="params.json", help="card to write (JSON)")
     parser.add_argument(
