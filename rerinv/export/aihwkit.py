@@ -8,6 +8,13 @@ Names checked against the aihwkit 1.1.0 source (``aihwkit.simulator.configs`` re
 ranges, so noise management (rescaling each input vector by its maximum) and bound management
 (re-running a saturated MVM with smaller inputs) are switched off, and ``out_bound`` is the
 card's ADC range in aihwkit's units (one weight of 1 at full-scale input gives 1).
+
+Units: aihwkit 1.1.0's ``InferenceRPUConfig`` leaves ``mapping.weight_scaling_omega`` at 0.0,
+no scaling, so ``out_bound``, ``w_noise`` and the IR drop would act on the raw weights: a matrix
+whose largest entry is 0.1 would see an output bound ten times too wide. The export sets
+``weight_scaling_omega = 1`` (one factor for the whole matrix, ``weight_scaling_columnwise``
+off): the largest ``|w|`` is mapped to 1, i.e. to ``g_max - g_min``, as rerinv maps a matrix,
+and the factor is applied back digitally.
 """
 
 from __future__ import annotations
@@ -33,6 +40,10 @@ LIMITATIONS = (
     "fixed ADC range (out_bound) and no noise or bound management: rerinv instead plans each"
     " VMM's input gain so that its outputs fill the ADC range",
     "no stuck-at cells",
+    "IR drop along the summation lines only (1-D, first input farthest from the output):"
+    " rerinv's row and column wires give a larger drop (about 4x for an 8 x 8 product, as"
+    " measured in issue 24), and"
+    " rerinv's row 0 sits nearest the TIA, so give aihwkit the rows in reverse order",
 )
 #: aihwkit WeightNoiseType values and member names.
 _WEIGHT_NOISE = {"None": "NONE", "AdditiveConstant": "ADDITIVE_CONSTANT"}
@@ -51,7 +62,11 @@ def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
         "w_noise is additive and state-independent; the card's read noise is proportional"
         " to the conductance, so w_noise = read_noise_frac is its value at g_max",
     )
-    r_wire = m.use("array.r_wire_ohm")
+    one_dimensional = (
+        "aihwkit's IR drop (ir_drop_g_ratio = 1 / (r_wire g_max)) is a 1-D model along the"
+        " summation lines; rerinv solves row and column wires, a larger drop (about 4x, issue 24)"
+    )
+    r_wire = m.use("array.r_wire_ohm", one_dimensional if m.peek("array.r_wire_ohm") > 0 else None)
     out_bound = m.peek("converters.adc_range_v") / (
         m.peek("array.r_f_ohm") * (g_max - g_min) * m.peek("converters.dac_range_v")
     )
@@ -92,7 +107,14 @@ def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
         "read_noise_scale": 0.0,
     }
     n = m.use("array.max_size")
-    mapping = {"max_input_size": n, "max_output_size": n}
+    # the largest |w| onto 1 = g_max - g_min, as rerinv maps a matrix (aihwkit's default 0.0
+    # leaves raw weights, and out_bound, w_noise and the IR drop in their units)
+    mapping = {
+        "weight_scaling_omega": 1.0,
+        "weight_scaling_columnwise": False,
+        "max_input_size": n,
+        "max_output_size": n,
+    }
     unexpressed = m.unexpressed()
     lines = [f"# {line}" for line in m.header("aihwkit", source, limitations=LIMITATIONS)]
     lines += [

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rerinv.card import lookup
+from rerinv.errors import InputError
 
 #: Card fields an export may express, besides the device/array/converters summaries.
 _MEASURED = ("timing", "accuracy", "energy")
@@ -122,3 +123,15 @@ class CardMapping:
             for line in lines
             for part in textwrap.wrap(line, width, break_on_hyphens=False, subsequent_indent="  ")
         ]
+
+
+def magnitude_bits(bits: int, name: str = "converters.dac_bits") -> int:
+    """Bits of magnitude of rerinv's sign-magnitude converter of ``bits`` bits: its
+    ``2**(bits - 1) - 1`` steps each side of zero are the levels of a ``bits - 1``-bit unsigned
+    converter (:mod:`rerinv.hw.converters`), what tools that apply the sign separately need."""
+    if bits < 2:
+        raise InputError(
+            f"{name} = {bits}: a sign-magnitude converter needs 2 bits or more (one for the "
+            "sign), a 1-bit one has no code but zero; calibrate with more bits"
+        )
+    return bits - 1

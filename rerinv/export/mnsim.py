@@ -5,6 +5,13 @@ Keys and converter tables checked against MNSIM-2.0 (``SimConfig.ini``,
 has are chosen (ADC choices 1, 2, 4; DAC choices 1 to 6); any other precision is a user-defined
 converter (``*_Choice = -1``) with its area, power and sample rate written out, because MNSIM
 divides by the sample rate and would otherwise read 0.
+
+Levels (``MNSIM/Interface/interface.py``, ``MNSIM/Interface/quantize.py``): the DAC precision
+is the input bits applied per cycle, and the sign of each input is applied separately (a
+magnitude of ``2**DAC_Precision - 1`` at most, times the sign), so rerinv's sign-magnitude DAC
+of ``dac_bits`` (``2**(dac_bits-1) - 1`` steps each side of zero) is ``DAC_Precision =
+dac_bits - 1``. With ``Xbar_Polarity = 2`` a weight is a positive and a negative crossbar of
+``Device_Level = 2**cell_bits`` levels each, as the card's differential pair.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import configparser
 import io
 from pathlib import Path
 
-from rerinv.export.common import CardMapping
+from rerinv.export.common import CardMapping, magnitude_bits
 
 SUFFIX = "ini"
 CHECKED_AGAINST = "MNSIM-2.0 (thu-nics/MNSIM-2.0 SimConfig.ini with Subarray_Size)"
@@ -52,6 +59,11 @@ def _converter(m: CardMapping, kind: str, bits: int, table: dict) -> dict[str, s
     m.approximate[name] = (
         f"MNSIM has no built-in {bits}-bit {kind}: user defined ({kind}_Choice = -1), area and "
         f"power scaled x{scale:g} from its {nearest}-bit one, its sample rate {rate:g} GS/s"
+        + (
+            " (DAC_Precision = dac_bits - 1: MNSIM applies the sign separately)"
+            if kind == "DAC"
+            else ""
+        )
     )
     return {f"{kind}_Choice": "-1", f"{kind}_Precision": str(bits),
             f"{kind}_Area": repr(area * scale), f"{kind}_Power": repr(power * scale),
@@ -96,11 +108,21 @@ def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
         "Subarray_Size": str(n),  # MNSIM asserts it divides the crossbar rows
         "Wire_Resistance": repr(m.use("array.r_wire_ohm")),
     }
-    interface = {**_converter(m, "DAC", dac_bits, _DAC), **_converter(m, "ADC", adc_bits, _ADC)}
+    # MNSIM applies each input's sign separately: the DAC holds the magnitude bits only
+    interface = {
+        **_converter(m, "DAC", magnitude_bits(dac_bits), _DAC),
+        **_converter(m, "ADC", adc_bits, _ADC),
+    }
+    element = {"Xbar_Polarity": "2", "Sub_Position": "0"}  # pos/neg crossbars, analog subtraction
     parser = configparser.ConfigParser()
     parser.optionxform = str  # keep MNSIM's capitalised key names
     parser.read_dict(
-        {"Device level": device, "Crossbar level": crossbar, "Interface level": interface}
+        {
+            "Device level": device,
+            "Crossbar level": crossbar,
+            "Interface level": interface,
+            "Process element level": element,
+        }
     )
     body = io.StringIO()
     parser.write(body)

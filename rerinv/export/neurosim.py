@@ -9,13 +9,20 @@ two blocks: user options, pasted at the end of the user-defined block (before th
 and the wire resistance per cell, pasted at the very end of ``Param::Param()``, after the
 derivation it replaces. Rows per sub-array go through the ``--subArray`` and ``--parallelRead``
 flags.
+
+Levels (``Inference_pytorch/modules/quantization_cpu_np_infer.py`` of V1.4): an input is
+quantised unsigned, ``round((2**wl_activate - 1) * x)`` for ``x`` in [0, 1], and applied bit by
+bit; a weight in [-1, 1] becomes the cell level ``round((2**wl_weight - 1) / 2 * (w + 1))``,
+whose offset a dummy column subtracts. rerinv's DAC is sign-magnitude, so
+``--wl_activate = dac_bits - 1`` gives the same magnitudes, and the sign is declared
+inexpressible, as is the card's differential weight pair.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from rerinv.export.common import CardMapping
+from rerinv.export.common import CardMapping, magnitude_bits
 
 SUFFIX = "cpp"
 CHECKED_AGAINST = "DNN_NeuroSim V1.4 (neurosim/DNN_NeuroSim_V1.4 Param.cpp, main.cpp)"
@@ -25,6 +32,12 @@ LIMITATIONS = (
     "the variation (--vari) is redrawn on every forward pass; no absolute programming error,"
     " no read noise, no stuck-at cells",
     "no ADC range in volts: NeuroSim's sense amplifiers set their own references",
+    "inputs are unsigned, bit-serial over [0, 1] (wl_activate bits, 2**wl_activate levels):"
+    " signed inputs cannot be expressed (run a vector's positive and negative parts as two"
+    " passes and subtract)",
+    "weights are mapped with an offset and a dummy column, 2**wl_weight levels over [-1, 1]"
+    " (16 for 4-bit cells): the card's differential pair has 2 (2**cell_bits - 1) + 1 levels"
+    " (31 for 4-bit cells), which NeuroSim cannot express",
 )
 #: The line of Param.cpp that ends the user-defined block (the first block goes before it).
 USER_BLOCK_END = "/*** Initialization of parameters NO need to modify ***/"
@@ -34,7 +47,18 @@ def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
     """The C++ lines (and the flags as a comment) at ``path``."""
     g_max, g_min = m.use("device.g_max_siemens"), m.use("device.g_min_siemens")
     cell_bits, n = m.use("device.cell_bits"), m.use("array.max_size")
-    adc_bits, dac_bits = m.use("converters.adc_bits"), m.use("converters.dac_bits")
+    adc_bits = m.use("converters.adc_bits")
+    dac_bits = m.use(
+        "converters.dac_bits",
+        "--wl_activate = dac_bits - 1: NeuroSim's inputs are unsigned (2**wl_activate levels over"
+        " [0, 1]), the card's DAC is sign-magnitude (2**(dac_bits-1) - 1 steps each side of"
+        " zero): the magnitudes match, the sign has no equivalent",
+    )
+    m.approximate["device.cell_bits"] = (
+        f"--wl_weight = --cellBit = cell_bits: NeuroSim maps a weight with an offset and a dummy"
+        f" column, {2**cell_bits} levels over [-1, 1]; the card's differential pair has"
+        f" {2 * (2**cell_bits - 1) + 1}"
+    )
     r_wire = m.use("array.r_wire_ohm")
     # fmt: off
     user = [
@@ -69,7 +93,8 @@ def render(m: CardMapping, path: Path, source: str) -> dict[Path, str]:
     # fmt: off
     flags = {
         "--inference": 1, "--subArray": n, "--parallelRead": n, "--ADCprecision": adc_bits,
-        "--cellBit": cell_bits, "--wl_weight": cell_bits, "--wl_activate": dac_bits,
+        "--cellBit": cell_bits, "--wl_weight": cell_bits,
+        "--wl_activate": magnitude_bits(dac_bits),
         "--onoffratio": g_max / g_min, "--vari": vari, "--t": 0, "--v": 0, "--detect": 0,
         "--target": 0,
     }
