@@ -437,3 +437,28 @@ def test_ctrl_c_while_ngspice_computes_exits_130(tmp_path):
     assert stderr.strip().splitlines()[-1] == "rerinv: interrupted", stderr
     assert "settling" not in stdout  # no result printed
     assert time.monotonic() - start < 30
+
+
+@pytest.fixture
+def full_disk(tmp_path):
+    """A 48 KiB tmpfs: a disk that fills during the write (needs root; skipped otherwise)."""
+    folder = tmp_path / "full"
+    folder.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48k", "tmpfs", str(folder)],
+                             capture_output=True, text=True)  # fmt: skip
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_full_disk_during_settle_is_one_line_and_leaves_nothing(full_disk):
+    done = subprocess.run(
+        [sys.executable, "-m", "rerinv", "settle", "--n", "16", "--out", "w.h5"],
+        cwd=full_disk, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr  # it crashed (139) after a multi-line HDF5 error
+    assert done.stderr.strip() == "rerinv: error: cannot write w.h5: No space left on device"
+    assert list(full_disk.iterdir()) == []

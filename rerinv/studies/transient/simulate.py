@@ -6,6 +6,7 @@ Nothing here predicts or judges a response; :mod:`rerinv.studies.transient.predi
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 from rerinv.engines.ngspice import NgspiceEngine, NgspiceSession
 from rerinv.errors import InputError
 from rerinv.hw.circuit import Circuit
-from rerinv.outputs import replacing
+from rerinv.outputs import atomic_write
 
 STEP_RISE_TIME = 1e-11  #: rise time of the input step (s)
 POINTS = 400  #: the largest ngspice time step is t_stop / POINTS
@@ -113,11 +114,14 @@ def write_waveforms(
 
     Every dataset carries a Fletcher32 checksum and the file uses the HDF5 1.10 format
     (checksummed metadata); it is written to a temporary file that replaces ``path`` only when
-    complete (the caller decides whether ``path`` may be replaced: :mod:`rerinv.outputs`)."""
+    complete (the caller decides whether ``path`` may be replaced: :mod:`rerinv.outputs`).
+    HDF5 builds the file in memory and Python writes its bytes: a full disk is an ``OSError``
+    of one line with nothing left behind (HDF5 writing to a full disk itself left a file it
+    could not close, and crashed the interpreter at exit)."""
     import h5py
 
-    path = Path(path)
-    with replacing(path) as temporary, h5py.File(temporary, "w", libver=("v110", "latest")) as f:
+    image = io.BytesIO()
+    with h5py.File(image, "w", libver=("v110", "latest")) as f:
         arrays = {"time": wf.time, "outputs": wf.outputs, "amplifiers": wf.values[wf.n_outputs :]}
         for name, data in {**arrays, **(datasets or {})}.items():
             data = np.asarray(data)
@@ -126,7 +130,7 @@ def write_waveforms(
         f.attrs["rise_time"] = wf.rise_time
         f.attrs["output_nodes"] = list(wf.output_nodes)
         f.attrs["amplifier_nodes"] = list(wf.nodes[wf.n_outputs :])
-    return path
+    return atomic_write(path, image.getvalue())
 
 
 def read_waveforms(path: str | Path) -> tuple[Waveforms, dict]:
