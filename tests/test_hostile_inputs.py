@@ -230,6 +230,13 @@ CASES = [
     ("fifo-card", "export {ws}/fifo.json --to crosssim --out {ws}/new.json", "not a regular"),
     ("fifo-arch", "timing --arch {ws}/fifo.toml --out {ws}/new --no-plots", "not a regular"),
     ("folder-config", "config show --config {ws}/sdir", "not a regular file"),
+    # every cell stuck: the programmed crossbar is singular (a LinAlgError traceback before)
+    (
+        "stuck-high-netlist",
+        "netlist --matrix {ws}/A.npy --rhs {ws}/b.npy --out {ws}/p.cir --set device.p_stuck_high=1",
+        "singular matrix .are its cells stuck",
+    ),
+    ("stuck-high-settle", "settle --n 4 --set device.p_stuck_high=1", "cells stuck"),
     # converters and counts that left a ZeroDivisionError
     ("adc-1-bit", "solve --matrix {ws}/A.npy --set converters.adc_bits=1 {N}", "between 2 and"),
     ("calibrate-0-trials", "calibrate --trials 0 --out {ws}/new.json", ">= 1"),

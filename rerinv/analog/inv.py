@@ -32,7 +32,7 @@ from rerinv.analog.dynamics import STABILITY_MARGIN, slowest_rate
 from rerinv.analog.vmm import OUTPUT_HEADROOM
 from rerinv.config import Config
 from rerinv.engines import get_engine
-from rerinv.errors import UnstableMatrixError
+from rerinv.errors import InputError, UnstableMatrixError
 from rerinv.hw.circuit import Circuit, ginv_crossbar, inv_crossbar, inv_gain_error
 from rerinv.hw.mapping import CrossbarArrays, map_matrix, program_conductances
 from rerinv.hw.scaling import choose_scaling
@@ -245,7 +245,14 @@ def input_gain(inv: InvCrossbar, b: np.ndarray) -> float:
     if peak_in == 0:
         return 1.0
     k = cfg.converters.dac_range / peak_in
-    planned = np.linalg.solve(inv.arrays.conductance_matrix, k * rb / cfg.array.r_in)
+    try:
+        planned = np.linalg.solve(inv.arrays.conductance_matrix, k * rb / cfg.array.r_in)
+    except np.linalg.LinAlgError:
+        raise InputError(
+            "the programmed INV crossbar holds a singular matrix (are its cells stuck? "
+            f"device.p_stuck_low = {cfg.device.p_stuck_low:g}, device.p_stuck_high = "
+            f"{cfg.device.p_stuck_high:g}): no input can be planned for its loop"
+        ) from None
     limit = OUTPUT_HEADROOM * min(cfg.converters.adc_range, cfg.opamp.v_rail)
     peak_out = np.max(np.abs(planned))
     return k * min(1.0, limit / peak_out) if peak_out > 0 else k
