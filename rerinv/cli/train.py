@@ -4,19 +4,42 @@
 Adam on the digits task into an HDF5 file, then writes the HTML report and the step-ratio JSON
 next to it. The hardware starts from the training defaults (nodal engine, float64 residual;
 see ``rerinv.training.spec.TRAINING_DEFAULTS``); ``--preset``, ``--config`` and ``--set``
-apply on top.
+apply on top. Every output is checked before the first run (an existing file needs
+``--force``; an input is never overwritten) and written atomically; training files carry
+checksums, verified by ``train-report`` and ``train --resume``.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import sys
 from pathlib import Path
 
-from rerinv.cli.common import positive_int, seed_value
+from rerinv.cli.common import add_force_option, positive_int, seed_value
 from rerinv.config import ENGINES, Config
 from rerinv.errors import InputError
+from rerinv.outputs import check_output
 from rerinv.presets import preset_names, preset_text
+
+TRAIN_DESCRIPTION = """\
+Train a small network on scikit-learn's digits with K-FAC whose factor inverses come from the
+simulated analog crossbar (and from float64 and a k-bit stand-in), against tuned SGD and Adam:
+every setting x seed into one HDF5 training file (--out, ending in .h5), then the HTML report
+(.html) and the step-ratio JSON (-steps.json) beside it. Existing outputs are refused without
+--force (an input is never replaced); an interrupted run (Ctrl-C, exit status 130) is
+completed with --resume; a damaged or altered training file is refused by its checksums.
+The hardware starts from the training defaults (nodal engine, float64 residual VMM);
+--preset, --config and --set apply on top."""
+
+REPORT_DESCRIPTION = """\
+Make the HTML report and the step-ratio JSON (read by `rerinv timing --steps-ratio`) of a
+training file written by `rerinv train`, after verifying its checksums. Default outputs are
+beside it (x.h5 -> x.html and x-steps.json); --out alone writes only the report. Existing
+outputs are refused without --force, and the training file itself is never replaced."""
+
+#: Suffixes of a training file (HDF5).
+H5_SUFFIXES = (".h5", ".hdf5")
 
 
 def _floats(text: str) -> tuple[float, ...]:
@@ -63,12 +86,16 @@ SPEC_FLAGS = {
 
 def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add = parser.add_argument
-    add("--out", required=True, help="HDF5 training file (report: .html, steps: -steps.json)")
+    add(
+        "--out",
+        required=True,
+        help="HDF5 training file, ending in .h5 (report beside it: .html, steps: -steps.json)",
+    )
     add("--task", choices=("classify", "autoencode"), help="digits task (default classify)")
     add("--hidden", type=_ints, help="hidden widths, e.g. 32 or 64,32 (default 32; AE 16)")
     add("--pool", type=int, help="average-pool the 8x8 inputs (2: 16 inputs, a small network)")
     add("--steps", type=int, help="optimizer steps per run (default 150)")
-    add("--batch-size", type=int, help="mini-batch size (default 256)")
+    add("--batch-size", type=positive_int, help="mini-batch size (default 256)")
     add("--seeds", type=positive_int, help="runs per setting (default 5)")
     add("--seed", type=seed_value, help="master seed of the run seeds (default 0)")
     add("--data-seed", type=seed_value, help="seed of the train/test split (default 0)")
@@ -99,8 +126,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="override one hardware value; repeatable (e.g. scheme.residual=analog)",
     )
-    add("--workers", type=int, help="local processes (default: all cores)")
+    add("--workers", type=positive_int, help="local processes (default: all cores)")
     add("--resume", action="store_true", help="complete an interrupted --out file")
+    add_force_option(parser)
     add("--no-report", action="store_true", help="skip the HTML report and steps JSON")
     add(
         "--capture-factors",
@@ -189,18 +217,45 @@ def command_line(args: argparse.Namespace) -> str:
 def outputs(out: str) -> tuple[Path, Path]:
     """Report and steps-JSON paths beside the HDF5 file."""
     base = Path(out)
-    stem = base.with_suffix("") if base.suffix in (".h5", ".hdf5") else base
+    stem = base.with_suffix("") if base.suffix.lower() in H5_SUFFIXES else base
     return stem.with_suffix(".html"), Path(f"{stem}-steps.json")
 
 
+def _distinct(named: dict[str, Path | None]) -> None:
+    """Refuse two outputs of one command that are the same file."""
+    seen: dict[Path, str] = {}
+    for what, path in named.items():
+        if path is None:
+            continue
+        key = Path(path).resolve()
+        if key in seen:
+            raise InputError(f"{what} {path} is the same file as {seen[key]}; give another name")
+        seen[key] = f"{what} {path}"
+
+
+def check_train_outputs(args: argparse.Namespace) -> None:
+    """Refuse, before any run, every output ``rerinv train`` must not write."""
+    out = Path(args.out)
+    if out.suffix.lower() not in H5_SUFFIXES:
+        raise InputError(
+            f"--out {out}: the training file is HDF5 and its name ends in .h5 (the report "
+            "and steps JSON are written beside it), e.g. --out "
+            f"{out.with_suffix('.h5').name}"
+        )
+    inputs = [args.config]
+    # an existing --out is the driver's to refuse (it suggests --resume); never an input
+    check_output(out, force=True, inputs=inputs)
+    report, steps = (None, None) if args.no_report else outputs(args.out)
+    capture = Path(args.capture_factors) if args.capture_factors else None
+    _distinct({"--out": out, "the report": report, "the steps JSON": steps,
+               "--capture-factors": capture})  # fmt: skip
+    for what, path in (("report", report), ("steps JSON", steps), ("--capture-factors", capture)):
+        if path is not None:
+            check_output(path, force=args.force, inputs=[*inputs, out], what=what)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from rerinv.training import (
-        capture_factors,
-        load_training,
-        run_training,
-        write_steps_json,
-        write_training_report,
-    )
+    from rerinv.training import capture_factors, run_training, write_training_outputs
 
     spec = spec_from_args(args)
     config = config_from_args(args)
@@ -208,9 +263,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         raise InputError("--capture-every must be >= 1")
     if args.capture_damping is not None and not args.capture_damping > 0:
         raise InputError("--capture-damping must be positive")
+    check_train_outputs(args)
     line = command_line(args)
     summary = run_training(
-        spec, config, args.out, workers=args.workers, resume=args.resume, command_line=line
+        spec,
+        config,
+        args.out,
+        workers=args.workers,
+        resume=args.resume,
+        force=args.force,
+        command_line=line,
     )
     print(
         f"rerinv train: {summary.stored}/{summary.total} runs stored in {summary.path} "
@@ -220,8 +282,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130  # run_training printed the --resume line
     if not args.no_report:
         report, steps = outputs(args.out)
-        write_training_report(args.out, report)
-        write_steps_json(load_training(args.out), steps)
+        write_training_outputs(args.out, report=report, steps=steps)
         print(f"report: {report}   steps JSON: {steps}")
     if args.capture_factors:
         path = capture_factors(
@@ -233,21 +294,35 @@ def cmd_train(args: argparse.Namespace) -> int:
             relative_damping=args.capture_damping,
             sizes=tuple(args.capture_sizes),
             dtype="float32" if args.capture_float32 else "float64",
+            force=args.force,
         )
         print(f"factors: {path}")
     return 0
 
 
 def cmd_train_report(args: argparse.Namespace) -> int:
-    from rerinv.training import load_training, write_steps_json, write_training_report
+    from rerinv.training import load_training, write_training_outputs
 
-    report, steps = outputs(args.results)
-    report = Path(args.out) if args.out else report
-    write_training_report(args.results, report)
-    print(f"wrote {report}")
-    if args.steps_json or not args.out:
-        results = load_training(args.results)
-        path = write_steps_json(results, args.steps_json or steps, args.steps_setting)
+    results = Path(args.results)
+    if not results.is_file():
+        what = "is a folder, not" if results.is_dir() else "no such file: not"
+        raise InputError(f"{results}: {what} a training file")
+    default_report, default_steps = outputs(args.results)
+    report = Path(args.out) if args.out else default_report
+    steps = Path(args.steps_json) if args.steps_json else (None if args.out else default_steps)
+    _distinct({"--out": report, "--steps-json": steps})
+    check_output(report, force=args.force, inputs=[results], what="--out")
+    if steps is not None:
+        check_output(steps, force=args.force, inputs=[results], what="--steps-json")
+    loaded = load_training(results)  # every checksum, before anything is written
+    written = write_training_outputs(loaded, report=report, steps=steps, setting=args.steps_setting)
+    if not loaded.checked:
+        print(
+            f"rerinv train-report: note: {results} carries no checksums (format version 1, "
+            "written before training files had them): its numbers are not verified",
+            file=sys.stderr,
+        )
+    for path in written:
         print(f"wrote {path}")
     return 0
 
@@ -256,12 +331,17 @@ def register(commands: argparse._SubParsersAction) -> None:
     train = commands.add_parser(
         "train",
         help="K-FAC training on digits with analog factor inverses vs float64, SGD and Adam",
-        description=__doc__,
+        description=TRAIN_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_train_arguments(train)
     train.set_defaults(func=cmd_train)
-    report = commands.add_parser("train-report", help="HTML report and steps JSON of a train file")
+    report = commands.add_parser(
+        "train-report",
+        help="HTML report and steps JSON of a train file",
+        description=REPORT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     report.add_argument("results", help="HDF5 file written by `rerinv train`")
     report.add_argument("--out", help="report file (default: beside the results, .html)")
     report.add_argument("--steps-json", help="also write the step-ratio JSON here")
@@ -271,4 +351,5 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="K-FAC setting whose ratios are the JSON's second_order_vs_* (default "
         "'kfac float64'), e.g. 'kfac single'",
     )
+    add_force_option(report)
     report.set_defaults(func=cmd_train_report)

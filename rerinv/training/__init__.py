@@ -16,7 +16,7 @@ from rerinv.training.backends import (
     make_backend,
 )
 from rerinv.training.factors import capture_factors, load_factor_set, save_factor_set
-from rerinv.training.report import write_training_report
+from rerinv.training.report import write_training_outputs, write_training_report
 from rerinv.training.run import TrainingSummary, run_training
 from rerinv.training.spec import BACKENDS, Setting, TrainingSpec, training_config
 from rerinv.training.store import TrainingResults, load_training
@@ -46,5 +46,6 @@ __all__ = [
     "train_run",
     "training_config",
     "write_steps_json",
+    "write_training_outputs",
     "write_training_report",
 ]

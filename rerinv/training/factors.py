@@ -21,6 +21,7 @@ import numpy as np
 from rerinv.config import Config
 from rerinv.errors import InputError
 from rerinv.matrices import MATRIX_SET_FORMAT, load_matrix_set
+from rerinv.outputs import atomic_write
 from rerinv.provenance import provenance
 from rerinv.training.spec import Setting, TrainingSpec
 from rerinv.training.train import run_seed, train_run
@@ -41,6 +42,7 @@ def capture_factors(
     relative_damping: float | None = None,
     sizes: tuple[int, ...] = (),
     dtype: str = "float64",
+    force: bool = False,
 ) -> Path:
     """Train one K-FAC run and save the damped factors of every ``every``-th inverse update.
 
@@ -65,6 +67,8 @@ def capture_factors(
     dtype : str
         ``float64`` or ``float32`` (half the file; the stored matrix is then what a suite
         solves).
+    force : bool
+        Replace an existing ``out`` (atomically, once the factors are captured).
     """
     setting = setting or Setting("kfac", "float64")
     if setting.optimizer != "kfac":
@@ -72,8 +76,9 @@ def capture_factors(
     if every < 1:
         raise InputError(f"capture every must be >= 1 inverse update, got {every}")
     out = Path(out)
-    if out.exists():
-        raise InputError(f"{out} exists; choose another factor-set file")
+    if out.exists() and not force:
+        raise InputError(f"{out} exists; pass --force to replace it, or choose another file")
+    spec.check_dataset()
     items: list[tuple[str, np.ndarray, dict[str, Any]]] = []
     updates: dict[int, int] = {}
 
@@ -117,10 +122,12 @@ def save_factor_set(
     attrs: dict[str, Any],
     dtype: str = "float64",
 ) -> Path:
-    """Write ``(name, matrix, metadata)`` items and root ``attrs`` to a new factor-set file."""
+    """Write ``(name, matrix, metadata)`` items and root ``attrs`` to a factor-set file.
+
+    The file is made in memory and written atomically (a temporary file beside ``path``,
+    renamed into place): a failure (e.g. a full disk) leaves ``path`` as it was."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with h5py.File(path, "w-") as f:
+    with h5py.File(path, "w", driver="core", backing_store=False) as f:
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
         for key, value in attrs.items():
@@ -132,7 +139,9 @@ def save_factor_set(
             )
             for key, value in metadata.items():
                 dataset.attrs[key] = value
-    return path
+        f.flush()
+        image = f.id.get_file_image()
+    return atomic_write(path, image)
 
 
 def load_factor_set(path: str | Path) -> list[tuple[str, np.ndarray, dict[str, Any]]]:

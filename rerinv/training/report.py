@@ -9,18 +9,59 @@ from pathlib import Path
 
 import numpy as np
 
+from rerinv.outputs import atomic_write
 from rerinv.training.plots import Plot, make_plots
 from rerinv.training.store import TrainingResults, load_training
-from rerinv.training.summary import setting_rows, step_ratio, targets, tuned_baselines
+from rerinv.training.summary import (
+    setting_rows,
+    step_ratio,
+    steps_json,
+    targets,
+    tuned_baselines,
+)
 
 
 def write_training_report(results_path: str | Path, out: str | Path) -> Path:
     """Write the HTML report of the training file ``results_path`` to ``out``."""
-    results = load_training(results_path)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render(results))
-    return out
+    return write_training_outputs(results_path, report=out)[0]
+
+
+def write_training_outputs(
+    results_path: str | Path | TrainingResults,
+    *,
+    report: str | Path | None = None,
+    steps: str | Path | None = None,
+    setting: str | None = None,
+) -> list[Path]:
+    """Write the HTML ``report`` and the ``steps`` JSON (either may be None) of the training
+    file ``results_path`` (or of results already loaded).
+
+    The file is read once (its checksums verified) and both texts are made before anything
+    is written; each is written atomically, and when one cannot be written the files this
+    call created are removed, so a failure leaves the folder as it was (an existing file
+    replaced before the failure stays replaced).
+    """
+    if isinstance(results_path, TrainingResults):
+        results = results_path
+    else:
+        results = load_training(results_path)
+    texts: dict[Path, str] = {}
+    if report is not None:
+        texts[Path(report)] = render(results)
+    if steps is not None:
+        texts[Path(steps)] = steps_json(results, setting)
+    created: list[Path] = []
+    try:
+        for path, text in texts.items():
+            existed = path.exists()
+            atomic_write(path, text)
+            if not existed:
+                created.append(path)
+    except BaseException:
+        for path in created:
+            path.unlink(missing_ok=True)
+        raise
+    return list(texts)
 
 
 def _interval(value: tuple[float, float, float], fmt: str = "{:.1f}") -> str:
@@ -63,6 +104,16 @@ def render(results: TrainingResults) -> str:
             f"{results.attrs.get('created', '?')} by: {results.attrs.get('command_line') or '?'}"
         ),
     ]
+    if not results.checked:
+        parts.append(
+            "<p><strong>Unverified file:</strong> "
+            + html.escape(
+                f"{results.path.name} was written before training files carried checksums "
+                "(format version 1), so damage to it cannot be detected: the numbers below are "
+                "not verified."
+            )
+            + "</p>"
+        )
     if done < total:
         parts.append(
             _p("Incomplete file: statistics cover the stored runs; complete it with --resume.")

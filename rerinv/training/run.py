@@ -1,10 +1,14 @@
 """The training driver: run (or resume) a grid of settings x seeds into one HDF5 file.
 
 Runs go to local worker processes (``spawn`` start method, one BLAS thread each, so results
-do not depend on the worker count); the driver alone writes the file, storing each run at its
-index as it arrives. The first Ctrl-C (or SIGTERM) stops starting runs and lets the running
-ones finish and be stored; a second one abandons them. Either way the file is closed cleanly
-and ``--resume`` completes it.
+do not depend on the worker count), which die with the driver even when it is SIGKILLed
+(Linux ``PR_SET_PDEATHSIG``, as Monte Carlo's workers). The driver alone writes the file,
+storing each run at its index as it arrives and saving the whole file atomically at most
+every :data:`SAVE_INTERVAL` seconds and at the end (:class:`~rerinv.training.store.
+TrainingStore`): the file on disk is always complete, and it is first written once it holds
+a run that did not fail, so a grid whose every run fails writes (and replaces) nothing. The
+first Ctrl-C (or SIGTERM) stops starting runs and lets the running ones finish and be stored;
+a second one abandons them. Either way the file is saved and ``--resume`` completes it.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import sys
 import time
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,12 +30,17 @@ from typing import Any, TextIO
 import rerinv
 from rerinv.config import Config
 from rerinv.errors import InputError
-from rerinv.interrupts import StopOnInterrupt
+from rerinv.interrupts import StopOnInterrupt, die_with_parent
 from rerinv.provenance import provenance
 from rerinv.training.backends import make_backend
 from rerinv.training.spec import TrainingSpec
 from rerinv.training.store import TrainingStore, run_settings
 from rerinv.training.train import run_seed, train_run
+
+#: Seconds between two saves of the training file while runs arrive (and one at the end).
+SAVE_INTERVAL = 1.0
+#: The record of a run whose worker process died.
+CRASH_MESSAGE = "WorkerCrash: the worker process died while running this run"
 
 
 @dataclass(frozen=True)
@@ -67,9 +77,20 @@ def execute_run(task: RunTask) -> dict[str, Any]:
     return record
 
 
-def _ignore_signals() -> None:
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, signal.SIG_IGN)
+def _init_worker(driver_pid: int) -> None:
+    """Pool worker initialiser: Ctrl-C (sent to the whole terminal process group) is the
+    driver's business; SIGTERM terminates the worker, and so does the death of the driver
+    (its parent: ``spawn`` workers are the driver's own children), even by SIGKILL.
+
+    The Monte Carlo pool does the same through ``rerinv.studies.mc.lifeline.watch_driver``,
+    which this layer cannot import (``rerinv.studies`` and ``rerinv.training`` are
+    independent layers); its kernel request (:func:`rerinv.interrupts.die_with_parent`) is
+    shared."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    die_with_parent(signal.SIGTERM)
+    if os.getppid() != driver_pid:  # the driver died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class _Progress:
@@ -132,6 +153,7 @@ def run_training(
     *,
     workers: int | None = None,
     resume: bool = False,
+    force: bool = False,
     command_line: str | None = None,
     stream: TextIO | None = None,
 ) -> TrainingSummary:
@@ -148,16 +170,30 @@ def run_training(
     workers : int, optional
         Local worker processes (default ``os.cpu_count()``); 1 runs in this process.
     resume : bool
-        Open ``out``, check it was written for this spec and configuration, run what is missing.
+        Open ``out``, verify its checksums, check it was written for this spec and
+        configuration, run what is missing.
+    force : bool
+        Replace an existing ``out`` (without ``resume``); it is replaced only once the new
+        grid holds a run that did not fail.
     command_line : str, optional
         Stored as provenance; printed with ``--resume`` when interrupted.
     stream : file, optional
         Progress and messages (default ``sys.stderr``).
+
+    Raises
+    ------
+    InputError
+        One line, before any run: an impossible grid (e.g. a batch larger than the training
+        set), an existing ``out`` without ``resume`` or ``force``, a file that cannot be
+        resumed. After the runs: every run failed (nothing is written, or only the runs this
+        call completed, when resuming), or the file could not be saved (``out`` then holds
+        its last complete save, or nothing).
     """
     stream = sys.stderr if stream is None else stream
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise InputError(f"workers must be at least 1, got {workers}")
+    spec.check_dataset()
     out = Path(out)
     if resume:
         store = TrainingStore.open(out)
@@ -176,12 +212,16 @@ def run_training(
             store.close()
             raise InputError(
                 f"{out} was written for a different grid, so it cannot be resumed with these "
-                "arguments:\n  " + "\n  ".join(problems)
+                "arguments: " + "; ".join(problems)
             )
     else:
-        if out.exists():
-            raise InputError(f"{out} exists; pass --resume to complete it or choose another --out")
-        out.parent.mkdir(parents=True, exist_ok=True)
+        if out.is_dir():
+            raise InputError(f"{out} is a folder; give the training file to write")
+        if (out.exists() or out.is_symlink()) and not force:
+            raise InputError(
+                f"{out} exists; pass --resume to complete it, --force to replace it, or choose "
+                "another --out"
+            )
         uses_spice = config.simulation.engine == "spice" and any(
             s.optimizer == "kfac" and s.backend not in ("float64", "quantised")
             for s in spec.settings()
@@ -199,14 +239,23 @@ def run_training(
     tasks = deque(RunTask(r, spec, config) for r in range(len(runs)) if not store.done[r])
     progress = _Progress(len(runs), int(store.done.sum()), stream)
     ran = failed = 0
+    # written once it holds a run that did not fail (a resumed file already does)
+    worth_saving = resume
+    first_error = ""
 
     def deliver(task: RunTask, record: dict[str, Any]) -> None:
-        nonlocal ran, failed
+        nonlocal ran, failed, worth_saving, first_error
         record["finished_at"] = time.time()
         store.write_run(task.index, record)
         ran += 1
-        failed += record["status"] == "failed"
+        if record["status"] == "failed":
+            failed += 1
+            first_error = first_error or str(record.get("error", ""))
+        else:
+            worth_saving = True
         progress.update(f"{runs[task.index][0].label}, seed {runs[task.index][1]}")
+        if worth_saving:
+            store.save(interval=SAVE_INTERVAL)
 
     interrupted = False
     try:
@@ -233,40 +282,86 @@ def run_training(
                 "interrupted": interrupted,
             }
         )
+        if worth_saving:
+            store.save()
         stored = int(store.done.sum())
+    except InputError as exc:  # the file could not be saved (e.g. a full disk)
+        progress.close()
+        if store.on_disk:
+            kept = f"{out} keeps its last complete save; free space and complete it with --resume"
+        else:
+            kept = "nothing was written"
+        raise InputError(f"{exc}; {kept}") from None
     finally:
         store.close()
-    if interrupted and command_line:
-        print(
-            f"rerinv train: interrupted; to complete it run:\n  {command_line} --resume",
-            file=stream,
+    if ran and not worth_saving and not interrupted:
+        raise InputError(
+            f"every one of the {failed} runs failed (the first: {_one_line(first_error)}); "
+            f"nothing was written to {out}"
         )
+    if interrupted:
+        if store.on_disk and command_line:
+            print(
+                f"rerinv train: interrupted; to complete it run:\n  {command_line} --resume",
+                file=stream,
+            )
+        elif not store.on_disk:
+            print("rerinv train: interrupted before any run was stored; nothing was written",
+                  file=stream)  # fmt: skip
     return TrainingSummary(
         out, len(runs), stored, ran, failed, interrupted, time.perf_counter() - start
     )
 
 
+def _one_line(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _run_pool(tasks: deque, workers: int, deliver, stop: StopOnInterrupt) -> None:
+    """Run ``tasks`` on local worker processes; a pool broken by a dying worker is replaced
+    (the runs it was running are stored as failed, unless a stop was requested: then they
+    are left for ``--resume``)."""
+    while tasks and not stop.requested:
+        _pool_pass(tasks, workers, deliver, stop)
+
+
+def _pool_pass(tasks: deque, workers: int, deliver, stop: StopOnInterrupt) -> None:
     context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_signals)
+    workers = min(workers, len(tasks))
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_init_worker, initargs=(os.getpid(),)
+    )
     running: dict = {}
+    broken = False
     try:
-        while (tasks and not stop.requested) or running:
-            while tasks and len(running) < workers and not stop.requested:
+        while (tasks and not stop.requested and not broken) or running:
+            while tasks and len(running) < workers and not stop.requested and not broken:
                 task = tasks.popleft()
-                running[pool.submit(execute_run, task)] = task
+                try:
+                    running[pool.submit(execute_run, task)] = task
+                except BrokenProcessPool:
+                    tasks.appendleft(task)
+                    broken = True
             finished, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
             for future in finished:
                 task = running.pop(future)
                 try:
                     record = future.result()
-                except Exception as exc:  # the worker died (killed, out of memory)
-                    record = {"status": "failed", "error": f"WorkerCrash: {exc}"}
+                except BrokenProcessPool:
+                    broken = True
+                    if stop.requested:  # killed along with the stop: --resume runs it
+                        continue
+                    record = {"status": "failed", "error": CRASH_MESSAGE}
+                    record.update(run_time=float("nan"), worker="")
+                except Exception as exc:  # e.g. a result that cannot be unpickled
+                    record = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
                     record.update(run_time=float("nan"), worker="")
                 deliver(task, record)
-    except KeyboardInterrupt:
-        for process in list(getattr(pool, "_processes", {}).values()):
-            process.terminate()
+    except BaseException:  # second Ctrl-C or a driver error: do not wait for the workers
+        processes = list((getattr(pool, "_processes", None) or {}).values())
         pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.kill()
         raise
-    pool.shutdown(wait=True)
+    pool.shutdown(wait=True, cancel_futures=True)

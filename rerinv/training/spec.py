@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, fields
 from rerinv.config import Config
 from rerinv.errors import InputError
 from rerinv.schemes.loops import LOOPS
-from rerinv.training.data import TASKS
+from rerinv.training.data import TASKS, digits_dataset
 from rerinv.training.kfac import KfacSettings
 from rerinv.training.mlp import Architecture
 
@@ -104,6 +104,16 @@ class TrainingSpec:
         self.architecture()
         for lam in self.damping:
             self.kfac_settings(lam).validate()
+
+    def check_dataset(self) -> None:
+        """Refuse what the data cannot give (before any run): a mini-batch larger than the
+        training set."""
+        samples = len(digits_dataset(self.task, seed=self.data_seed, pool=self.pool).x_train)
+        if self.batch_size > samples:
+            raise InputError(
+                f"batch size {self.batch_size} exceeds the {samples} training images of "
+                f"digits-{self.task}; choose at most {samples} (--batch-size)"
+            )
 
     @classmethod
     def for_task(cls, task: str = "classify", **values) -> TrainingSpec:

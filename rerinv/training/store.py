@@ -4,13 +4,23 @@ It follows the Monte Carlo store's conventions (``docs/hdf5-layout.md``): format
 version attributes, provenance as root attributes, the configuration TOML and the training
 spec JSON stored verbatim, every run stored at its index (so the file does not depend on the
 order runs finished in), ``done`` set last, run-dependent numbers (wall times, workers,
-sessions) kept apart under ``/timing``, and ``--resume`` completing the runs not yet done. The
-layout is documented in ``docs/training.md``.
+sessions) kept apart under ``/timing``, checksums (:mod:`rerinv.training.integrity`) verified
+on every read, and ``--resume`` completing the runs not yet done. The layout is documented in
+``docs/training.md``.
+
+The driver holds the file in memory (HDF5's core driver) and saves it whole: the image goes to
+a temporary file beside the target, which replaces it (:func:`rerinv.outputs.atomic_write`).
+The file on disk is therefore always complete and readable (a killed run loses at most the
+runs stored since the last save), and a full disk fails one save with one message instead of
+leaving HDF5 with a half-written file (whose library state after ``ENOSPC`` is not safe to
+use).
 """
 
 from __future__ import annotations
 
 import json
+import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,11 +29,18 @@ import h5py
 import numpy as np
 
 from rerinv.config import Config
-from rerinv.errors import InputError
+from rerinv.errors import InputError, RerinvError
+from rerinv.outputs import atomic_write
+from rerinv.training import integrity
+from rerinv.training.integrity import plain as _plain
 from rerinv.training.spec import Setting, TrainingSpec
 
 FORMAT_NAME = "rerinv-training"
-FORMAT_VERSION = 1
+#: Version 2 carries checksums; version 1 (before them) is read unchecked, never resumed.
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+#: HDF5 1.8 object headers (checksummed), as the Monte Carlo file.
+LIBVER = ("v108", "latest")
 
 #: Per-step datasets: name -> (group, length offset): ``steps + offset`` entries per run.
 STEP_FIELDS = {
@@ -85,14 +102,21 @@ class TrainingResults:
     factor_labels: list[str]
     descriptions: list[str]  #: (settings,) one line on each setting's inverse backend
     sessions: list[dict[str, Any]]
+    #: True when every checksum was verified; False for a format version 1 file (written
+    #: before training files carried checksums), whose numbers cannot be verified
+    checked: bool = True
 
 
 class TrainingStore:
-    """An open training file."""
+    """An open training file, held in memory; :meth:`save` writes it whole to ``path``."""
 
-    def __init__(self, file: h5py.File):
+    def __init__(self, file: h5py.File, path: str | Path, *, on_disk: bool):
         self.file = file
+        self.path = Path(path)
         self.done = file["runs/done"][...]
+        #: ``path`` holds this file (it was opened from there, or saved once)
+        self.on_disk = on_disk
+        self._saved_at = -math.inf
 
     @classmethod
     def create(
@@ -103,21 +127,21 @@ class TrainingStore:
         attrs: dict[str, Any],
         descriptions: list[str],
     ) -> TrainingStore:
-        """Create ``path`` (must not exist) with every dataset at its fill value."""
-        try:
-            f = h5py.File(path, "w-")
-        except (OSError, FileExistsError) as exc:
-            raise InputError(f"cannot create {path}: {exc}") from exc
+        """A new file for ``path`` with every dataset at its fill value; nothing is written
+        to ``path`` until :meth:`save`."""
+        f = _memory_file(path, "w")
         f.attrs["format"] = FORMAT_NAME
         f.attrs["format_version"] = FORMAT_VERSION
         for key, value in attrs.items():
             f.attrs[key] = value
         f.attrs["master_seed"] = spec.master_seed
+        f.attrs["checksums"] = integrity.CHECKSUMS
         string = h5py.string_dtype()
         f.create_dataset("config", data=config.to_toml(), dtype=string)
         f.create_dataset("spec", data=spec.to_json(), dtype=string)
         runs = run_settings(spec)
         settings = spec.settings()
+        checked = integrity.dataset_options(np.float64)
         sgroup = f.create_group("settings")
         _strings(sgroup, "label", [s.label for s in settings])
         _strings(sgroup, "optimizer", [s.optimizer for s in settings])
@@ -125,150 +149,278 @@ class TrainingStore:
         _strings(sgroup, "description", descriptions)
         for key in ("bits", "lr", "damping"):
             values = [np.nan if getattr(s, key) is None else getattr(s, key) for s in settings]
-            sgroup.create_dataset(key, data=np.array(values, dtype=np.float64))
+            sgroup.create_dataset(key, data=np.array(values, dtype=np.float64), **checked)
         g = f.create_group("runs")
-        g.create_dataset("setting", data=np.array([settings.index(s) for s, _ in runs]))
-        g.create_dataset("seed_index", data=np.array([i for _, i in runs], dtype=np.int64))
-        g.create_dataset("done", shape=(len(runs),), dtype=np.bool_, fillvalue=False)
-        for name in ("status", "error"):
-            g.create_dataset(name, shape=(len(runs),), dtype=string, fillvalue="")
+        setting = np.array([settings.index(s) for s, _ in runs], dtype=np.int64)
+        g.create_dataset("setting", data=setting, **checked)
+        seed_index = np.array([i for _, i in runs], dtype=np.int64)
+        g.create_dataset("seed_index", data=seed_index, **checked)
         n_runs, steps = len(runs), spec.steps
+        g.create_dataset("done", shape=(n_runs,), dtype=np.bool_, fillvalue=False, **checked)
+        for name in ("status", "error"):
+            g.create_dataset(name, shape=(n_runs,), dtype=string, fillvalue="")
         f.create_group("steps")
         f.create_group("inverses")
         timing = f.create_group("timing")
         for name, (group, offset) in STEP_FIELDS.items():
             f[group].create_dataset(
-                name, shape=(n_runs, steps + offset), dtype=np.float64, fillvalue=np.nan
-            )
+                name, shape=(n_runs, steps + offset), dtype=np.float64, fillvalue=np.nan,
+                **checked,
+            )  # fmt: skip
         labels = factor_labels(spec)
         _strings(f["inverses"], "factor", labels)
         shape = (n_runs, inverse_updates(spec), len(labels))
         for name, (group, dtype, fill) in EVENT_FIELDS.items():
             f[group].create_dataset(
-                name, shape=shape, dtype=string if dtype == "str" else dtype, fillvalue=fill
-            )
+                name, shape=shape, dtype=string if dtype == "str" else dtype, fillvalue=fill,
+                **integrity.dataset_options(dtype),
+            )  # fmt: skip
         for name, dtype in (("run_time", np.float64), ("finished_at", np.float64)):
-            timing.create_dataset(name, shape=(n_runs,), dtype=dtype, fillvalue=np.nan)
+            timing.create_dataset(name, shape=(n_runs,), dtype=dtype, fillvalue=np.nan, **checked)
         timing.create_dataset("worker", shape=(n_runs,), dtype=string, fillvalue="")
+        for group in (g, timing):  # CRC-32 of each stored run's record
+            group.create_dataset("checksum", shape=(n_runs,), dtype=np.uint32, fillvalue=0,
+                                 **checked)  # fmt: skip
         timing.attrs["sessions"] = "[]"
-        f.flush()
-        return cls(f)
+        timing.attrs["sessions_sha256"] = integrity.sessions_digest("[]")
+        f.attrs["description_sha256"] = integrity.description_digest(f)
+        return cls(f, path, on_disk=False)
 
     @classmethod
     def open(cls, path: str | Path) -> TrainingStore:
-        return cls(_open(path, "r+"))
+        """Open an existing training file to complete it (``--resume``), after verifying every
+        checksum; a format version 1 file (no checksums) is refused."""
+        results = load_training(path)
+        if not results.checked:
+            raise InputError(
+                f"{path} was written before training files carried checksums (format version "
+                "1): it can be reported but not resumed; start a new run with another --out"
+            )
+        return cls(_memory_file(path, "r+"), path, on_disk=True)
 
     def stored_spec(self) -> tuple[str, str]:
         """The spec JSON and configuration TOML the file was written for."""
         return self.file["spec"].asstr()[()], self.file["config"].asstr()[()]
 
     def write_run(self, run: int, record: dict[str, Any]) -> None:
-        """Store one finished (or failed) run and flush; ``done`` is set last."""
+        """Store one finished (or failed) run in memory: data, checksums, then ``done``."""
         f = self.file
-        for name, (group, _) in STEP_FIELDS.items():
-            if name in record:
-                values = np.asarray(record[name], dtype=np.float64)
-                f[group][name][run, : len(values)] = values
-        n_factors = f["inverses/factor"].shape[0]
-        for name, (group, dtype, fill) in EVENT_FIELDS.items():
-            dataset = f[group][name]
-            row = np.full(dataset.shape[1:], fill, dtype=object if dtype == "str" else dtype)
-            for k, event in enumerate(record.get("events", [])):
-                row[k // n_factors, k % n_factors] = event[name]
-            dataset[run] = row
-        f["runs/status"][run] = record["status"]
-        f["runs/error"][run] = record.get("error", "")
-        for name in ("run_time", "finished_at", "worker"):
-            f["timing"][name][run] = record[name]
-        f["runs/done"][run] = True
+        try:
+            for name, (group, _) in STEP_FIELDS.items():
+                if name in record:
+                    values = np.asarray(record[name], dtype=np.float64)
+                    f[group][name][run, : len(values)] = values
+            n_factors = f["inverses/factor"].shape[0]
+            for name, (group, dtype, fill) in EVENT_FIELDS.items():
+                dataset = f[group][name]
+                row = np.full(dataset.shape[1:], fill, dtype=object if dtype == "str" else dtype)
+                for k, event in enumerate(record.get("events", [])):
+                    row[k // n_factors, k % n_factors] = event[name]
+                dataset[run] = row
+            f["runs/status"][run] = record["status"]
+            f["runs/error"][run] = record.get("error", "")
+            for name in ("run_time", "finished_at", "worker"):
+                f["timing"][name][run] = record[name]
+            for group, names in CHECKED_FIELDS.items():  # the values as stored, read back
+                values = [(name, _stored_row(f[name], run)) for name in names]
+                f[group]["checksum"][run] = integrity.run_crc(values)
+            f["runs/done"][run] = True
+        except BaseException:  # no checksum without its done flag (a second Ctrl-C, an error)
+            for group in CHECKED_FIELDS:
+                f[group]["checksum"][run] = 0
+            raise
         self.done[run] = True
-        f.flush()
 
     def add_session(self, session: dict[str, Any]) -> None:
         timing = self.file["timing"]
-        timing.attrs["sessions"] = json.dumps([*json.loads(timing.attrs["sessions"]), session])
+        text = json.dumps([*json.loads(timing.attrs["sessions"]), session])
+        timing.attrs["sessions"] = text
+        timing.attrs["sessions_sha256"] = integrity.sessions_digest(text)
+
+    def save(self, *, interval: float = 0.0) -> bool:
+        """Write the file whole to :attr:`path` (a temporary file beside it, renamed into
+        place), unless it was saved less than ``interval`` seconds ago; True when written.
+
+        Raises
+        ------
+        InputError
+            One line when the file cannot be written (e.g. the disk is full); :attr:`path`
+            then still holds the previous save (or nothing, before the first).
+        """
+        if time.monotonic() - self._saved_at < interval:
+            return False
         self.file.flush()
+        atomic_write(self.path, self.file.id.get_file_image())
+        self.on_disk, self._saved_at = True, time.monotonic()
+        return True
 
     def close(self) -> None:
+        """Release the in-memory file (without saving it)."""
         if self.file.id.valid:
-            self.file.flush()
             self.file.close()
 
 
+#: What each run's CRC covers: ``/runs/checksum`` (results) and ``/timing/checksum``.
+CHECKED_FIELDS = {
+    "runs": (
+        *(f"{group}/{name}" for name, (group, _) in STEP_FIELDS.items() if group != "timing"),
+        *(f"{group}/{name}" for name, (group, _, _) in EVENT_FIELDS.items() if group != "timing"),
+        "runs/status",
+        "runs/error",
+    ),
+    "timing": (
+        *(f"{group}/{name}" for name, (group, _) in STEP_FIELDS.items() if group == "timing"),
+        *(f"{group}/{name}" for name, (group, _, _) in EVENT_FIELDS.items() if group == "timing"),
+        "timing/run_time",
+        "timing/finished_at",
+        "timing/worker",
+    ),
+}
+
+
 def load_training(path: str | Path) -> TrainingResults:
-    """Read a file written by ``rerinv train`` into memory."""
-    with _open(path, "r") as f:
-        spec = TrainingSpec.from_json(f["spec"].asstr()[()])
-        s = f["settings"]
-        settings = [
-            Setting(
-                str(opt),
-                str(backend),
-                *(None if np.isnan(v) else float(v) for v in (bits, lr, damping)),
-            )
-            for opt, backend, bits, lr, damping in zip(
-                s["optimizer"].asstr()[...],
-                s["backend"].asstr()[...],
-                s["bits"][...],
-                s["lr"][...],
-                s["damping"][...],
-                strict=True,
-            )
-        ]
-        return TrainingResults(
-            path=Path(path),
-            attrs={k: _plain(v) for k, v in f.attrs.items()},
-            spec=spec,
-            config=Config.from_toml(f["config"].asstr()[()], source=f"{path}:/config"),
-            settings=settings,
-            setting_index=f["runs/setting"][...],
-            seed_index=f["runs/seed_index"][...],
-            done=f["runs/done"][...],
-            status=np.array(f["runs/status"].asstr()[...].tolist(), dtype=str),
-            error=np.array(f["runs/error"].asstr()[...].tolist(), dtype=str),
-            steps={name: f[group][name][...] for name, (group, _) in STEP_FIELDS.items()},
-            events={
-                name: (
-                    np.array(f[group][name].asstr()[...].tolist(), dtype=str)
-                    if dtype == "str"
-                    else f[group][name][...]
-                )
-                for name, (group, dtype, _) in EVENT_FIELDS.items()
-            },
-            factor_labels=f["inverses/factor"].asstr()[...].tolist(),
-            descriptions=s["description"].asstr()[...].tolist(),
-            sessions=json.loads(f["timing"].attrs["sessions"]),
+    """Read a file written by ``rerinv train`` into memory, verifying its checksums.
+
+    Raises
+    ------
+    InputError
+        One line: the file is missing, is not a training file, is damaged, or (an
+        ``integrity.ChecksumError``) its data differ from their checksums.
+    """
+    with _open(path) as f:
+        try:
+            return _load(f, path)
+        except RerinvError:
+            raise
+        except (
+            KeyError, ValueError, TypeError, IndexError, AttributeError, OSError, RuntimeError,
+            RecursionError,
+        ) as exc:  # fmt: skip
+            reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+            raise InputError(f"{path}: damaged training file ({reason})") from None
+
+
+def _load(f: h5py.File, path: str | Path) -> TrainingResults:
+    version = int(f.attrs["format_version"])
+    checked = version >= 2
+    traces = integrity.checksum_traces(f)
+    if not checked and traces:
+        raise integrity.ChecksumError(
+            f"{path}: damaged training file: it reads as format version 1 (no checksums) but "
+            f"holds {traces[0]}: its checksums were removed after it was written, so its "
+            "numbers cannot be trusted (rerun, or restore a copy)"
         )
+    if checked:
+        if "checksums" not in f.attrs:
+            raise integrity.ChecksumError(
+                f"{path}: damaged training file: format version {version} without its "
+                "checksums attribute (removed or damaged); its numbers cannot be trusted"
+            )
+        integrity.verify_description(f, path)
+    read = lambda name: integrity.read(f, name, path)  # noqa: E731
+    spec = TrainingSpec.from_json(str(read("spec")[()]))
+    names = ("optimizer", "backend", "bits", "lr", "damping", "description")
+    s = {name: read(f"settings/{name}") for name in names}
+    settings = [
+        Setting(
+            str(opt),
+            str(backend),
+            *(None if np.isnan(v) else float(v) for v in (bits, lr, damping)),
+        )
+        for opt, backend, bits, lr, damping in zip(*(s[name] for name in names[:-1]), strict=True)
+    ]
+    arrays = {name: read(name) for group in CHECKED_FIELDS.values() for name in group}
+    done = read("runs/done")
+    setting_index, seed_index = read("runs/setting"), read("runs/seed_index")
+    labels = read("inverses/factor").tolist()
+    n_runs = len(run_settings(spec))
+    shapes_agree = (
+        settings == spec.settings()
+        and done.shape == setting_index.shape == seed_index.shape == (n_runs,)
+        and np.array_equal(setting_index, [settings.index(s) for s, _ in run_settings(spec)])
+        and labels == factor_labels(spec)
+        and all(
+            arrays[f"{group}/{name}"].shape == (n_runs, spec.steps + offset)
+            for name, (group, offset) in STEP_FIELDS.items()
+        )
+        and all(
+            arrays[f"{group}/{name}"].shape == (n_runs, inverse_updates(spec), len(labels))
+            for name, (group, _, _) in EVENT_FIELDS.items()
+        )
+    )
+    if not shapes_agree:
+        raise InputError(f"{path}: damaged training file (datasets disagree with its spec)")
+    if checked:
+        integrity.verify_runs(
+            path,
+            done,
+            {group: read(f"{group}/checksum") for group in CHECKED_FIELDS},
+            lambda group, run: [(name, arrays[name][run]) for name in CHECKED_FIELDS[group]],
+        )
+    timing = f["timing"]
+    sessions = json.loads(str(_plain(timing.attrs["sessions"])))
+    if not isinstance(sessions, list):
+        raise InputError(f"{path}: damaged training file (/timing sessions is not a list)")
+    return TrainingResults(
+        path=Path(path),
+        attrs={k: _plain(v) for k, v in f.attrs.items()},
+        spec=spec,
+        config=Config.from_toml(str(read("config")[()]), source=f"{path}:/config"),
+        settings=settings,
+        setting_index=setting_index,
+        seed_index=seed_index,
+        done=done,
+        status=arrays["runs/status"],
+        error=arrays["runs/error"],
+        steps={name: arrays[f"{group}/{name}"] for name, (group, _) in STEP_FIELDS.items()},
+        events={name: arrays[f"{group}/{name}"] for name, (group, _, _) in EVENT_FIELDS.items()},
+        factor_labels=labels,
+        descriptions=s["description"].tolist(),
+        sessions=sessions,
+        checked=checked,
+    )
 
 
-def _open(path: str | Path, mode: str) -> h5py.File:
-    if not Path(path).is_file():
-        raise InputError(f"{path}: no such training file")
+def _memory_file(path: str | Path, mode: str) -> h5py.File:
+    """The file in memory (HDF5 core driver without backing store: ``mode`` ``"w"`` never
+    touches ``path``, ``"r+"`` reads it once)."""
     try:
-        f = h5py.File(path, mode)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open as HDF5 ({exc})") from exc
-    if f.attrs.get("format") != FORMAT_NAME:
+        return h5py.File(path, mode, driver="core", backing_store=False, libver=LIBVER)
+    except (OSError, RuntimeError) as exc:
+        raise InputError(f"{path}: cannot open as HDF5 ({' '.join(str(exc).split())})") from None
+
+
+def _open(path: str | Path) -> h5py.File:
+    if not Path(path).is_file():
+        what = "is a folder, not" if Path(path).is_dir() else "no such file: not"
+        raise InputError(f"{path}: {what} a training file")
+    try:
+        f = h5py.File(path, "r")
+    except (OSError, RuntimeError) as exc:
+        raise InputError(f"{path}: cannot open as HDF5 ({' '.join(str(exc).split())})") from None
+    try:
+        name, version = _plain(f.attrs.get("format")), _plain(f.attrs.get("format_version"))
+        version = None if version is None else int(version)
+    except (OSError, KeyError, ValueError, TypeError, RuntimeError) as exc:
+        f.close()
+        raise InputError(f"{path}: damaged training file ({type(exc).__name__})") from None
+    if name != FORMAT_NAME:
         f.close()
         raise InputError(f"{path} is not a rerinv training file (format attribute)")
-    if int(f.attrs.get("format_version", -1)) != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         f.close()
         raise InputError(
-            f"{path} uses training format version {f.attrs.get('format_version')}; this "
-            f"rerinv reads version {FORMAT_VERSION}"
+            f"{path} uses training format version {version}; this rerinv reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))} (a newer file needs a newer rerinv)"
         )
     return f
+
+
+def _stored_row(dataset: h5py.Dataset, run: int) -> Any:
+    return dataset.asstr()[run] if h5py.check_string_dtype(dataset.dtype) else dataset[run]
 
 
 def _strings(group: h5py.Group, name: str, values: list[str]) -> h5py.Dataset:
     return group.create_dataset(
         name, data=np.array(values, dtype=object), dtype=h5py.string_dtype()
     )
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value

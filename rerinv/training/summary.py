@@ -20,6 +20,7 @@ from scipy import stats
 
 import rerinv
 from rerinv.errors import InputError
+from rerinv.outputs import atomic_write
 from rerinv.training.store import TrainingResults
 from rerinv.training.train import steps_to
 
@@ -180,6 +181,7 @@ def steps_summary(results: TrainingResults, setting: str | None = None) -> dict[
         "seeds": spec.seeds,
         "engine": results.config.simulation.engine,
         "block_diagonal_split": any(r["blocks"] > 1 for r in rows),
+        "checksums_verified": results.checked,
         "targets": [],
     }
     for metric, threshold, above in targets(results):
@@ -250,11 +252,14 @@ def steps_summary(results: TrainingResults, setting: str | None = None) -> dict[
 def write_steps_json(
     results: TrainingResults, path: str | Path, setting: str | None = None
 ) -> Path:
-    """Write :func:`steps_summary` as JSON to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(steps_summary(results, setting), indent=2) + "\n")
-    return path
+    """Write :func:`steps_summary` as JSON to ``path`` (atomically: a temporary file beside
+    it, renamed into place)."""
+    return atomic_write(path, steps_json(results, setting))
+
+
+def steps_json(results: TrainingResults, setting: str | None = None) -> str:
+    """:func:`steps_summary` as the text of the steps JSON file."""
+    return json.dumps(steps_summary(results, setting), indent=2) + "\n"
 
 
 def _num(value: float | None) -> float | None:
