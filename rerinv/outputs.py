@@ -9,12 +9,20 @@ Every command that writes a file goes through this module:
 - :func:`atomic_write` / :func:`replacing`: the content goes to a temporary file in the same
   folder, which replaces the target with one ``os.replace`` only when it is complete; an error
   or an interruption leaves the old file (or no file) and removes the temporary one.
+
+A temporary file is named ``.<name>.<host>-<pid>.<random>.tmp<suffix>`` (:func:`temporary_sibling`):
+a process killed outright (SIGKILL, power loss) cannot remove it, so the next temporary file
+made for the same output on the same host removes those whose process is gone
+(:func:`remove_stale_temporaries`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -112,22 +120,74 @@ def check_output_folder(
     return folder
 
 
-@contextlib.contextmanager
-def replacing(path: PathLike) -> Iterator[Path]:
-    """Yield a temporary path in ``path``'s folder (same suffix, so tools that infer a format
-    from it still work); when the block ends without an exception it replaces ``path``
-    atomically, otherwise it is removed and ``path`` is untouched."""
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9_-]", "_", socket.gethostname()) or "host"
+
+
+def temporary_sibling(path: PathLike, *, create: bool = True) -> Path:
+    """A new temporary file beside ``path``, named after it, this host and this process
+    (``.<name>.<host>-<pid>.<random>.tmp<suffix>``), after removing the stale temporaries of
+    ``path`` (:func:`remove_stale_temporaries`). ``create=False`` returns an unused name
+    without the file (for writers that must create it themselves)."""
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        remove_stale_temporaries(path)
         fd, name = tempfile.mkstemp(
-            dir=folder, prefix=f".{path.name}.", suffix=f".tmp{path.suffix}"
+            dir=folder,
+            prefix=f".{path.name}.{_host()}-{os.getpid()}.",
+            suffix=f".tmp{path.suffix}",
         )
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
-    temporary = Path(name)
+    if not create:
+        os.unlink(name)
+    return Path(name)
+
+
+def remove_stale_temporaries(path: PathLike) -> list[Path]:
+    """Remove the temporary files of ``path`` left by processes of this host that no longer
+    exist (killed before they could clean up); return them. Temporaries of live processes,
+    of other hosts and files named otherwise are left alone."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    host = _host()
+    pattern = re.compile(
+        rf"\.{re.escape(path.name)}\.(?P<host>.+)-(?P<pid>[0-9]+)\.[^.]+\.tmp{re.escape(path.suffix)}"
+    )
+    removed = []
+    for candidate in folder.glob(f".{glob.escape(path.name)}.*.tmp*"):
+        match = pattern.fullmatch(candidate.name)
+        if match is None or match["host"] != host or _process_exists(int(match["pid"])):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            candidate.unlink()
+            removed.append(candidate)
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def replacing(path: PathLike) -> Iterator[Path]:
+    """Yield a temporary path in ``path``'s folder (same suffix, so tools that infer a format
+    from it still work; see :func:`temporary_sibling`); when the block ends without an
+    exception it replaces ``path`` atomically, otherwise it is removed and ``path`` is
+    untouched."""
+    path = Path(path)
+    temporary = temporary_sibling(path)
     try:
         yield temporary
         _fsync(temporary)

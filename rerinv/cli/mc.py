@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -25,6 +26,7 @@ from rerinv.config import ENGINES, SCHEMES
 from rerinv.errors import InputError, RerinvError
 from rerinv.outputs import check_output, check_output_folder, check_writable_folder
 from rerinv.studies.mc import SweepSpec, TrialFunction, parse_sweep, run_monte_carlo
+from rerinv.studies.mc.store import StoreWriteError
 from rerinv.studies.trial import run_trial
 
 
@@ -94,16 +96,25 @@ def cmd_mc(args: argparse.Namespace, trial_fn: TrialFunction = run_trial) -> int
     """``rerinv mc``: exit status 0 when every trial is stored, 130 when interrupted."""
     if not args.resume:  # an existing --out is the driver's to refuse (it suggests --resume)
         check_output(args.out, force=True, inputs=[args.config])
-    summary = run_monte_carlo(
-        spec_from_args(args),
-        args.out,
-        workers=args.workers,
-        scheduler=args.scheduler,
-        resume=args.resume,
-        force=args.force,
-        trial_fn=trial_fn,
-        command_line=command_line(args),
-    )
+    try:
+        summary = run_monte_carlo(
+            spec_from_args(args),
+            args.out,
+            workers=args.workers,
+            scheduler=args.scheduler,
+            resume=args.resume,
+            force=args.force,
+            trial_fn=trial_fn,
+            command_line=command_line(args),
+        )
+    except StoreWriteError as exc:
+        if not exc.broken:
+            raise
+        # HDF5 failed a write: it would crash closing the file when Python exits
+        who = "rerinv" if args.mc_prog == "rerinv mc" else "rerinv mc"
+        print(f"{who}: error: {exc}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(2)
     print(
         f"rerinv mc: {summary.stored}/{summary.total} trials stored in {summary.path} "
         f"({summary.ran} run now, {summary.failed} failed, {summary.elapsed:.1f} s)"
@@ -214,11 +225,27 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def register(commands: argparse._SubParsersAction) -> None:
-    mc = commands.add_parser("mc", help="Monte Carlo run: sweep x trials into HDF5")
+    mc = commands.add_parser(
+        "mc",
+        help="Monte Carlo run: sweep x trials into HDF5",
+        description="Run a Monte Carlo study: every point of the --sweep (the cartesian product "
+        "of its axes) x --trials trials, each trial a generated workload solved as the "
+        "configuration says, on local processes or a Dask cluster, stored trial by trial in "
+        "one HDF5 file (docs/hdf5-layout.md). Exit status 0 when every trial is stored, 130 "
+        "when interrupted (resume with --resume), 2 for an input error, a lost cluster, a full "
+        "disk, or a run whose every trial failed.",
+    )
     add_mc_arguments(mc)
     mc.set_defaults(func=cmd_mc, mc_prog="rerinv mc")
 
-    report = commands.add_parser("report", help="HTML/Markdown report of a Monte Carlo file")
+    report = commands.add_parser(
+        "report",
+        help="HTML/Markdown report of a Monte Carlo file",
+        description="Write the report of a results file of `rerinv mc`: statistics per sweep "
+        "point (effective bits, passes, share reaching the target), plots, the configuration "
+        "and the versions. The file's checksums are verified first, and a damaged file is "
+        "refused in one line (exit status 2).",
+    )
     report.add_argument("results", help="HDF5 file written by `rerinv mc`")
     report.add_argument("--out", required=True, help="report file (.html or .md)")
     report.add_argument(

@@ -8,11 +8,11 @@ count, order or placement. The driver alone writes the HDF5 file
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import socket
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -25,12 +25,19 @@ import rerinv
 from rerinv.config import Config
 from rerinv.errors import InputError, RerinvError
 from rerinv.interrupts import StopOnInterrupt
+from rerinv.outputs import remove_stale_temporaries, temporary_sibling
 from rerinv.provenance import provenance
 from rerinv.seeds import trial_seed
 from rerinv.studies.mc.progress import Progress
-from rerinv.studies.mc.runners import run_dask, run_in_process, run_pool
+from rerinv.studies.mc.runners import (
+    ClusterLost,
+    check_scheduler_address,
+    run_dask,
+    run_in_process,
+    run_pool,
+)
 from rerinv.studies.mc.spec import SweepSpec, describe_mismatch
-from rerinv.studies.mc.store import ResultStore
+from rerinv.studies.mc.store import ResultStore, StoreWriteError
 from rerinv.studies.records import failed_record, normalise_record
 from rerinv.studies.trial import run_trial
 
@@ -131,6 +138,8 @@ def run_monte_carlo(
     stream = sys.stderr if stream is None else stream
     if scheduler is not None and workers is not None:
         raise InputError("give either workers (local processes) or a Dask scheduler, not both")
+    if scheduler is not None:
+        scheduler = check_scheduler_address(scheduler)
     workers = (os.cpu_count() or 1) if workers is None else workers
     if workers < 1:
         raise InputError(f"workers must be at least 1, got {workers}")
@@ -153,6 +162,9 @@ def run_monte_carlo(
         except RerinvError as exc:
             raise type(exc)(f"sweep point {point.label}: {exc}") from exc
     out = Path(out)
+    if scheduler is None:  # a Dask cluster's memory is its workers', checked by its trials
+        check_memory(description.points)
+    remove_stale_temporaries(out)
     created = None  # the file this call creates (a temporary one when it replaces ``out``)
     if resume:
         store = ResultStore.open(out)
@@ -173,19 +185,28 @@ def run_monte_carlo(
                 "another --out"
             )
         out.parent.mkdir(parents=True, exist_ok=True)
-        created = _temporary_sibling(out) if out.exists() else out
+        created = temporary_sibling(out, create=False) if out.exists() else out
         attrs = provenance(
             command_line, ngspice=any(p.engine == "spice" for p in description.points)
         )
         try:
             store = ResultStore.create(created, description, attrs)
-        except BaseException:  # e.g. a full disk: no half-made file ("w-": it was new)
+        except StoreWriteError as exc:  # e.g. a full disk: no half-made file ("w-": it was new)
+            created.unlink(missing_ok=True)
+            unchanged = f" ({out} is unchanged)" if created != out else ""
+            raise StoreWriteError(
+                out, f"{exc.reason}; nothing was kept{unchanged}", exc.broken
+            ) from None
+        except BaseException:
             created.unlink(missing_ok=True)
             raise
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     start = time.perf_counter()
     ran = failed = 0
+    first_error = ""
     interrupted = completed = False
+    lost: ClusterLost | None = None
+    failed_write = False
     try:
         configs = [Config.from_toml(p.config_toml) for p in description.points]
         tasks = [
@@ -197,11 +218,13 @@ def run_monte_carlo(
         progress = Progress(store.done.size, int(store.done.sum()), stream)
 
         def deliver(task: TrialTask, record: dict[str, Any]) -> None:
-            nonlocal ran, failed
+            nonlocal ran, failed, first_error
             record["finished_at"] = time.time()
             store.write_trial(task.point, task.trial, record)
             ran += 1
-            failed += record["status"] == "failed"
+            if record["status"] == "failed":
+                failed += 1
+                first_error = first_error or str(record.get("error", ""))
             progress.update(record["status"] == "failed")
 
         with StopOnInterrupt(stream, "rerinv mc", "trials") as stop:
@@ -214,6 +237,8 @@ def run_monte_carlo(
                     run_pool(tasks, workers, execute_trial, deliver, stop)
             except KeyboardInterrupt:
                 stop.requested = True
+            except ClusterLost as exc:  # what was stored stays: record the session, resume
+                lost = exc
             interrupted = stop.requested and not store.done.all()
         progress.close()
         store.add_session(
@@ -224,23 +249,57 @@ def run_monte_carlo(
                 "backend": scheduler or f"{workers} local process(es)",
                 "rerinv_version": rerinv.__version__,
                 "stored": ran,
-                "interrupted": interrupted,
+                "interrupted": interrupted or lost is not None,
             }
         )
         stored = int(store.done.sum())
-        completed = True
-    finally:
         store.close()
-        if created is not None and not completed and ran == 0:
-            created.unlink(missing_ok=True)  # nothing stored: leave no file to block a rerun
-        elif created is not None and created != out:
-            os.replace(created, out)
-    if interrupted:
-        hint = (
-            f"{command_line} --resume"
-            if command_line
-            else "run_monte_carlo(..., resume=True) with the same spec"
+        completed = True
+    except StoreWriteError as exc:  # a full disk: nothing half-written is kept
+        failed_write = True
+        store.abandon(exc)
+        if created is not None:
+            created.unlink(missing_ok=True)
+            kept = "nothing was kept" + (f" ({out} is unchanged)" if created != out else "")
+        else:
+            kept = (
+                f"{out} holds what was stored before the failure (rerinv report checks it); "
+                "resume once the disk has room"
+            )
+        raise StoreWriteError(out, f"{exc.reason}; {kept}", exc.broken) from None
+    finally:
+        if not completed and store.file.id.valid and not failed_write:
+            store.close()
+        nothing = ran == 0 and (not completed or lost is not None)
+        all_failed = completed and 0 < ran == failed and not interrupted and lost is None
+        if created is not None and created.exists():
+            if nothing or all_failed:  # no result: leave no file to block a rerun
+                created.unlink(missing_ok=True)
+            elif created != out:
+                os.replace(created, out)
+    hint = (
+        f"{command_line} --resume"
+        if command_line
+        else "run_monte_carlo(..., resume=True) with the same spec"
+    )
+    if lost is not None:
+        if ran == 0 and created is not None:
+            raise ClusterLost(f"{lost}; no trial was stored")
+        raise ClusterLost(
+            f"{lost}; {stored} of {store.done.size} trials stored in {out} (closed cleanly); "
+            f"resume with: {hint}"
         )
+    if ran and failed == ran and not interrupted:
+        kept = (
+            f"they are stored in {out}"
+            if created is None
+            else "no file was kept" + (f" ({out} is unchanged)" if created != out else "")
+        )
+        raise AllTrialsFailed(
+            f"every trial failed ({failed} of {failed}): {kept}; the first error: "
+            f"{first_error.splitlines()[0] if first_error else '?'}"
+        )
+    if interrupted:
         print(
             f"rerinv mc: interrupted; {stored} of {store.done.size} trials stored in {out} "
             f"(closed cleanly, readable). Resume with:\n  {hint}",
@@ -251,9 +310,43 @@ def run_monte_carlo(
     )
 
 
-def _temporary_sibling(path: Path) -> Path:
-    """A new, unused file name beside ``path`` (the file does not exist yet)."""
-    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp.h5")
-    os.close(fd)
-    os.unlink(name)
-    return Path(name)
+class AllTrialsFailed(RerinvError):
+    """Every trial a run ran failed: nothing it computed is a result."""
+
+
+#: Bytes of float64 workload arrays one trial holds at the least, per ``n**2``, besides its
+#: ``workload.samples_per_n * n`` samples: the factor and its copy (a nodal-engine trial peaks
+#: near 1300 ``n**2`` floats, measured at n = 128-512; this bound is the workload alone).
+_WORKLOAD_COPIES = 2
+
+
+def check_memory(points: Any, memory: int | None = None) -> None:
+    """Refuse a sweep point whose every trial would fail to allocate its workload: the
+    ``samples_per_n * n`` x ``n`` Wishart samples and the factor (float64) need more than
+    ``memory`` bytes (default: this machine's physical memory)."""
+    memory = physical_memory() if memory is None else memory
+    if not memory:
+        return
+    for point in points:
+        config = point.config
+        n = config.simulation.n
+        samples = max(1, round(config.workload.samples_per_n * n))
+        need = 8 * n * (samples + _WORKLOAD_COPIES * n)
+        if need > memory:
+            per_n2 = 8 * (samples / n + _WORKLOAD_COPIES)
+            largest = int(math.sqrt(memory / per_n2))
+            where = "" if point.label == "base" else f"sweep point {point.label}: "
+            raise InputError(
+                f"{where}simulation.n = {n} needs at least {need / 2**30:,.0f} GiB per trial "
+                f"for its workload alone, and this machine has {memory / 2**30:,.0f} GiB: the "
+                f"largest n it can hold is about {largest} (a nodal-engine trial needs about "
+                f"{1300 * 8 * n * n / 2**30:,.0f} GiB at this n); choose a smaller --n"
+            )
+
+
+def physical_memory() -> int | None:
+    """Bytes of physical memory of this machine (None where the system does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None

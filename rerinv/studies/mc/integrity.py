@@ -13,7 +13,9 @@ Three layers (``docs/hdf5-layout.md``, *Integrity*):
   datasets) has a SHA-256 in the root attribute ``description_sha256``, and the session log
   one in ``/timing`` attribute ``sessions_sha256``.
 
-Files written before checksums existed (no ``checksums`` root attribute) are read unchecked.
+Files written before checksums existed (no ``checksums`` root attribute, and none of the
+above) are read unchecked; a file that lacks the attribute but holds any of the rest had its
+checksums removed, and is refused (:func:`has_checksums`).
 """
 
 from __future__ import annotations
@@ -54,8 +56,46 @@ def dataset_options(dtype: np.dtype) -> dict[str, Any]:
     return {} if h5py.check_string_dtype(np.dtype(dtype)) else {"fletcher32": True}
 
 
-def has_checksums(f: h5py.File) -> bool:
-    return "checksums" in f.attrs
+def has_checksums(f: h5py.File, path: Any = None) -> bool:
+    """Whether ``f`` carries checksums (the root attribute ``checksums``).
+
+    A file without that attribute is read unchecked only if nothing of the checksummed format
+    is left in it: a removed attribute beside checksum datasets, digests or Fletcher32-filtered
+    datasets (a filter is part of a dataset's HDF5 object header, itself checksummed, and
+    cannot be taken off without rewriting the data) means the checksums were taken away.
+
+    Raises
+    ------
+    ChecksumError
+        The ``checksums`` attribute is missing but the file was written with checksums.
+    """
+    if "checksums" in f.attrs:
+        return True
+    traces = checksum_traces(f)
+    if traces:
+        raise ChecksumError(
+            f"{path or f.filename}: damaged results file: its checksums were removed (no root "
+            f"attribute checksums, but {', '.join(traces)}); the file was changed after it was "
+            "written and its numbers cannot be trusted (rerun, or restore a copy)"
+        )
+    return False
+
+
+def checksum_traces(f: h5py.File) -> list[str]:
+    """What of the checksummed format ``f`` holds (empty in a file written before it)."""
+    traces = [f"root attribute {name}" for name in _UNHASHED_ATTRS if name in f.attrs]
+    traces += [f"/{name}" for name in ("trials/checksum", "timing/checksum") if name in f]
+    if "timing" in f and "sessions_sha256" in f["timing"].attrs:
+        traces.append("/timing attribute sessions_sha256")
+    names = ("trials/done", "trials/seed_entropy", *(field.path.lstrip("/") for field in FIELDS))
+    filtered = [
+        name
+        for name in names
+        if name in f and isinstance(f[name], h5py.Dataset) and f[name].fletcher32
+    ]
+    if filtered:
+        traces.append(f"Fletcher32 checksums on /{filtered[0]}")
+    return traces
 
 
 # -- per-trial record checksums ------------------------------------------------------------

@@ -8,13 +8,16 @@ threads.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import multiprocessing
 import os
+import re
 import signal
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, CancelledError, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any, TextIO
 
@@ -37,6 +40,33 @@ CRASH_MESSAGE = (
 PRELOAD = ["rerinv.studies.mc.lifeline", "rerinv.studies.trial", "rerinv.studies.mc.driver"]
 #: How long a Dask client waits for the scheduler.
 SCHEDULER_TIMEOUT = "20s"
+#: Seconds a run waits for a Dask worker: before the first trial, and whenever none is left.
+WORKER_TIMEOUT = 20.0
+#: Address schemes of a Dask scheduler that ``--scheduler`` accepts.
+SCHEDULER_SCHEMES = ("tcp", "tls", "ws", "wss", "ucx")
+_ADDRESS = re.compile(
+    r"(?:(?P<scheme>[a-z]+)://)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?)"
+    r":(?P<port>[0-9]{1,5})"
+)
+
+
+class ClusterLost(RerinvError):
+    """The Dask cluster went away during a run: its scheduler, or every worker for
+    :data:`WORKER_TIMEOUT` seconds. The trials stored so far stay; the run can be resumed."""
+
+
+def check_scheduler_address(address: str) -> str:
+    """``address`` if it is a Dask scheduler address (``tcp://HOST:PORT``, ``HOST:PORT``, or
+    another scheme of :data:`SCHEDULER_SCHEMES`), else one-line :class:`InputError`."""
+    match = _ADDRESS.fullmatch(address.strip()) if isinstance(address, str) else None
+    scheme = match and (match["scheme"] or "tcp")
+    if match is None or scheme not in SCHEDULER_SCHEMES or not 0 < int(match["port"]) < 65536:
+        raise InputError(
+            f"--scheduler {address!r} is not a Dask scheduler address; give tcp://HOST:PORT "
+            "(what `dask scheduler` prints, e.g. tcp://10.0.0.5:8786)"
+        )
+    return address.strip()
 
 
 def run_in_process(
@@ -151,39 +181,109 @@ def run_dask(
     """Run ``tasks`` through the Dask scheduler at ``address``, one future per trial."""
     from distributed import Client, as_completed
 
+    address = check_scheduler_address(address)
+    with _quiet_dask_logs():
+        _run_dask(tasks, address, execute, deliver, stop, stream, Client, as_completed)
+
+
+@contextlib.contextmanager
+def _quiet_dask_logs() -> Iterator[None]:
+    """Drop Dask's own log records (a lost scheduler is logged as tracebacks at ERROR level on
+    stderr) while a run uses the cluster: rerinv says what happened in one line."""
+    drop = logging.Filter("\0")  # a filter whose name matches no logger drops every record
+    handlers = {
+        handler
+        for name, logger in list(logging.root.manager.loggerDict.items())
+        if name.split(".")[0] in ("distributed", "dask") and isinstance(logger, logging.Logger)
+        for handler in logger.handlers
+    }
+    for handler in handlers:
+        handler.addFilter(drop)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(drop)
+
+
+def _run_dask(tasks, address, execute, deliver, stop, stream, Client, as_completed) -> None:
     try:
         client = Client(address, timeout=SCHEDULER_TIMEOUT)
-    except (OSError, TimeoutError) as exc:
+    except (OSError, TimeoutError, ValueError) as exc:
         raise InputError(f"cannot reach the Dask scheduler at {address}: {exc}") from exc
     try:
+        try:
+            client.wait_for_workers(1, timeout=WORKER_TIMEOUT)
+        except (TimeoutError, OSError) as exc:
+            raise InputError(
+                f"the Dask scheduler at {address} has no worker (waited {WORKER_TIMEOUT:g} s); "
+                f"start one with: dask worker {address} --nthreads 1"
+            ) from exc
         if max(client.nthreads().values(), default=1) > 1:
             print(
                 "rerinv mc: note: a Dask worker process runs one trial at a time (ngspice is "
                 "per process); start workers with --nthreads 1 --nworkers K to use K cores",
                 file=stream,
             )
-        futures = {client.submit(execute, task, pure=False): task for task in tasks}
-        completed = as_completed(list(futures))
-        cancelled = False
-        while futures:
-            if stop.requested and not cancelled:  # cancel what no worker is running
-                cancelled = True
-                running = {key for keys in client.processing().values() for key in keys}
-                queued = [future for future in futures if future.key not in running]
-                client.cancel(queued)
-                for future in queued:
-                    del futures[future]
-            batch = completed.next_batch(block=False) if completed.has_ready() else []
-            if not batch:
-                time.sleep(0.05)
-            for future in batch:
-                task = futures.pop(future, None)
-                if task is None or future.cancelled():
-                    continue
-                try:
-                    record = future.result()
-                except Exception as exc:  # KilledWorker, lost results, ...
-                    record = failed_record(f"{type(exc).__name__} on the Dask cluster: {exc}")
-                deliver(task, record)
+        try:
+            _follow_dask(client, address, tasks, execute, deliver, stop, as_completed)
+        except ClusterLost:
+            raise
+        except (OSError, TimeoutError, CancelledError) as exc:  # the scheduler went away
+            raise ClusterLost(
+                f"lost the Dask scheduler at {address} ({type(exc).__name__})"
+            ) from exc
     finally:
-        client.close()
+        try:
+            client.close(timeout=5)
+        except Exception:  # a client of a dead scheduler may fail to close; nothing to keep
+            pass
+
+
+def _follow_dask(client, address, tasks, execute, deliver, stop, as_completed) -> None:
+    """Submit every task, deliver results as they come, watch the scheduler and workers."""
+    futures = {client.submit(execute, task, pure=False): task for task in tasks}
+    completed = as_completed(list(futures))
+    cancelled = False
+    workers_seen, next_check = time.monotonic(), 0.0
+    while futures:
+        if stop.requested and not cancelled:  # cancel what no worker is running
+            cancelled = True
+            running = {key for keys in client.processing().values() for key in keys}
+            queued = [future for future in futures if future.key not in running]
+            client.cancel(queued)
+            for future in queued:
+                del futures[future]
+        now = time.monotonic()
+        if now >= next_check:  # the scheduler is there, and has a worker
+            next_check = now + 1.0
+            if client.status != "running":
+                raise ClusterLost(f"lost the Dask scheduler at {address} (client {client.status})")
+            if client.nthreads():
+                workers_seen = now
+            elif now - workers_seen > WORKER_TIMEOUT:
+                raise ClusterLost(
+                    f"the Dask scheduler at {address} has had no worker for "
+                    f"{WORKER_TIMEOUT:g} s (start one with: dask worker {address} --nthreads 1)"
+                )
+        batch = completed.next_batch(block=False) if completed.has_ready() else []
+        if not batch:
+            time.sleep(0.05)
+        for future in batch:
+            task = futures.pop(future, None)
+            if task is None:  # cancelled by the stop above
+                continue
+            if future.cancelled():  # not by us: the cluster dropped it
+                raise ClusterLost(
+                    f"the Dask scheduler at {address} cancelled trials that this run did not "
+                    "cancel (it stopped or restarted)"
+                )
+            try:
+                record = future.result()
+            except CancelledError as exc:
+                raise ClusterLost(
+                    f"the Dask scheduler at {address} cancelled a trial (it stopped or restarted)"
+                ) from exc
+            except Exception as exc:  # KilledWorker, lost results, ...
+                record = failed_record(f"{type(exc).__name__} on the Dask cluster: {exc}")
+            deliver(task, record)

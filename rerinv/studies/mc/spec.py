@@ -8,6 +8,7 @@ Every axis is a configuration key ``section.key`` (``simulation.scheme``, ``devi
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 
 from rerinv.config import Config
@@ -26,6 +27,9 @@ AXIS_ALIASES = {
 #: (about 40 bytes a trial plus the histories), and 10 million trials of even the nodal engine
 #: take days.
 MAX_TRIALS = 10_000_000
+#: Most sweep points one run may hold: each point's configuration is built, checked and stored
+#: as TOML before the first trial (about 1 ms a point), so 10,000 points start in about 10 s.
+MAX_POINTS = 10_000
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,26 @@ class SweepSpec:
         for name, _ in self.axes:
             if name in AXIS_ALIASES:
                 raise InputError(f"axis {name!r}: use its full name {AXIS_ALIASES[name]!r}")
+        points = self.n_points
+        shape = " x ".join(str(len(values)) for _, values in self.axes) or "1"
+        if points > MAX_POINTS:
+            raise InputError(
+                f"the sweep has {points:,} points ({shape} values) x {self.trials} trials = "
+                f"{points * self.trials:,} trials: at most {MAX_POINTS:,} points in one run "
+                "(each point's configuration is built and stored first); sweep fewer values, or "
+                "split the sweep into several runs (one --out per value of an axis)"
+            )
+        if points * self.trials > MAX_TRIALS:
+            raise InputError(
+                f"{points:,} points ({shape} values) x {self.trials:,} trials = "
+                f"{points * self.trials:,} trials: at most {MAX_TRIALS:,} in one run; split the "
+                "study into several runs"
+            )
+
+    @property
+    def n_points(self) -> int:
+        """Number of sweep points (the product of the axes' lengths)."""
+        return math.prod(len(values) for _, values in self.axes)
 
     def points(self) -> list[PointRecord]:
         """The cartesian product of the axes, first axis slowest."""
@@ -82,14 +106,6 @@ class SweepSpec:
         return records
 
     def description(self) -> RunDescription:
-        points = 1
-        for _, values in self.axes:
-            points *= len(values)
-        if points * self.trials > MAX_TRIALS:
-            raise InputError(
-                f"{points} points x {self.trials} trials = {points * self.trials:,} trials: at "
-                f"most {MAX_TRIALS:,} in one run; split the study into several runs"
-            )
         return RunDescription(
             base_config_toml=self.base.to_toml(),
             axes=self.axes,

@@ -9,8 +9,14 @@ from the results.
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import gc
+import io
 import json
-from collections.abc import Mapping
+import os
+import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -24,6 +30,7 @@ from rerinv.errors import InputError, RerinvError
 from rerinv.studies.mc import integrity
 from rerinv.studies.mc.legacy import fold_version_1
 from rerinv.studies.records import FIELDS, RESULT_FIELDS, TIMING_FIELDS
+from rerinv.untrusted import read_untrusted
 
 FORMAT_NAME = "rerinv-montecarlo"
 FORMAT_VERSION = 2
@@ -145,7 +152,11 @@ class ResultStore:
         except KeyError as exc:
             file.close()
             raise InputError(f"{path}: damaged results file ({exc.args[0]})") from None
-        self._checksums = integrity.has_checksums(file)
+        try:
+            self._checksums = integrity.has_checksums(file, path)
+        except RerinvError:
+            file.close()
+            raise
         if self._checksums:
             self._crc = {"trials": file["trials/checksum"], "timing": file["timing/checksum"]}
         try:
@@ -167,68 +178,48 @@ class ResultStore:
         try:
             f = h5py.File(path, "w-", libver=("v108", "latest"))
         except (OSError, FileExistsError) as exc:
-            raise InputError(f"cannot create {path}: {exc}") from exc
-        f.attrs["format"] = FORMAT_NAME
-        f.attrs["format_version"] = FORMAT_VERSION
-        for key, value in attrs.items():
-            f.attrs[key] = value
-        f.attrs["master_seed"] = d.master_seed
-        f.attrs["checksums"] = integrity.CHECKSUMS
-        f.create_dataset("config", data=d.base_config_toml, dtype=h5py.string_dtype())
-        sweep = f.create_group("sweep")
-        for key in _SWEEP_ATTRS:
-            sweep.attrs[key] = getattr(d, key)
-        _strings(sweep, "names", [name for name, _ in d.axes])
-        for i, (name, values) in enumerate(d.axes):
-            _strings(sweep, f"axis_{i}", list(values)).attrs["name"] = name
-        points = f.create_group("points")
-        points.create_dataset(
-            "index",
-            data=np.array([p.index for p in d.points], dtype=np.int64).reshape(
-                len(d.points), len(d.axes)
-            ),
-        )
-        _strings(points, "label", [p.label for p in d.points])
-        _strings(points, "config", [p.config_toml for p in d.points])
-        trials = f.create_group("trials")
-        checked = integrity.dataset_options(np.float64)
-        trials.create_dataset("done", shape=shape, dtype=np.bool_, fillvalue=False, **checked)
-        entropy = np.full(shape, d.master_seed, dtype=np.uint64)
-        trials.create_dataset("seed_entropy", data=entropy, **checked)
-        key = np.stack(np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij"), -1)
-        trials.create_dataset("seed_spawn_key", data=key.astype(np.int64), **checked)
-        timing = f.create_group("timing")
-        for field in FIELDS:
-            size = (d.max_passes,) if field.kind == "history" else ()
-            f[field.group].create_dataset(
-                field.name, shape=(*shape, *size), dtype=field.dtype, fillvalue=field.fill,
-                **integrity.dataset_options(field.dtype),
-            )  # fmt: skip
-        for group in (trials, timing):  # CRC-32 of each stored trial's record
-            group.create_dataset("checksum", shape=shape, dtype=np.uint32, fillvalue=0, **checked)
-        timing.attrs["sessions"] = "[]"
-        timing.attrs["sessions_sha256"] = integrity.sessions_digest("[]")
-        f.attrs["description_sha256"] = integrity.description_digest(f)
-        f.flush()
+            raise InputError(f"cannot create {path}: {_reason(exc)}") from exc
+        try:
+            _check_room(path)
+            _fill(f, d, shape, attrs)
+        except StoreWriteError:
+            f.close()
+            raise
+        except (OSError, RuntimeError) as exc:  # e.g. a full disk
+            _close_quietly(f)
+            raise _write_failure(path, exc) from None
         return cls(f)
 
     @classmethod
     def open(cls, path: str | Path) -> ResultStore:
         """Open an existing results file for appending trials (``--resume``); only files of
         the current format version (a file of another version is not opened for writing)."""
-        with _open(path, "r") as f:
-            version = int(f.attrs["format_version"])
+        # every checksum, in a time-limited child process, before HDF5 opens it here
+        version = int(load_results(path).attrs["format_version"])
         if version != FORMAT_VERSION:
             raise InputError(
                 f"{path} uses results format version {version}: this rerinv reads it but "
                 f"resumes only version {FORMAT_VERSION} files; start a new run with another --out"
             )
-        load_results(path)  # every checksum, before a single trial is added to the file
         return cls(_open(path, "r+"))
 
     # -- writing -----------------------------------------------------------------------------
     def write_trial(self, point: int, trial: int, record: dict[str, Any]) -> None:
-        """Store one finished trial and flush; ``done`` is set last."""
+        """Store one finished trial and flush; ``done`` is set last.
+
+        Raises
+        ------
+        StoreWriteError
+            The file cannot be written (a full disk, an I/O error); the store should then be
+            :meth:`abandon`-ed.
+        """
+        _check_room(self.file.filename)
+        try:
+            self._write_trial(point, trial, record)
+        except (OSError, RuntimeError) as exc:
+            raise _write_failure(self.file.filename, exc) from None
+
+    def _write_trial(self, point: int, trial: int, record: dict[str, Any]) -> None:
         history = self._datasets[next(f.name for f in FIELDS if f.kind == "history")]
         stored = integrity.stored_rows(record, history.shape[2])
         for field in FIELDS:
@@ -241,7 +232,15 @@ class ResultStore:
         self.file.flush()
 
     def add_session(self, session: dict[str, Any]) -> None:
-        """Append one driver session (start, end, command line, trials stored) to ``/timing``."""
+        """Append one driver session (start, end, command line, trials stored) to ``/timing``;
+        :class:`StoreWriteError` if the file cannot be written."""
+        _check_room(self.file.filename)
+        try:
+            self._add_session(session)
+        except (OSError, RuntimeError) as exc:
+            raise _write_failure(self.file.filename, exc) from None
+
+    def _add_session(self, session: dict[str, Any]) -> None:
         sessions = json.loads(self._timing.attrs["sessions"])
         sessions.append(session)
         text = json.dumps(sessions)
@@ -254,20 +253,45 @@ class ResultStore:
         return _description(self.file)
 
     def close(self) -> None:
-        if self.file.id.valid:
-            self.file.flush()
-            self.file.close()
+        """Flush and close; :class:`StoreWriteError` if the file cannot be written."""
+        try:
+            if self.file.id.valid:
+                self.file.flush()
+                self.file.close()
+        except (OSError, RuntimeError) as exc:
+            raise _write_failure(self.file.filename, exc) from None
+
+    def abandon(self, error: StoreWriteError) -> None:
+        """Let go of the file after ``error``: closed if HDF5 did not fail (the free-space
+        check refused the write), else released without a close (:func:`_close_quietly`)."""
+        with _quiet_release():
+            self._datasets, self._done, self._timing, self._crc = {}, None, None, {}
+        if error.broken:
+            _close_quietly(self.file)
+        else:
+            self.close()
 
 
 def load_results(path: str | Path) -> Results:
     """Read a results file written by ``rerinv mc`` into memory.
 
+    The file is read through :func:`rerinv.untrusted.read_untrusted` (a structure check,
+    then a child process with a time limit), so a damaged file cannot hang the caller.
+
     Raises
     ------
     InputError
-        If the file is missing, is not a rerinv Monte Carlo results file, or is damaged;
+        If the file is missing, is not a rerinv Monte Carlo results file, or is damaged
+        (``rerinv.untrusted.DamagedFileError`` when reading it would hang or crash);
         ``integrity.ChecksumError`` (an InputError) when stored data differs from its checksums.
     """
+    if not Path(path).is_file():
+        raise InputError(f"{path}: no such results file")
+    return read_untrusted(path, _load_file, what="results file")
+
+
+def _load_file(path: str | Path) -> Results:
+    """:func:`load_results` in this process (the reader :func:`read_untrusted` runs)."""
     with _open(path, "r") as f:
         try:
             return _load(f, path)
@@ -283,7 +307,7 @@ def _load(f: h5py.File, path: str | Path) -> Results:
     missing = [field.path for field in FIELDS if field.path not in f]
     if missing:
         raise InputError(f"{path}: damaged results file, no dataset {', '.join(missing)}")
-    checked = integrity.has_checksums(f)
+    checked = integrity.has_checksums(f, path)
     if checked:
         integrity.verify_description(f, path)
     description = _description(f)
@@ -308,7 +332,132 @@ def _load(f: h5py.File, path: str | Path) -> Results:
     )
 
 
+def _fill(f: h5py.File, d: RunDescription, shape: tuple[int, int], attrs: dict[str, Any]) -> None:
+    """Write a new file's description and every dataset at its fill value."""
+    f.attrs["format"] = FORMAT_NAME
+    f.attrs["format_version"] = FORMAT_VERSION
+    for key, value in attrs.items():
+        f.attrs[key] = value
+    f.attrs["master_seed"] = d.master_seed
+    f.attrs["checksums"] = integrity.CHECKSUMS
+    f.create_dataset("config", data=d.base_config_toml, dtype=h5py.string_dtype())
+    sweep = f.create_group("sweep")
+    for key in _SWEEP_ATTRS:
+        sweep.attrs[key] = getattr(d, key)
+    _strings(sweep, "names", [name for name, _ in d.axes])
+    for i, (name, values) in enumerate(d.axes):
+        _strings(sweep, f"axis_{i}", list(values)).attrs["name"] = name
+    points = f.create_group("points")
+    points.create_dataset(
+        "index",
+        data=np.array([p.index for p in d.points], dtype=np.int64).reshape(
+            len(d.points), len(d.axes)
+        ),
+    )
+    _strings(points, "label", [p.label for p in d.points])
+    _strings(points, "config", [p.config_toml for p in d.points])
+    trials = f.create_group("trials")
+    checked = integrity.dataset_options(np.float64)
+    trials.create_dataset("done", shape=shape, dtype=np.bool_, fillvalue=False, **checked)
+    entropy = np.full(shape, d.master_seed, dtype=np.uint64)
+    trials.create_dataset("seed_entropy", data=entropy, **checked)
+    key = np.stack(np.meshgrid(np.arange(shape[0]), np.arange(shape[1]), indexing="ij"), -1)
+    trials.create_dataset("seed_spawn_key", data=key.astype(np.int64), **checked)
+    timing = f.create_group("timing")
+    for field in FIELDS:
+        size = (d.max_passes,) if field.kind == "history" else ()
+        f[field.group].create_dataset(
+            field.name, shape=(*shape, *size), dtype=field.dtype, fillvalue=field.fill,
+            **integrity.dataset_options(field.dtype),
+        )  # fmt: skip
+    for group in (trials, timing):  # CRC-32 of each stored trial's record
+        group.create_dataset("checksum", shape=shape, dtype=np.uint32, fillvalue=0, **checked)
+    timing.attrs["sessions"] = "[]"
+    timing.attrs["sessions_sha256"] = integrity.sessions_digest("[]")
+    f.attrs["description_sha256"] = integrity.description_digest(f)
+    f.flush()
+
+
+@contextlib.contextmanager
+def _quiet_release() -> Iterator[None]:
+    """Release HDF5 objects after a failed write without h5py's "Exception ignored ..."
+    tracebacks: HDF5 retries the writes it could not do while its objects are released."""
+    hook = sys.unraisablehook
+    sys.unraisablehook = lambda _: None
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):  # h5py also prints each traceback
+            yield
+            gc.collect()
+    finally:
+        sys.unraisablehook = hook
+
+
+def _close_quietly(f: h5py.File) -> None:
+    """Let go of ``f`` after a failed write, writing nothing more to it: its descriptor is
+    pointed at ``/dev/null``, and it is not closed (HDF5 2.0 crashes closing a file whose
+    metadata flush failed); HDF5 closes it, writing to ``/dev/null``, when Python exits."""
+    with _quiet_release(), contextlib.suppress(Exception):
+        handle = f.id.get_vfd_handle()
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, handle)
+        os.close(null)
+
+
+def _write_failure(path: str | Path, exc: BaseException) -> StoreWriteError:
+    """The one-line error of a failed write; the HDF5 objects of the failed call (held by the
+    tracebacks of ``exc`` and its context) are released quietly first."""
+    reason = _reason(exc)
+    with _quiet_release():
+        cause: BaseException | None = exc
+        while cause is not None:
+            cause.__traceback__ = None
+            cause = cause.__context__
+    return StoreWriteError(path, reason, broken=True)
+
+
+class StoreWriteError(RerinvError):
+    """The results file cannot be written (a full disk, an I/O error).
+
+    ``broken`` is True when the HDF5 library itself failed a write: HDF5 2.0 then crashes
+    when it closes the file (even when Python exits), so a process should exit at once
+    (``os._exit``) after reporting it."""
+
+    def __init__(self, path: str | Path, reason: str, broken: bool = False):
+        super().__init__(f"cannot write {path}: {reason}")
+        self.path, self.reason, self.broken = path, reason, broken
+
+    def __reduce__(self):
+        return type(self), (self.path, self.reason, self.broken)
+
+
+#: Free bytes the device of a results file must keep: a write is refused below this, before
+#: HDF5 runs into a full disk (after which it can neither flush nor close the file).
+ROOM = 1 << 20
+
+
+def _check_room(path: str | Path) -> None:
+    try:
+        stat = os.statvfs(Path(path).parent)
+    except (OSError, AttributeError):
+        return
+    free = stat.f_bavail * stat.f_frsize
+    if free < ROOM:
+        raise StoreWriteError(path, f"no space left on device ({free // 1024} KiB free)")
+
+
 # -- helpers -------------------------------------------------------------------------------
+def _reason(exc: BaseException) -> str:
+    """A one-line reason of an HDF5 write failure (h5py's messages span several lines)."""
+    text = str(exc)
+    if (
+        getattr(exc, "errno", None) == errno.ENOSPC
+        or "No space left" in text
+        or "errno = 28" in text
+    ):
+        return "no space left on device"
+    return getattr(exc, "strerror", None) or text.splitlines()[0] if text else type(exc).__name__
+
+
 _plain = integrity._plain
 
 
