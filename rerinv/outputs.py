@@ -23,6 +23,7 @@ import glob
 import os
 import re
 import socket
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -191,6 +192,8 @@ def replacing(path: PathLike) -> Iterator[Path]:
     try:
         yield temporary
         _fsync(temporary)
+        with contextlib.suppress(OSError):  # mkstemp made it 0600: give it a new file's mode
+            os.chmod(temporary, _mode_of(path))
         os.replace(temporary, path)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
@@ -208,6 +211,17 @@ def atomic_write(path: PathLike, data: str | bytes) -> Path:
         else:
             temporary.write_bytes(data)
     return path
+
+
+def _mode_of(path: Path) -> int:
+    """The permission bits ``path`` should get: those of the file it replaces, else those of
+    a new file under this process's umask (``0o666 & ~umask``)."""
+    try:
+        return stat.S_IMODE(path.stat().st_mode)
+    except OSError:
+        umask = os.umask(0o022)
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def _fsync(path: Path) -> None:

@@ -469,3 +469,18 @@ def test_a_full_disk_during_settle_is_one_line_and_leaves_nothing(full_disk):
     assert done.returncode == 2, done.stderr  # it crashed (139) after a multi-line HDF5 error
     assert done.stderr.strip() == "rerinv: error: cannot write w.h5: No space left on device"
     assert list(full_disk.iterdir()) == []
+
+
+def test_written_files_get_the_mode_of_a_new_file_or_of_the_one_they_replace(tmp_path):
+    """atomic writes go through a mkstemp file (mode 0600): the result must not keep it."""
+    from rerinv.outputs import atomic_write
+
+    umask = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "new.txt", "x")
+        assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o644
+        (tmp_path / "new.txt").chmod(0o640)
+        atomic_write(tmp_path / "new.txt", "y")
+        assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o640
+    finally:
+        os.umask(umask)
