@@ -23,8 +23,8 @@ pytest.importorskip("sklearn", reason="training needs the `train` extra (scikit-
 
 from rerinv.cli import main as rerinv_main  # noqa: E402
 from rerinv.training import load_training, run_training, training_config  # noqa: E402
+from rerinv.training import results as results_module  # noqa: E402
 from rerinv.training import run as run_module  # noqa: E402
-from rerinv.training import store as store_module  # noqa: E402
 from tests.test_training import tiny_spec  # noqa: E402
 
 #: The smallest grid of tests/test_training.py (6 steps, 2 seeds, 8 runs), as CLI options.
@@ -471,8 +471,8 @@ def test_help_has_a_description(capsys, command, words):
 def test_checksums_cover_every_stored_dataset(grid):
     """Every dataset of a training file is in a run checksum or the description digest, or is
     a checksum itself (a new dataset must be added to one of them)."""
-    covered = {*store_module.CHECKED_FIELDS["runs"], *store_module.CHECKED_FIELDS["timing"]}
-    covered |= {*store_module.integrity.DESCRIPTION_DATASETS, "runs/done"}
+    covered = {*results_module.CHECKED_FIELDS["runs"], *results_module.CHECKED_FIELDS["timing"]}
+    covered |= {*results_module.integrity.DESCRIPTION_DATASETS, "runs/done"}
     covered |= {"runs/checksum", "timing/checksum"}
     names: list[str] = []
 
@@ -486,3 +486,24 @@ def test_checksums_cover_every_stored_dataset(grid):
         assert all(f[n].fletcher32 for n in numeric)
     assert sorted(names) == sorted(covered)
     assert np.all(load_training(grid).done)
+
+
+# -- a damaged file that would make HDF5 loop ------------------------------------------------
+@pytest.mark.parametrize("command", ["train-report", "train --resume"])
+def test_a_training_file_that_would_hang_hdf5_is_refused_in_seconds(grid, capsys, command):
+    """Zero the first object of the first global heap (index 0, size 0: HDF5 2.0's reader
+    loops on it forever); the file is checked before HDF5 reads it (rerinv.untrusted)."""
+    data = bytearray(grid.read_bytes())
+    start = data.index(b"GCOL\x01\0\0\0")
+    data[start + 16 : start + 32] = bytes(16)
+    grid.write_bytes(bytes(data))
+    before = listing(grid.parent)
+    if command == "train-report":
+        argv = ["train-report", str(grid), "--out", str(grid.parent / "r.html")]
+    else:
+        argv = ["train", "--out", str(grid), "--resume", *TINY]
+    started = time.monotonic()
+    code = rerinv(*argv)
+    assert code == 2 and "damaged training file" in one_line(capsys)
+    assert time.monotonic() - started < 10
+    assert listing(grid.parent) == before

@@ -26,7 +26,7 @@ from rerinv.config import ENGINES, SCHEMES
 from rerinv.errors import InputError, RerinvError
 from rerinv.outputs import check_output, check_output_folder, check_writable_folder
 from rerinv.studies.mc import SweepSpec, TrialFunction, parse_sweep, run_monte_carlo
-from rerinv.studies.mc.store import StoreWriteError
+from rerinv.studies.mc.writes import StoreWriteError
 from rerinv.studies.trial import run_trial
 
 

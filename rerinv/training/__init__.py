@@ -17,9 +17,9 @@ from rerinv.training.backends import (
 )
 from rerinv.training.factors import capture_factors, load_factor_set, save_factor_set
 from rerinv.training.report import write_training_outputs, write_training_report
+from rerinv.training.results import TrainingResults, load_training
 from rerinv.training.run import TrainingSummary, run_training
 from rerinv.training.spec import BACKENDS, Setting, TrainingSpec, training_config
-from rerinv.training.store import TrainingResults, load_training
 from rerinv.training.summary import steps_summary, write_steps_json
 from rerinv.training.train import RunRecord, run_seed, train_run
 

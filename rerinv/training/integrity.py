@@ -17,10 +17,8 @@ Format version 1 files (before checksums) are read unchecked and labelled as suc
 file without its checksums, or a "version 1" file holding any trace of them
 (:func:`checksum_traces`), had them removed and is refused.
 
-The Monte Carlo module cannot be imported from here (``rerinv.studies`` and
-``rerinv.training`` are independent layers); the few helpers both need (:class:`ChecksumError`,
-:func:`dataset_options`, :func:`read`, :func:`plain`) are kept small so that they can move to
-a shared lower layer.
+What this and the Monte Carlo file share (the error, the Fletcher32 options, the reads, the
+digests) is :mod:`rerinv.checksums`.
 """
 
 from __future__ import annotations
@@ -34,6 +32,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from rerinv import checksums as shared
+from rerinv.checksums import ChecksumError, plain, verify_digests
 from rerinv.errors import InputError
 
 #: Root attribute naming the checksums a file carries.
@@ -56,18 +56,6 @@ DESCRIPTION_DATASETS = (
 _UNHASHED_ATTRS = ("description_sha256",)
 
 
-class ChecksumError(InputError):
-    """Stored data does not match its checksum: the file was changed or damaged."""
-
-
-def dataset_options(dtype: Any) -> dict[str, Any]:
-    """``create_dataset`` keywords: Fletcher32 (chunked) for every type HDF5 can filter."""
-    if dtype == "str" or h5py.check_string_dtype(np.dtype(dtype)) is not None:
-        return {}
-    return {"fletcher32": True}
-
-
-# -- per-run checksums ---------------------------------------------------------------------
 def _value_bytes(value: Any) -> bytes:
     array = np.asarray(value)
     if array.dtype.kind in "USO":
@@ -136,22 +124,10 @@ def description_digest(f: h5py.File) -> str:
     return digest.hexdigest()
 
 
-def sessions_digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
-
-
 def verify_description(f: h5py.File, path: Any) -> None:
     """Raise :class:`ChecksumError` when the grid description or session log was altered."""
-    if plain(f.attrs.get("description_sha256", "")) != description_digest(f):
-        raise ChecksumError(
-            f"{path}: checksum mismatch in the grid description (spec, configuration, settings "
-            "or root attributes): the file was changed or damaged after it was written"
-        )
-    timing = f["timing"]
-    if plain(timing.attrs.get("sessions_sha256", "")) != sessions_digest(
-        str(plain(timing.attrs["sessions"]))
-    ):
-        raise ChecksumError(f"{path}: checksum mismatch in the session log (/timing sessions)")
+    verify_digests(f, path, description_digest(f), "grid description (spec, configuration, "
+                   "settings or root attributes)")  # fmt: skip
 
 
 def checksum_traces(f: h5py.File) -> list[str]:
@@ -174,37 +150,6 @@ def checksum_traces(f: h5py.File) -> list[str]:
 
 # -- reading ---------------------------------------------------------------------------------
 def read(f: h5py.File, name: str, path: Any) -> np.ndarray:
-    """``f[name][...]`` (strings as ``str``), with a failed Fletcher32 check (or an unreadable
-    dataset) as one :class:`InputError` line naming the dataset."""
-    try:
-        dataset = f[name]
-    except KeyError:
-        raise InputError(f"{path}: damaged training file, no dataset /{name}") from None
-    if not isinstance(dataset, h5py.Dataset):
-        raise InputError(f"{path}: damaged training file, /{name} is not a dataset")
-    try:
-        if h5py.check_string_dtype(dataset.dtype):
-            values = dataset.asstr()[...]
-            return np.array(np.asarray(values, dtype=object).tolist(), dtype=str).reshape(
-                np.shape(values)
-            )
-        return dataset[...]
-    except (OSError, RuntimeError):
-        if dataset.fletcher32:
-            raise ChecksumError(
-                f"{path}: checksum mismatch in /{name} (Fletcher32): the file was changed or "
-                "damaged after it was written; its numbers cannot be trusted (rerun, or "
-                "restore a copy)"
-            ) from None
-        raise InputError(f"{path}: damaged training file, cannot read /{name}") from None
-
-
-def plain(value: Any) -> Any:
-    """An HDF5 attribute value as a plain Python value."""
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
+    """``f[name][...]`` (strings as ``str``), a failed Fletcher32 check as one line
+    (:func:`rerinv.checksums.read`)."""
+    return shared.read(f, name, path, "training file", strings=True)

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rerinv.training.store import TrainingResults
+from rerinv.training.results import TrainingResults
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

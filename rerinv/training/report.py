@@ -11,7 +11,7 @@ import numpy as np
 
 from rerinv.outputs import atomic_write
 from rerinv.training.plots import Plot, make_plots
-from rerinv.training.store import TrainingResults, load_training
+from rerinv.training.results import TrainingResults, load_training
 from rerinv.training.summary import (
     setting_rows,
     step_ratio,

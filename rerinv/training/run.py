@@ -33,8 +33,9 @@ from rerinv.errors import InputError
 from rerinv.interrupts import StopOnInterrupt, die_with_parent
 from rerinv.provenance import provenance
 from rerinv.training.backends import make_backend
+from rerinv.training.results import run_settings
 from rerinv.training.spec import TrainingSpec
-from rerinv.training.store import TrainingStore, run_settings
+from rerinv.training.store import TrainingStore
 from rerinv.training.train import run_seed, train_run
 
 #: Seconds between two saves of the training file while runs arrive (and one at the end).

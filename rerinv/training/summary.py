@@ -21,7 +21,7 @@ from scipy import stats
 import rerinv
 from rerinv.errors import InputError
 from rerinv.outputs import atomic_write
-from rerinv.training.store import TrainingResults
+from rerinv.training.results import TrainingResults
 from rerinv.training.train import steps_to
 
 BOOTSTRAP_SEED = 20240601

@@ -15,8 +15,7 @@ from rerinv.studies.mc.driver import (
     execute_trial,
     run_monte_carlo,
 )
-from rerinv.studies.mc.spec import AXIS_ALIASES, SweepSpec, parse_sweep
-from rerinv.studies.mc.store import (
+from rerinv.studies.mc.results import (
     FORMAT_VERSION,
     READABLE_VERSIONS,
     PointRecord,
@@ -24,6 +23,7 @@ from rerinv.studies.mc.store import (
     RunDescription,
     load_results,
 )
+from rerinv.studies.mc.spec import AXIS_ALIASES, SweepSpec, parse_sweep
 
 __all__ = [
     "AXIS_ALIASES",

@@ -37,7 +37,8 @@ from rerinv.studies.mc.runners import (
     run_pool,
 )
 from rerinv.studies.mc.spec import SweepSpec, describe_mismatch
-from rerinv.studies.mc.store import ResultStore, StoreWriteError
+from rerinv.studies.mc.store import ResultStore
+from rerinv.studies.mc.writes import StoreWriteError
 from rerinv.studies.records import failed_record, normalise_record
 from rerinv.studies.trial import run_trial
 

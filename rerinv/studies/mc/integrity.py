@@ -29,7 +29,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from rerinv.errors import InputError
+from rerinv import checksums as shared
+from rerinv.checksums import ChecksumError, plain, verify_digests
 from rerinv.studies.records import FIELDS, RESULT_FIELDS, STRING, TIMING_FIELDS, Field
 
 #: Root attribute naming the checksums a file carries (absent in older files).
@@ -45,15 +46,6 @@ _DESCRIPTION_DATASETS = (
     "trials/seed_entropy",
     "trials/seed_spawn_key",
 )
-
-
-class ChecksumError(InputError):
-    """Stored data does not match its checksum: the file was changed or damaged."""
-
-
-def dataset_options(dtype: np.dtype) -> dict[str, Any]:
-    """``create_dataset`` keywords: Fletcher32 (chunked) for every type HDF5 can filter."""
-    return {} if h5py.check_string_dtype(np.dtype(dtype)) else {"fletcher32": True}
 
 
 def has_checksums(f: h5py.File, path: Any = None) -> bool:
@@ -161,10 +153,10 @@ def verify_trials(path: Any, done: np.ndarray, arrays: Mapping[str, np.ndarray],
 def description_digest(f: h5py.File) -> str:
     """SHA-256 of everything that defines the run (see the module docstring)."""
     digest = hashlib.sha256()
-    attrs = {k: _plain(v) for k, v in f.attrs.items() if k not in _UNHASHED_ATTRS}
+    attrs = {k: plain(v) for k, v in f.attrs.items() if k not in _UNHASHED_ATTRS}
     digest.update(json.dumps(attrs, sort_keys=True, default=str).encode())
     sweep = f["sweep"]
-    digest.update(json.dumps({k: _plain(v) for k, v in sweep.attrs.items()}, sort_keys=True,
+    digest.update(json.dumps({k: plain(v) for k, v in sweep.attrs.items()}, sort_keys=True,
                              default=str).encode())  # fmt: skip
     names = [f"sweep/axis_{i}" for i in range(len(sweep["names"]))]
     for name in (*_DESCRIPTION_DATASETS, *names):
@@ -177,54 +169,17 @@ def description_digest(f: h5py.File) -> str:
         else:
             digest.update(np.ascontiguousarray(dataset[()]).tobytes())
     for i in range(len(names)):
-        digest.update(str(_plain(sweep[f"axis_{i}"].attrs.get("name", ""))).encode())
+        digest.update(str(plain(sweep[f"axis_{i}"].attrs.get("name", ""))).encode())
     return digest.hexdigest()
-
-
-def sessions_digest(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def verify_description(f: h5py.File, path: Any) -> None:
     """Raise :class:`ChecksumError` when the run description or session log was altered."""
-    stored = _plain(f.attrs.get("description_sha256", ""))
-    if stored != description_digest(f):
-        raise ChecksumError(
-            f"{path}: checksum mismatch in the run description (configuration, sweep, points "
-            "or root attributes): the file was changed or damaged after it was written"
-        )
-    timing = f["timing"]
-    if _plain(timing.attrs.get("sessions_sha256", "")) != sessions_digest(
-        str(_plain(timing.attrs["sessions"]))
-    ):
-        raise ChecksumError(f"{path}: checksum mismatch in the session log (/timing sessions)")
+    verify_digests(f, path, description_digest(f), "run description (configuration, sweep, "
+                   "points or root attributes)")  # fmt: skip
 
 
 # -- reading ---------------------------------------------------------------------------------
 def read(f: h5py.File, name: str, path: Any) -> np.ndarray:
-    """``f[name][...]``, with a failed Fletcher32 check (or an unreadable dataset) as one
-    :class:`InputError` line naming the dataset."""
-    try:
-        dataset = f[name]
-    except KeyError:
-        raise InputError(f"{path}: damaged results file, no dataset /{name}") from None
-    try:
-        return dataset[...]
-    except OSError as exc:
-        if dataset.fletcher32:
-            raise ChecksumError(
-                f"{path}: checksum mismatch in /{name} (Fletcher32): the file was changed or "
-                "damaged after it was written; its numbers cannot be trusted (rerun, or "
-                "restore a copy)"
-            ) from exc
-        raise InputError(f"{path}: damaged results file, cannot read /{name} ({exc})") from exc
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode(errors="replace")
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    return value
+    """``f[name][...]``, a failed Fletcher32 check as one line (:func:`rerinv.checksums.read`)."""
+    return shared.read(f, name, path, "results file")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from rerinv.config import Config
 from rerinv.errors import InputError, RerinvError
-from rerinv.studies.mc.store import PointRecord, RunDescription
+from rerinv.studies.mc.results import PointRecord, RunDescription
 
 #: Short axis names accepted by :func:`parse_sweep` (and ``--sweep``) for ``simulation.*``.
 AXIS_ALIASES = {

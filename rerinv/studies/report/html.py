@@ -10,7 +10,7 @@ import numpy as np
 
 from rerinv.errors import InputError
 from rerinv.outputs import atomic_write, check_output
-from rerinv.studies.mc.store import Results, load_results
+from rerinv.studies.mc.results import Results, load_results
 from rerinv.studies.records import FIELDS
 from rerinv.studies.report.plots import Plot, make_plots
 from rerinv.studies.report.stats import STAT_COLUMNS, format_statistic, point_statistics

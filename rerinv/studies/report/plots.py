@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from rerinv.studies.mc.store import Results
+from rerinv.studies.mc.results import Results
 from rerinv.studies.report.stats import quantiles, wilson_interval
 
 if TYPE_CHECKING:

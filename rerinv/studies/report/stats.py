@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from rerinv.studies.mc.store import Results
+from rerinv.studies.mc.results import Results
 
 QUANTILE_METHOD = "inverted_cdf"
 STAT_COLUMNS = (
