@@ -255,7 +255,14 @@ def register(commands: argparse._SubParsersAction) -> None:
     report.set_defaults(func=cmd_report)
 
     verify = commands.add_parser(
-        "verify", help="the main job: every scheme through ngspice, short Monte Carlo, report"
+        "verify",
+        help="the main job: every scheme through ngspice, short Monte Carlo, report",
+        description="The main job (make demo): every scheme through ngspice in a short Monte "
+        "Carlo over generated K-FAC-like factors, a row with the transistor-level SKY130 "
+        "amplifiers, then optionally a real captured K-FAC factor (--large); writes "
+        "results.h5 and report.html and prints per scheme the median verified bits and the "
+        "share of trials that reached 16 bits. Exit status 130 when interrupted (--resume "
+        "finishes the run).",
     )
     add_config_options(verify)
     verify.add_argument("--out", default="results", help="output folder (default results/)")
