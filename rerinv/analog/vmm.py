@@ -83,13 +83,14 @@ def read_vmm(crossbar: VmmCrossbar, v: np.ndarray, engine: Engine) -> VmmRead:
     peak = float(np.max(np.abs(v)))
     unit = peak / cfg.dac_range if peak > 0 else 1.0  # units of v per DAC volt
     v_in = dac.convert(v / unit)
-    inputs = input_gain(crossbar, v_in) * v_in
+    gain = input_gain(crossbar, v_in)
+    inputs = gain * v_in
     session = engine.load(crossbar.circuit)
     try:
         volts = session.solve(inputs)
     finally:
         session.close()
-    factor = output_factor(crossbar, input_gain(crossbar, v_in)) * unit
+    factor = output_factor(crossbar, gain) * unit
     exact = crossbar.matrix.T @ (v_in * unit)
     return VmmRead(adc.convert(volts) * factor, exact, v_in * unit, adc.lsb * abs(factor),
                    float(np.max(np.abs(exact))), inputs)  # fmt: skip

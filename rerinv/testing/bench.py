@@ -81,20 +81,15 @@ class Bench:
     seed : int
         Every draw of the bench flows from it (module docstring).
     engine : {"spice", "nodal"}, optional
-    reproduce : str
-        How to re-run the test that owns the bench (a failing assertion prints it).
     """
 
-    def __init__(
-        self, config: Config, *, seed: int, engine: str | None = None, reproduce: str = ""
-    ) -> None:
+    def __init__(self, config: Config, *, seed: int, engine: str | None = None) -> None:
         if engine is not None:
             config = config.with_values("simulation", engine=engine)
         if config.opamp.model == "sky130" and config.opamp.mismatch:
             config = config.with_values("opamp", mismatch_seed=seed)
         self.config = config
         self.seed = seed
-        self.reproduce = reproduce
         self.rng = np.random.default_rng(seed)
         self._sessions: list = []
 

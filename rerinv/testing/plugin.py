@@ -183,16 +183,14 @@ def rerinv_config(request: pytest.FixtureRequest, rerinv_preset, rerinv_corner):
 
 
 @pytest.fixture
-def rerinv(request: pytest.FixtureRequest, rerinv_config, rerinv_engine_name, rerinv_seed):
+def rerinv(rerinv_config, rerinv_engine_name, rerinv_seed):
     """A :class:`~rerinv.testing.bench.Bench` at the test's configuration, engine and seed;
     skipped, with the reason, when ngspice (or the SKY130 models) it needs are missing."""
     from rerinv.testing.bench import Bench
 
     engine = rerinv_engine_name or rerinv_config.simulation.engine
     _skip_when_missing(engine, rerinv_config)
-    bench = Bench(rerinv_config, seed=rerinv_seed, engine=engine,
-                  reproduce=f"pytest '{request.node.nodeid}' "
-                  f"--rerinv-seed {request.config.getoption('rerinv_seed')}")  # fmt: skip
+    bench = Bench(rerinv_config, seed=rerinv_seed, engine=engine)
     yield bench
     bench.close()
 
