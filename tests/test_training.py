@@ -19,6 +19,9 @@ pytest.importorskip("sklearn", reason="training needs the `train` extra (scikit-
 
 from rerinv.cli import main as rerinv_main  # noqa: E402
 from rerinv.errors import InputError  # noqa: E402
+from rerinv.nn import mlp  # noqa: E402
+from rerinv.nn.data import digits_dataset  # noqa: E402
+from rerinv.nn.kfac import Kfac, KfacSettings  # noqa: E402
 from rerinv.training import (  # noqa: E402
     AnalogInverse,
     Float64Inverse,
@@ -30,15 +33,12 @@ from rerinv.training import (  # noqa: E402
     load_factor_set,
     load_training,
     make_backend,
-    mlp,  # noqa: E402
     run_training,
     steps_summary,
     train_run,
     training_config,
 )
 from rerinv.training import run as run_module  # noqa: E402
-from rerinv.training.data import digits_dataset  # noqa: E402
-from rerinv.training.kfac import Kfac, KfacSettings  # noqa: E402
 from rerinv.training.train import run_seed, steps_to  # noqa: E402
 
 FACTORS = Path(__file__).parent / "data" / "kfac_factors"

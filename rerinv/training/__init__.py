@@ -1,13 +1,12 @@
 """Second-order training with the analog inverse in the loop.
 
-K-FAC in numpy for small MLPs on scikit-learn's digits, whose factor inverses come from a
-pluggable backend (float64, the analog machine with any scheme and engine, or a cheap k-bit
-stand-in); a driver that runs a grid {backend x bits x seed} (plus tuned SGD and Adam) into
+The study: the networks, K-FAC and inverse backends live in :mod:`rerinv.nn`; this room has
+a driver that runs a grid {backend x bits x seed} (plus tuned SGD and Adam) into
 an HDF5 file; a report; the step-ratio JSON for the timing model; factor capture.
 See ``docs/training.md``.
 """
 
-from rerinv.training.backends import (
+from rerinv.nn.backends import (
     AnalogInverse,
     Float64Inverse,
     InverseBackend,

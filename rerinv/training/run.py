@@ -31,8 +31,8 @@ import rerinv
 from rerinv.config import Config
 from rerinv.errors import InputError
 from rerinv.interrupts import StopOnInterrupt, die_with_parent
+from rerinv.nn.backends import make_backend
 from rerinv.provenance import provenance
-from rerinv.training.backends import make_backend
 from rerinv.training.results import run_settings
 from rerinv.training.spec import TrainingSpec
 from rerinv.training.store import TrainingStore

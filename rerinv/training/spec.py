@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass, fields
 
 from rerinv.config import Config
 from rerinv.errors import InputError
+from rerinv.nn.data import TASKS, digits_dataset
+from rerinv.nn.kfac import KfacSettings
+from rerinv.nn.mlp import Architecture
 from rerinv.schemes.loops import LOOPS
-from rerinv.training.data import TASKS, digits_dataset
-from rerinv.training.kfac import KfacSettings
-from rerinv.training.mlp import Architecture
 
 #: Backends of the K-FAC inverse: ``float64``, the ``quantised`` stand-in, or an analog scheme.
 BACKENDS = ("float64", "quantised", *LOOPS)

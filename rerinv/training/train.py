@@ -19,12 +19,12 @@ from typing import Any
 import numpy as np
 
 from rerinv.config import Config
+from rerinv.nn import mlp
+from rerinv.nn.backends import make_backend
+from rerinv.nn.data import Dataset, batches, digits_dataset
+from rerinv.nn.kfac import Capture, InverseEvent, Kfac
+from rerinv.nn.optim import Adam, Sgd
 from rerinv.seeds import Seed, spawn
-from rerinv.training import mlp
-from rerinv.training.backends import make_backend
-from rerinv.training.data import Dataset, batches, digits_dataset
-from rerinv.training.kfac import Capture, InverseEvent, Kfac
-from rerinv.training.optim import Adam, Sgd
 from rerinv.training.spec import Setting, TrainingSpec
 
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from rerinv.errors import InputError
+from rerinv.nn.backends import InverseBackend
 from rerinv.seeds import Seed, seed_sequence
-from rerinv.training.backends import InverseBackend
 
 FACTOR_KINDS = ("A", "G")
 
