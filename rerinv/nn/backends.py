@@ -10,9 +10,12 @@ returns the whole inverse and counts what that cost.
   programmed once per factor, then the configured scheme (``simulation.scheme``: ``single``,
   ``repast``, ``refine``, ``krylov``, and any later loop of :data:`rerinv.schemes.loops.LOOPS`)
   run on each unit vector to ``simulation.target_bits``, on ``simulation.engine``. A factor
-  wider than ``array.max_size`` is split **block-diagonally**: each diagonal block is inverted
-  on its own crossbar and the off-diagonal blocks are dropped, so the result is the inverse
-  of the block-diagonal part (an approximation, recorded as ``blocks > 1``).
+  wider than ``array.max_size`` goes whole to the machine, which holds it as
+  ``scheme.blocks`` says (``tiled``: one INV loop over crossbar tiles; ``blockamc``;
+  ``jacobi``), so every column still converges to the whole factor's inverse. The older
+  ``wide="diagonal"`` mode splits it block-diagonally instead (each diagonal block on its
+  own crossbar, the off-diagonal blocks dropped: the inverse of an approximation). Either
+  way the bits are measured against the float64 inverse of the *whole* factor.
 - :class:`QuantisedInverse`: a cheap stand-in for a ``k``-bit INV crossbar (``single`` scheme,
   ``k``-bit cells and ``k``-bit ADC): exact Ruiz equilibration, entries rounded to ``k`` bits
   (with the machine's stabilising diagonal shift when the rounded copy is not positive
@@ -57,7 +60,10 @@ class InverseOutcome:
     statuses : dict
         Scheme status -> number of columns.
     blocks : int
-        Diagonal blocks the factor was split into (1: no split).
+        Crossbar blocks per side, ``ceil(n / array.max_size)`` (1: one crossbar).
+    route : str
+        What held the factor (the machine's preconditioner, e.g. ``inv 2x2 tiles``, or
+        ``block-diagonal K`` for the ``wide="diagonal"`` mode); "" for digital backends.
     error : str
         ``"ExceptionType: message"`` when the inverse could not be made, else ``""``.
     wall_time : float
@@ -73,6 +79,7 @@ class InverseOutcome:
     blocks: int = 1
     error: str = ""
     wall_time: float = 0.0
+    route: str = ""
 
 
 class InverseBackend:
@@ -189,6 +196,10 @@ def diagonal_blocks(n: int, max_size: int) -> list[slice]:
     return [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
 
 
+#: How :class:`AnalogInverse` treats a factor wider than one crossbar.
+WIDE_MODES = ("machine", "diagonal")
+
+
 class AnalogInverse(InverseBackend):
     """The factor inverse through the analog machine, column by column.
 
@@ -196,17 +207,23 @@ class AnalogInverse(InverseBackend):
     ----------
     config : Config
         ``simulation.scheme``, ``target_bits``, ``max_passes`` and ``engine`` say how each
-        column is solved; every other section describes the hardware.
+        column is solved; every other section describes the hardware (``array.max_size``
+        and ``scheme.blocks`` for factors wider than one crossbar).
+    wide : {"machine", "diagonal"}
+        A factor wider than ``array.max_size``: whole to the machine (default), or split
+        block-diagonally with the off-diagonal blocks dropped (see the module docstring).
     """
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, wide: str = "machine"):
         scheme = config.simulation.scheme
         if scheme not in LOOPS:
             raise ConfigError(
                 f"simulation.scheme={scheme!r} has no loop usable column by column; "
                 f"choose one of {', '.join(LOOPS)}"
             )
-        self.config = config
+        if wide not in WIDE_MODES:
+            raise InputError(f"wide must be one of {', '.join(WIDE_MODES)}, got {wide!r}")
+        self.config, self.wide = config, wide
         sim = config.simulation
         bits = "" if scheme == "single" else f"@{sim.target_bits:g}"
         self.name = f"analog-{scheme}{bits}"
@@ -214,36 +231,52 @@ class AnalogInverse(InverseBackend):
     def describe(self) -> str:
         sim, cfg = self.config.simulation, self.config
         target = "one solve" if sim.scheme == "single" else f"target {sim.target_bits:g} bits"
+        wide = f"wider than {cfg.array.max_size}: " + (
+            cfg.scheme.blocks if self.wide == "machine" else "block-diagonal, dropped"
+        )
         return (
             f"analog {sim.scheme} ({target}, at most {sim.max_passes} passes) on the "
             f"{sim.engine} engine: {cfg.device.bits}-bit cells, {cfg.converters.dac_bits}-bit "
             f"DAC x {cfg.scheme.dac_slices or 'auto'} slices, {cfg.converters.adc_bits}-bit ADC, "
-            f"{cfg.scheme.residual} residual"
+            f"{cfg.scheme.residual} residual; {wide}"
         )
 
     def invert(self, matrix: np.ndarray, *, seed: Seed = 0) -> InverseOutcome:
         start = time.perf_counter()
         n = matrix.shape[0]
-        blocks = diagonal_blocks(n, self.config.array.max_size)
+        split = diagonal_blocks(n, self.config.array.max_size)
+        blocks = split if self.wide == "diagonal" else [slice(0, n)]
         seeds = spawn(seed, len(blocks))
-        outcome = InverseOutcome(np.zeros((n, n)), column_bits=np.zeros(n), blocks=len(blocks))
+        outcome = InverseOutcome(np.zeros((n, n)), column_bits=np.zeros(n), blocks=len(split))
         statuses: Counter[str] = Counter()
+        routes = []
         for rows, block_seed in zip(blocks, seeds, strict=True):
             try:
-                self._invert_block(matrix[rows, rows], block_seed, rows, outcome, statuses)
+                routes.append(
+                    self._invert_block(matrix[rows, rows], block_seed, rows, outcome, statuses)
+                )
             except RerinvError as exc:
                 outcome.inverse = None
                 outcome.error = f"{type(exc).__name__}: {exc}"
                 break
+        if outcome.inverse is not None:
+            exact = np.linalg.inv(matrix)
+            outcome.column_bits = np.array(
+                [effective_bits(outcome.inverse[:, j], exact[:, j]) for j in range(n)]
+            )
+        outcome.route = (
+            routes[0] if len(blocks) == 1 and routes else f"block-diagonal {len(blocks)}"
+        )
         outcome.statuses = dict(statuses)
         outcome.wall_time = time.perf_counter() - start
         return outcome
 
-    def _invert_block(self, block, seed, rows, outcome, statuses) -> None:
+    def _invert_block(self, block, seed, rows, outcome, statuses) -> str:
         sim = self.config.simulation
         loop = LOOPS[sim.scheme]
         exact = np.linalg.inv(block)
         with AnalogMachine(block, self.config, seed=seed) as machine:
+            route = machine.preconditioner
             for j in range(block.shape[0]):
                 b = np.zeros(block.shape[0])
                 b[j] = 1.0
@@ -261,9 +294,9 @@ class AnalogInverse(InverseBackend):
                 statuses[status] += 1
                 outcome.passes += len(run.history)
                 outcome.inverse[rows, rows.start + j] = x
-                outcome.column_bits[rows.start + j] = effective_bits(x, exact[:, j])
             outcome.inv_solves += machine.counters.inv_solves
             outcome.vmm_ops += machine.counters.vmm_ops
+        return route
 
 
 def make_backend(kind: str, config: Config, bits: float | None = None) -> InverseBackend:

@@ -1,16 +1,33 @@
-"""K-FAC (Martens and Grosse, 2015) for MLPs, with the factor inverses from a backend.
+"""K-FAC (Martens and Grosse, 2015) and KFC (Grosse and Martens, 2016), with the factor
+inverses from a backend.
 
-Per layer ``l`` the Fisher block is approximated by ``A_l (x) G_l``: ``A_l = E[a a^T]`` over the
-homogeneous layer inputs (with the bias 1) and ``G_l = E[g g^T]`` over the pre-activation
-gradients for targets *sampled from the model* (true Fisher). Both are exponential running
-averages (decay ``min(decay, 1 - 1/(t+1))``, so the first steps are plain averages).
+Per layer ``l`` the Fisher block is approximated by ``A_l (x) G_l``. A dense layer gives
+``A_l = E[a a^T]`` over the homogeneous layer inputs (with the bias 1) and ``G_l = E[g g^T]``
+over the output gradients for targets *sampled from the model* (true Fisher). A convolution
+(KFC) has the patches ``a_t`` and output gradients ``g_t`` of its ``|T|`` locations: under
+KFC's independence, spatial homogeneity and spatially uncorrelated derivatives the block is
+``Omega (x) Gamma`` with ``Omega = E[sum_t a_t a_t^T]`` and ``Gamma = E[g_t g_t^T]`` (one
+location), and here ``A_l`` is the mean over batch *and* locations of ``a_t a_t^T`` while
+``G_l = E[sum_t g_t g_t^T]`` (``|T|`` times the mean over locations): the same product, with
+``|T|`` carried by ``G``. Both are exponential running averages (decay
+``min(decay, 1 - 1/(t+1))``, so the first steps are plain averages).
 
 Damping is factored Tikhonov damping: ``A + pi sqrt(lambda) I`` and ``G + sqrt(lambda)/pi I``
 with ``pi = sqrt((tr A / dim A) / (tr G / dim G))`` (pi-damping; ``pi = 1`` when switched off).
 The damped factors are inverted by the backend every ``inverse_every`` steps (stale in
-between), and the step is ``-lr * nu * G^-1 grad A^-1`` with KL-clipping
-``nu = min(1, sqrt(kl_clip / (lr^2 sum_l |<V_l, grad_l>|)))`` (Ba, Grosse and Martens, 2017),
-plus optional heavy-ball momentum.
+between), and the step is ``-lr * nu * V`` with ``V_l = G^-1 grad_l A^-1`` and KL-clipping
+``nu = min(1, sqrt(kl_clip / (lr^2 sum_l <V_l, grad_l>)))`` (Ba, Grosse and Martens, 2017),
+plus optional heavy-ball momentum. The sum is *signed*: an inexact inverse can give a layer
+direction with ``<V_l, grad_l> <= 0`` (no descent); such layers are counted every step
+(:attr:`Kfac.last_products`, :attr:`Kfac.non_descent_by_layer`), and when the whole sum is
+``<= 0`` there is no KL estimate to clip with and ``nu = 1``.
+
+Adaptive damping (optional) is the Levenberg-Marquardt rule of Martens and Grosse (2015,
+section 6.5): every ``adapt_every`` (``T1``) steps the caller measures the reduction ratio
+``rho = (h(w + d) - h(w)) / M(d)`` of the batch loss against its quadratic model (see
+:func:`rerinv.nn.network.reduction_ratio`) and :meth:`Kfac.adapt_damping` multiplies
+``lambda`` by ``omega = (19/20)**T1`` when ``rho > 3/4`` and divides it by ``omega`` when
+``rho < 1/4``. A new ``lambda`` reaches the factors at the next inverse update.
 
 An inverse the backend cannot make (an unstable crossbar, a railed solve) keeps the factor's
 previous inverse; on the very first update it falls back to ``I / mean(diag)`` (digital and
@@ -35,17 +52,28 @@ FACTOR_KINDS = ("A", "G")
 class KfacSettings:
     """K-FAC hyper-parameters (dimensionless unless stated)."""
 
-    lr: float = 0.5  #: learning rate
-    damping: float = 0.01  #: Tikhonov lambda, split over the two factors (see module doc)
+    lr: float = 1.0  #: learning rate
+    damping: float = 0.003  #: Tikhonov lambda, split over the two factors (see module doc)
     pi_damping: bool = True  #: factored (pi) damping; else sqrt(lambda) on both factors
     decay: float = 0.95  #: running-average decay of the factors
     inverse_every: int = 10  #: T_inv: steps between inverse updates
-    kl_clip: float = 0.01  #: KL-clipping budget (nats); 0 switches clipping off
+    kl_clip: float = 0.1  #: KL-clipping budget (nats); 0 switches clipping off
     momentum: float = 0.0  #: heavy-ball momentum on the K-FAC step
+    adaptive_damping: bool = False  #: Levenberg-Marquardt adaptation of lambda (module doc)
+    adapt_every: int = 5  #: T1: steps between adaptations; omega = (19/20)**T1
+    min_damping: float = 1e-8  #: adaptive lambda never goes below this
+    max_damping: float = 1.0  #: ... nor above this
 
     def validate(self) -> None:
         if not (self.lr > 0 and self.damping > 0 and self.kl_clip >= 0):
             raise InputError("K-FAC lr and damping must be > 0 and kl_clip >= 0")
+        bounded = 0 < self.min_damping <= self.damping <= self.max_damping
+        if self.adapt_every < 1 or (self.adaptive_damping and not bounded):
+            raise InputError(
+                "adaptive damping needs adapt_every >= 1 and 0 < min_damping <= damping <= "
+                f"max_damping, got {self.adapt_every}, {self.min_damping} <= {self.damping} "
+                f"<= {self.max_damping}"
+            )
         if not 0.0 <= self.decay < 1.0 or not 0.0 <= self.momentum < 1.0:
             raise InputError("K-FAC decay and momentum must be in [0, 1)")
         if self.inverse_every < 1:
@@ -113,22 +141,34 @@ class Kfac:
         self.updates = 0
         self._seed = seed_sequence(seed)
         self.step_count = 0
+        self.damping = float(settings.damping)  #: lambda now (adaptive damping changes it)
+        self.last_products = np.zeros(len(factor_sizes))  #: <V_l, grad_l> of the last step
+        self.non_descent_by_layer = np.zeros(len(factor_sizes), dtype=np.int64)
+
+    @staticmethod
+    def statistics(a: np.ndarray, g: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One batch's ``(A, G)``: dense ``a`` (B, dim A), ``g`` (B, dim G) give the batch
+        means of ``a a^T`` and ``g g^T``; convolutional (B, T, dim) arrays give ``A`` = the
+        mean over batch and locations and ``G`` = the batch mean of the sum over locations
+        (KFC, see the module docstring)."""
+        batch = a.shape[0]
+        a2, g2 = a.reshape(-1, a.shape[-1]), g.reshape(-1, g.shape[-1])
+        return a2.T @ a2 / a2.shape[0], g2.T @ g2 / batch
 
     def update_factors(self, inputs: list[np.ndarray], pre_grads: list[np.ndarray]) -> None:
         """Fold one batch's statistics into the running averages: ``inputs[l]`` are the
-        homogeneous layer inputs (B, dim A), ``pre_grads[l]`` the sampled pre-activation
-        gradients (B, dim G)."""
+        homogeneous layer inputs, (B, dim A) or (B, T, dim A), ``pre_grads[l]`` the sampled
+        output gradients, (B, dim G) or (B, T, dim G) (see :meth:`statistics`)."""
         t = self.step_count
         rho = min(self.settings.decay, 1.0 - 1.0 / (t + 1))
         for layer, (a, g) in enumerate(zip(inputs, pre_grads, strict=True)):
-            batch = a.shape[0]
-            for k, stat in enumerate((a.T @ a / batch, g.T @ g / batch)):
+            for k, stat in enumerate(self.statistics(a, g)):
                 self.factors[layer][k] = rho * self.factors[layer][k] + (1.0 - rho) * stat
 
     def damped_factors(self, layer: int) -> tuple[np.ndarray, np.ndarray, float, float]:
         """``(A + dA I, G + dG I, dA, dG)`` of ``layer``."""
         a, g = self.factors[layer]
-        root = np.sqrt(self.settings.damping)
+        root = np.sqrt(self.damping)
         pi = 1.0
         if self.settings.pi_damping:
             ta, tg = np.trace(a) / a.shape[0], np.trace(g) / g.shape[0]
@@ -183,11 +223,14 @@ class Kfac:
         natural = [
             inv_g @ grad @ inv_a for grad, (inv_a, inv_g) in zip(grads, self.inverses, strict=True)
         ]
+        self.last_products = np.array(
+            [float(np.sum(v * g)) for v, g in zip(natural, grads, strict=True)]
+        )
+        self.non_descent_by_layer += self.last_products <= 0
         nu = 1.0
-        if s.kl_clip > 0:
-            quad = sum(abs(float(np.sum(v * g))) for v, g in zip(natural, grads, strict=True))
-            if quad > 0:
-                nu = min(1.0, float(np.sqrt(s.kl_clip / (s.lr**2 * quad))))
+        quad = float(np.sum(self.last_products))  # signed: see the module docstring
+        if s.kl_clip > 0 and quad > 0:
+            nu = min(1.0, float(np.sqrt(s.kl_clip / (s.lr**2 * quad))))
         delta = [-s.lr * nu * v for v in natural]
         if s.momentum > 0:
             if self.velocity is None:
@@ -196,3 +239,25 @@ class Kfac:
             delta = self.velocity
         self.step_count += 1
         return delta, nu
+
+    @property
+    def non_descent(self) -> int:
+        """Layers whose direction of the last step had ``<V_l, grad_l> <= 0``."""
+        return int(np.sum(self.last_products <= 0))
+
+    def adapt_due(self) -> bool:
+        """Whether the step just taken is one where adaptive damping measures ``rho``."""
+        s = self.settings
+        return s.adaptive_damping and self.step_count % s.adapt_every == 0
+
+    def adapt_damping(self, rho: float) -> float:
+        """The Levenberg-Marquardt rule on the reduction ratio ``rho``; returns the new
+        lambda (kept within ``[min_damping, max_damping]``)."""
+        s = self.settings
+        omega = (19.0 / 20.0) ** s.adapt_every
+        if rho > 0.75:
+            self.damping *= omega
+        elif rho < 0.25:
+            self.damping /= omega
+        self.damping = float(np.clip(self.damping, s.min_damping, s.max_damping))
+        return self.damping

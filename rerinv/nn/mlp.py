@@ -18,9 +18,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from rerinv.errors import InputError
-
-ACTIVATIONS = ("tanh", "relu")
-OUTPUTS = ("softmax", "sigmoid")
+from rerinv.nn import losses
+from rerinv.nn.layers import ACTIVATIONS, Activation, Dense
+from rerinv.nn.losses import OUTPUTS
+from rerinv.nn.network import Network
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,17 @@ class Architecture:
     def factor_sizes(self) -> list[tuple[int, int]]:
         """K-FAC factor widths ``(A, G)`` per layer: ``(in + 1, out)``."""
         return [(i, o) for o, i in self.shapes]
+
+
+def network(arch: Architecture, name: str = "mlp") -> Network:
+    """The same MLP as a :class:`~rerinv.nn.network.Network` (dense layers with the hidden
+    activation between them; the same Glorot draws as :func:`init_weights`)."""
+    layers: list = []
+    for index, (n_in, n_out) in enumerate(zip(arch.sizes[:-1], arch.sizes[1:], strict=True)):
+        if index:
+            layers.append(Activation(arch.activation))
+        layers.append(Dense(n_in, n_out))
+    return Network((arch.sizes[0],), tuple(layers), arch.output, name)
 
 
 def init_weights(arch: Architecture, rng: np.random.Generator) -> list[np.ndarray]:
@@ -90,38 +102,19 @@ def forward(arch: Architecture, weights: list[np.ndarray], x: np.ndarray) -> For
     return Forward(inputs, pre)
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
-def _sigmoid(z: np.ndarray) -> np.ndarray:
-    return 0.5 * (1.0 + np.tanh(0.5 * z))
-
-
 def loss(arch: Architecture, logits: np.ndarray, y: np.ndarray) -> float:
     """Batch-mean loss (nats per sample)."""
-    if arch.output == "softmax":
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        return float(-np.mean(log_p[np.arange(len(y)), y]))
-    return float(np.mean(np.sum(np.logaddexp(0.0, logits) - y * logits, axis=1)))
+    return losses.loss(arch.output, logits, y)
 
 
 def accuracy(arch: Architecture, logits: np.ndarray, y: np.ndarray) -> float:
     """Share of correctly classified samples (NaN for the autoencoder)."""
-    if arch.output != "softmax":
-        return float("nan")
-    return float(np.mean(np.argmax(logits, axis=1) == y))
+    return losses.accuracy(arch.output, logits, y)
 
 
 def output_gradient(arch: Architecture, logits: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Per-sample gradient of the loss with respect to the logits, (B, outputs)."""
-    if arch.output == "softmax":
-        g = _softmax(logits)
-        g[np.arange(len(y)), y] -= 1.0
-        return g
-    return _sigmoid(logits) - y
+    return losses.output_gradient(arch.output, logits, y)
 
 
 def sampled_output_gradient(
@@ -129,14 +122,7 @@ def sampled_output_gradient(
 ) -> np.ndarray:
     """Per-sample logit gradients for targets drawn from the model's own predictive
     distribution (the true Fisher that K-FAC approximates, not the empirical one)."""
-    if arch.output == "softmax":
-        p = _softmax(logits)
-        u = rng.random((len(p), 1))
-        drawn = np.minimum((np.cumsum(p, axis=1) < u).sum(axis=1), p.shape[1] - 1)
-        p[np.arange(len(p)), drawn] -= 1.0
-        return p
-    q = _sigmoid(logits)
-    return q - (rng.random(q.shape) < q)
+    return losses.sampled_output_gradient(arch.output, logits, rng)
 
 
 def backward(
