@@ -77,6 +77,11 @@ def register(commands) -> argparse.ArgumentParser:
     add("--points", type=int, default=40, help="points per swept axis (lin/log specs)")
     add("--out", default="timing", metavar="DIR", help="output folder (default ./timing)")
     add("--no-plots", action="store_true", help="JSON and HTML tables only")
+    add(
+        "--no-tornado",
+        action="store_true",
+        help="skip the sensitivity of the headline ratios to every assumption",
+    )
     add("--force", action="store_true", help="replace existing files in --out")
     parser.set_defaults(func=cmd_timing)
     return parser  # fmt: skip
@@ -160,7 +165,7 @@ def cmd_timing(args: argparse.Namespace) -> int:
     from rerinv.provenance import software_versions
     from rerinv.system import load_arch
     from rerinv.system.arch import parse_assignments
-    from rerinv.system.report import summary_rows, timing_study, write_report
+    from rerinv.system.report import summary_rows, timing_study, verdict_rows, write_report
 
     inputs = [args.card, args.steps_ratio, args.arch, *(args.workload or [])]
     check_output_folder(args.out, ("timing.json", "timing.html"), force=args.force,
@@ -176,9 +181,8 @@ def cmd_timing(args: argparse.Namespace) -> int:
     sweeps = _sweeps(args)
     total = sum(v.size for v in sweeps.values()) * len(workloads)
     progress = _Progress(total) if total >= 2000 else None
-    study = timing_study(
-        arch, workloads, card, card_source=card_source, sweeps=sweeps, progress=progress
-    )
+    study = timing_study(arch, workloads, card, card_source=card_source, sweeps=sweeps,
+                         progress=progress, with_tornado=not args.no_tornado)  # fmt: skip
     study["software"] = software_versions(ngspice=False)
     study["command"] = "rerinv " + " ".join(sys.argv[1:])
     paths = write_report(study, args.out, with_plots=not args.no_plots, force=args.force)
@@ -198,6 +202,10 @@ def cmd_timing(args: argparse.Namespace) -> int:
               f"{a['energy_saving_vs_reram_sgd']['mean']:>19.3g}x")  # fmt: skip
         print(f"{'paper (RePAST)':>18} {115.8:>12.3g}x {'':>11} {11.4:>12.3g}x {41.9:>19.3g}x "
               f"{12.8:>19.3g}x")  # fmt: skip
+    if study["averages"] and study.get("tornado"):
+        for row in verdict_rows(study):
+            print(f"{row['label']}: paper {row['paper']:g}x, model {row['model']:.3g}x; "
+                  f"decided by {', '.join(d.split(' ')[0] for d in row['deciding'])}")  # fmt: skip
     for note in study["notes"]:
         print(f"note: {note}")
     print(f"wrote {paths['json']} and {paths['html']}")

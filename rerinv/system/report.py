@@ -1,15 +1,13 @@
 """``rerinv timing`` results as data, a JSON file and an HTML page with embedded plots.
 
-:func:`timing_study` evaluates workloads (and optional sweeps) into one JSON-able dict;
-:func:`write_report` writes ``timing.json``, the PNG plots (matplotlib, Agg backend) and
-``timing.html`` (the PNGs embedded as base64) into a folder.
+:func:`timing_study` evaluates workloads (and optional sweeps, and the tornado of
+:mod:`rerinv.system.tornado`) into one JSON-able dict; :func:`verdict_rows` sets the model's
+means beside RePAST's claims; :func:`write_report` writes ``timing.json``, the PNG figures
+(:mod:`rerinv.system.plots`) and ``timing.html`` (:mod:`rerinv.system.page`) into a folder.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import json
 from pathlib import Path
 
@@ -18,8 +16,8 @@ import numpy as np
 from rerinv.outputs import atomic_write, check_output_folder
 from rerinv.system.arch import Architecture
 from rerinv.system.calibration import inv_timing, settle_exponent_note, solve_cost
-from rerinv.system.compare import BASELINES, MACHINES, PAPER, averages, evaluate, sweep
-from rerinv.system.model import CATEGORIES, KFAC_PHASES
+from rerinv.system.compare import BASELINES, PAPER, SWEEP_AXES, averages, evaluate, sweep
+from rerinv.system.tornado import CLAIMS, requirements, tornado
 from rerinv.system.workloads import Workload
 
 LABELS = {
@@ -54,6 +52,7 @@ def timing_study(
     card_source: str | None = None,
     sweeps: dict | None = None,
     progress=None,
+    with_tornado: bool = True,
 ) -> dict:
     """Evaluate ``workloads`` on ``arch`` (and ``sweeps``: ``{axis: values}``).
 
@@ -61,7 +60,8 @@ def timing_study(
     -------
     dict
         JSON-able: settings, per-network results, averages over the large networks next to
-        the paper's, notes, and sweeps (when asked).
+        the paper's, notes, sweeps (when asked, with each axis's operating point and unit),
+        and the tornado with what each claim would need (``with_tornado``).
     """
     cost, timing = solve_cost(arch, card), inv_timing(arch, card)
     networks = {w.name: evaluate(arch, w, cost, timing) for w in workloads}
@@ -117,92 +117,65 @@ def timing_study(
             "trainings_before_wear_out": wear,
         }
     if sweeps:
-        study["sweeps"] = {}
+        study["sweeps"], study["sweep_axes"] = {}, {}
         for axis, values in sweeps.items():
             study["sweeps"][axis] = {
                 w.name: sweep(arch, w, card, axis, values, progress=progress) for w in workloads
             }
+            study["sweep_axes"][axis] = axis_info(axis, arch, workloads, cost, timing)
+    if with_tornado:
+        study["tornado"] = tornado(arch, workloads, card)
+        study["requirements"] = requirements(arch, workloads, card, study["tornado"])
     return plain(study)
 
 
-def _png(fig) -> bytes:
-    buffer = io.BytesIO()
-    fig.tight_layout()
-    fig.savefig(buffer, format="png", dpi=90)
-    return buffer.getvalue()
+def axis_info(axis: str, arch: Architecture, workloads, cost, timing) -> dict:
+    """What a sweep axis changes, its unit, scale and the value in use (operating point)."""
+    meaning, spec, unit = SWEEP_AXES[axis][:3]
+    point = {
+        "passes": lambda: cost.passes,
+        "inv_settle": lambda: timing.settle(arch["crossbar.size"]),
+        "crossbar_size": lambda: arch["crossbar.size"],
+        "t_inv": lambda: np.mean([w.training.t_inv for w in workloads]),
+        "adc_energy": lambda: arch["converters.adc_energy_j"],
+    }.get(axis)
+    if point is None and axis in getattr(arch, "values", {}):
+        point = lambda: arch[axis]  # noqa: E731 (an architecture field swept by name)
+    value = None if point is None else float(np.mean(point()))
+    scale = "linear" if spec.startswith("lin") else "log"
+    return {"meaning": meaning, "unit": unit, "scale": scale, "operating_point": value}
 
 
-def plots(study: dict) -> dict[str, bytes]:
-    """PNG images: ``breakdown`` (stacked time and energy per step), ``speedup`` (bars) and
-    ``sweep_<axis>`` (speed-up versus the axis)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = list(study["networks"])
-    out = {}
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6))
-    x = np.arange(len(names))
-    for ax, key, title, keys in (
-        (axes[0], "time_by_phase_s", "time per step by phase (s)", KFAC_PHASES),
-        (axes[1], "time_by_category_s", "time per step by limiting resource (s)", CATEGORIES),
-        (axes[2], "energy_by_category_j", "energy per step (J)", CATEGORIES),
-    ):
-        bottom = np.zeros(len(names))
-        for k in keys:
-            v = np.array([study["networks"][n]["machines"]["reram_kfac"][key].get(k, 0.0)
-                          for n in names])  # fmt: skip
-            ax.bar(x, v, bottom=bottom, label=k)
-            bottom += v
-        ax.set_xticks(x, names, rotation=30, ha="right")
-        ax.set_title(f"ReRAM K-FAC: {title}", fontsize=9)
-        ax.legend(fontsize=7)
-    out["breakdown"] = _png(fig)
-    plt.close(fig)
-    fig, ax = plt.subplots(figsize=(9, 4.6))
-    width = 0.27
-    for i, key in enumerate(BASELINES):
-        v = [study["networks"][n]["speedup"][key] for n in names]
-        ax.bar(x + (i - 1) * width, v, width, label=LABELS[key])
-    ax.axhline(PAPER["speedup_vs_gpu"], ls="--", c="k", lw=0.8, label="paper: 115.8x vs GPU")
-    ax.axhline(PAPER["speedup_vs_pipelayer"], ls=":", c="k", lw=0.8,
-               label="paper: 11.4x vs PipeLayer")  # fmt: skip
-    ax.axhline(1.0, c="grey", lw=0.5)
-    ax.set_yscale("log")
-    ax.set_xticks(x, names, rotation=30, ha="right")
-    ax.set_ylabel("speed-up to train (x)")
-    ax.legend(fontsize=7)
-    out["speedup"] = _png(fig)
-    plt.close(fig)
-    for axis, per_network in study.get("sweeps", {}).items():
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        for i, (name, s) in enumerate(per_network.items()):
-            ax.plot(s["values"], s["speedup"]["vs_gpu_kfac"], c=f"C{i}", label=name)
-            ax.plot(s["values"], s["speedup"]["vs_reram_sgd"], c=f"C{i}", ls="--")
-        ax.set_title("solid: vs GPU K-FAC; dashed: vs first-order ReRAM", fontsize=9)
-        ax.set_xscale("log" if axis != "passes" else "linear")
-        ax.set_yscale("log")
-        ax.set_xlabel(axis)
-        ax.set_ylabel("speed-up to train (x)")
-        ax.legend(fontsize=6)
-        out[f"sweep_{axis}"] = _png(fig)
-        plt.close(fig)
-    return out
-
-
-def _table(header: list[str], rows: list[list]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows
-    )
-    return f"<table><tr>{head}</tr>{body}</table>"
-
-
-def _fmt(value) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
+def verdict_rows(study: dict) -> list[dict]:
+    """RePAST's four claims beside the model's means over the large networks, the assumptions
+    that decide each (largest swing in the tornado) and what reaching it would take."""
+    rows = []
+    a, t = study.get("averages"), study.get("tornado")
+    for claim, (kind, key, paper, label) in CLAIMS.items():
+        row = {"claim": claim, "label": label, "paper": paper,
+               "model": a[f"{kind}_{key}"]["mean"] if a else None,
+               "geomean": a[f"{kind}_{key}"]["geomean"] if a else None,
+               "deciding": [], "needs": []}  # fmt: skip
+        if t:
+            base = t["claims"][claim]["base"]
+            ranked = sorted(t["assumptions"], key=lambda r: -max(
+                abs(np.log(r["results"][claim][s] / base)) for s in ("low", "high")))  # fmt: skip
+            for r in ranked[:3]:
+                lo, hi = r["results"][claim]["low"], r["results"][claim]["high"]
+                row["deciding"].append(f"{r['name']} {r['low']:.3g}..{r['high']:.3g}: "
+                                       f"{lo:.3g}x..{hi:.3g}x")  # fmt: skip
+        for need in (study.get("requirements") or {}).get(claim, []):
+            reach = need["reaches"]
+            if reach is None:
+                text = f"{need['name']} alone cannot (best {need['best_in_scan']:.3g}x)"
+            elif abs(np.log(reach["factor"])) < 1e-9:
+                text = f"{need['name']}: reached as is"
+            else:
+                text = (f"{need['name']} {need['base']:.3g} -> {reach['value']:.3g} "
+                        f"(x{reach['factor']:.3g})")  # fmt: skip
+            row["needs"].append(text)
+        rows.append(row)
+    return rows
 
 
 def summary_rows(study: dict) -> list[list]:
@@ -219,77 +192,17 @@ def summary_rows(study: dict) -> list[list]:
     return rows
 
 
-def render_html(study: dict, images: dict[str, bytes]) -> str:
-    """The HTML page: settings, tables, plots (embedded), notes, architecture values."""
-    cost, timing = study["solve_cost"], study["inv_timing"]
-    parts = [
-        "<!doctype html><meta charset='utf-8'><title>rerinv timing</title>",
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}table{border-collapse:"
-        "collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}"
-        "th{background:#eee}</style>",
-        "<h1>rerinv timing: second-order training on a ReRAM accelerator</h1>",
-        f"<p>architecture <b>{html.escape(study['architecture']['name'])}</b>; card "
-        f"<b>{html.escape(str(study['card']))}</b>; decomposition <b>{study['decomposition']}"
-        f"</b>; overlap <b>{study['overlap']}</b>; scheme <b>{cost['scheme']}</b></p>",
-        f"<p>16-bit solve ({html.escape(cost['source'])}): {cost['passes']:.3g} passes, "
-        f"{cost['inv_solves']:.3g} INV solves, {cost['vmm_ops']:.3g} VMM ops, "
-        f"{cost['conversions_per_row']:.3g} conversions per row. INV: "
-        f"{timing['settle_at_crossbar_s']:.3g} s and {timing['energy_at_crossbar_j']:.3g} J per"
-        f" solve ({html.escape(timing['source'])}).</p>",
-        "<h2>Speed-up and energy saving to train</h2>",
-        _table(
-            ["network", *(f"speed-up {LABELS[k]}" for k in BASELINES),
-             *(f"energy {LABELS[k]}" for k in BASELINES)],
-            summary_rows(study),
-        ),
-    ]  # fmt: skip
-    if study["averages"]:
-        a = study["averages"]
-        parts.append(
-            f"<p>Mean over {', '.join(study['averaged_over'])}: speed-up "
-            f"{a['speedup_vs_gpu_kfac']['mean']:.3g}x vs GPU K-FAC (paper 115.8x vs GPU), "
-            f"{a['speedup_vs_reram_sgd']['mean']:.3g}x vs first-order ReRAM (paper 11.4x vs "
-            f"PipeLayer); energy {a['energy_saving_vs_gpu_kfac']['mean']:.3g}x (paper 41.9x), "
-            f"{a['energy_saving_vs_reram_sgd']['mean']:.3g}x (paper 12.8x).</p>"
-        )
-    rows = []
-    for name, r in study["networks"].items():
-        for machine in MACHINES:
-            m, t = r["machines"][machine], r["to_train"][machine]
-            rows.append([name, LABELS[machine], m["time_s"], m["energy_j"], t["time_s"] / 3600,
-                         t["energy_j"] / 3.6e6])  # fmt: skip
-    parts += [
-        "<h2>Per step and to train</h2>",
-        _table(["network", "machine", "s/step", "J/step", "h to train", "kWh to train"], rows),
-        "<h2>ReRAM K-FAC breakdown per step</h2>",
-        _table(
-            ["network", *(f"{c} s" for c in CATEGORIES), *(f"{c} J" for c in CATEGORIES)],
-            [[n, *(r["machines"]["reram_kfac"]["time_by_category_s"][c] for c in CATEGORIES),
-              *(r["machines"]["reram_kfac"]["energy_by_category_j"][c] for c in CATEGORIES)]
-             for n, r in study["networks"].items()],
-        ),
-    ]  # fmt: skip
-    for key, image in images.items():
-        data = base64.b64encode(image).decode()
-        parts.append(f"<h3>{key}</h3><img alt='{key}' src='data:image/png;base64,{data}'>")
-    if study["notes"]:
-        parts.append("<h2>Notes</h2><ul>")
-        parts += [f"<li>{html.escape(n)}</li>" for n in study["notes"]]
-        parts.append("</ul>")
-    rows = [[f"{s}.{k}", v] for s, values in study["architecture"]["values"].items()
-            for k, v in values.items()]  # fmt: skip
-    parts += ["<h2>Architecture values</h2>", _table(["key", "value"], rows)]
-    return "\n".join(parts) + "\n"
-
-
 def write_report(
     study: dict, out: str | Path, *, with_plots: bool = True, force: bool = True
 ) -> dict[str, Path]:
     """Write ``timing.json``, ``*.png`` and ``timing.html`` into ``out``; returns the paths.
     Without ``force`` an existing file is refused before any is written; each file is written
     to a temporary file and renamed (:mod:`rerinv.outputs`)."""
+    from rerinv.system.page import render_html
+    from rerinv.system.plots import all_figures
+
     out = Path(out)
-    images = plots(study) if with_plots else {}
+    images = all_figures(study) if with_plots else {}
     paths = {"json": out / "timing.json", "html": out / "timing.html"}
     paths.update({key: out / f"{key}.png" for key in images})
     check_output_folder(out, [p.name for p in paths.values()], force=force)
