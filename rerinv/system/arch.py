@@ -24,6 +24,9 @@ import tomllib
 
 from rerinv.config import SCHEMES
 from rerinv.errors import ConfigError, not_a_regular_file
+from rerinv.system.sources import RANGES, SOURCES
+
+__all__ = ["ARCH_FIELDS", "RANGES", "SOURCES", "Architecture", "arch_names", "load_arch"]
 
 # fmt: off
 #: section -> [(key, kind, check, unit, meaning)]; kind "int" | "float" | "bool" | "a|b|c"
@@ -35,6 +38,10 @@ ARCH_FIELDS: dict[str, list[tuple[str, str, str, str, str]]] = {
         ("inv_crossbars_per_tile", "int", ">0", "count", "INV crossbars per tile (each holds one"
          " array of an INV block; a block needs crossbar.inv_arrays of them)"),
         ("static_power_w", "float", ">=0", "W", "power drawn regardless of activity"),
+        ("area_budget_mm2", "float", ">0", "mm^2", "chip area the comparison allows (the"
+         " first-order chip gets the same area)"),
+        ("power_budget_w", "float", ">0", "W", "average power the chip may draw; above it the"
+         " step is throttled to budget"),
     ],
     "crossbar": [
         ("size", "int", ">0", "count", "rows = columns of one crossbar"),
@@ -45,6 +52,7 @@ ARCH_FIELDS: dict[str, list[tuple[str, str, str, str, str]]] = {
         ("inv_arrays", "int", ">0", "count", "arrays per INV block (2: A+ and A-)"),
         ("read_cycle_s", "float", ">0", "s", "one VMM crossbar read (one input bit-plane)"),
         ("cell_read_energy_j", "float", ">=0", "J", "energy of one cell in one read cycle"),
+        ("cell_area_um2", "float", ">0", "um^2", "area of one cell"),
     ],
     "precision": [
         ("weight_bits", "int", ">0", "bits", "fixed-point weights in VMM crossbars"),
@@ -55,12 +63,21 @@ ARCH_FIELDS: dict[str, list[tuple[str, str, str, str, str]]] = {
     "converters": [
         ("vmm_dac_bits", "int", ">0", "bits", "VMM input DAC (inputs applied bit-serially)"),
         ("inv_dac_bits", "int", ">0", "bits", "INV input DAC"),
-        ("adc_bits", "int", ">0", "bits", "ADC resolution"),
+        ("adc_bits", "int", ">0", "bits", "ADC resolution (sets conversion time, energy and"
+         " area from the reference ADC, and the ideal scheme's bits per pass)"),
+        ("adc_ref_bits", "int", ">0", "bits", "resolution of the ADC whose rate, energy and area"
+         " are given"),
         ("adcs_per_crossbar", "int", ">0", "count", "ADCs shared by the columns of a crossbar"),
-        ("adc_rate_hz", "float", ">0", "Hz", "samples per second of one ADC"),
-        ("adc_energy_j", "float", ">=0", "J", "one ADC conversion"),
-        ("vmm_dac_energy_j", "float", ">=0", "J", "one VMM DAC (row driver) sample"),
-        ("inv_dac_energy_j", "float", ">=0", "J", "one INV DAC sample"),
+        ("adc_rate_hz", "float", ">0", "Hz", "samples per second of one ADC at adc_ref_bits (a"
+         " SAR ADC resolves one bit per cycle: rate x adc_ref_bits / adc_bits)"),
+        ("adc_energy_j", "float", ">=0", "J", "one conversion at adc_ref_bits"),
+        ("adc_area_um2", "float", ">0", "um^2", "one ADC at adc_ref_bits"),
+        ("adc_energy_growth_per_bit", "float", ">0", "1", "ADC energy factor per extra bit"),
+        ("adc_area_growth_per_bit", "float", ">0", "1", "ADC area factor per extra bit"),
+        ("vmm_dac_energy_j", "float", ">=0", "J", "one 1-bit VMM DAC (row driver) sample"),
+        ("inv_dac_energy_j", "float", ">=0", "J", "one 1-bit INV DAC sample"),
+        ("dac_area_um2", "float", ">0", "um^2", "one 1-bit DAC"),
+        ("dac_growth_per_bit", "float", ">0", "1", "DAC energy and area factor per extra bit"),
     ],
     "inv": [
         ("source", "arch|card", "", "", "INV settling time and energy: this section or the card"),
@@ -69,6 +86,7 @@ ARCH_FIELDS: dict[str, list[tuple[str, str, str, str, str]]] = {
         ("opamps_per_row", "int", ">0", "count", "op-amps per INV row (row amplifier + inverter)"),
         ("crossbar_power_w", "float", ">=0", "W", "array dissipation while solving, source ="
          " arch"),
+        ("opamp_area_um2", "float", ">0", "um^2", "one op-amp of an INV block"),
     ],
     "solve": [
         ("source", "ideal|card", "", "", "costs of one 16-bit solve: the ideal values below or"
@@ -81,6 +99,8 @@ ARCH_FIELDS: dict[str, list[tuple[str, str, str, str, str]]] = {
          " 16-bit solve of one crossbar-sized system"),
         ("conversions_per_row", "float", ">=0", "count", "ideal: DAC + ADC samples per 16-bit"
          " solve, per matrix row"),
+        ("target_bits", "float", ">0", "bits", "ideal: bits a solve must reach; the ideal counts"
+         " scale with ceil(target / min(adc_bits, inv_cell_bits)) / passes"),
         ("decomposition", "blockamc|block_diagonal", "", "", "matrices larger than a crossbar:"
          " BlockAMC 2x2 recursion (exact K-FAC) or block-diagonal approximation"),
         ("blockamc_vmm_planes", "int", ">0", "count", "input bit-planes of the low-precision"
@@ -91,19 +111,28 @@ ARCH_FIELDS: dict[str, list[tuple[str, str, str, str, str]]] = {
          " tile"),
         ("energy_per_op_j", "float", ">=0", "J", "one vector-unit operation (16-bit FMA)"),
         ("shift_add_energy_j", "float", ">=0", "J", "one shift-and-add of an ADC output"),
+        ("area_mm2_per_tile", "float", ">=0", "mm^2", "the vector unit of a tile"),
     ],
     "buffer": [
-        ("bytes_per_tile", "float", ">0", "B", "on-chip buffer per tile"),
+        ("bytes_per_tile", "float", ">0", "B", "on-chip buffer per tile (activations kept for"
+         " the backward pass stay on chip while they fit)"),
         ("bits_per_s_per_tile", "float", ">0", "bit/s", "buffer bandwidth per tile"),
         ("energy_per_bit_j", "float", ">=0", "J", "buffer access energy per bit"),
+        ("edram_area_mm2_per_kib", "float", ">=0", "mm^2", "buffer area per KiB"),
+        ("bus_area_mm2", "float", ">=0", "mm^2", "buffer-to-crossbar bus per tile"),
     ],
     "offchip": [
         ("bits_per_s", "float", ">0", "bit/s", "off-chip memory bandwidth"),
         ("energy_per_bit_j", "float", ">=0", "J", "off-chip memory energy per bit"),
+        ("interface_area_mm2", "float", ">=0", "mm^2", "off-chip interface (per chip)"),
+        ("interface_power_w", "float", ">=0", "W", "off-chip interface power while active"),
     ],
     "noc": [
-        ("bits_per_s_per_tile", "float", ">0", "bit/s", "on-chip network bandwidth per tile"),
+        ("bits_per_s_per_tile", "float", ">0", "bit/s", "on-chip network bandwidth of one router"
+         " (shared by tiles_per_router tiles)"),
+        ("tiles_per_router", "int", ">0", "count", "tiles sharing one router"),
         ("energy_per_bit_j", "float", ">=0", "J", "on-chip network energy per bit"),
+        ("router_area_mm2", "float", ">=0", "mm^2", "one router"),
     ],
     "write": [
         ("row_s", "float", ">0", "s", "one program pulse on one crossbar row (all columns)"),
@@ -126,6 +155,7 @@ ARCH_FIELDS: dict[str, list[tuple[str, str, str, str, str]]] = {
         ("memory_efficiency", "float", ">0", "1", "fraction of bandwidth reached"),
         ("kernel_launch_s", "float", ">=0", "s", "fixed cost per kernel"),
         ("bytes_per_value", "int", ">0", "B", "bytes per stored value (FP32: 4)"),
+        ("die_area_mm2", "float", ">0", "mm^2", "GPU die area (reported beside the chip's)"),
     ],
 }
 # fmt: on

@@ -79,4 +79,40 @@ def gpu_step(arch: Architecture, workload: Workload, kfac: bool) -> dict:
     by_cat = {c: np.sum(parts[c] * lay.count, axis=-1, keepdims=True) if c in parts else 0.0
               for c in GPU_CATEGORIES}  # fmt: skip
     time = sum(by_cat.values())
-    return squeeze({"time_s": time, "energy_j": gpu.power_w * time, "time_by_category_s": by_cat})
+    return squeeze(
+        {
+            "time_s": time,
+            "energy_j": gpu.power_w * time,
+            "time_by_category_s": by_cat,
+            "area_mm2": gpu.die_area_mm2,
+            "power": {"average_w": gpu.power_w},
+        }
+    )
+
+
+#: a published measured step to check the roofline against: NVIDIA DeepLearningExamples,
+#: PyTorch ResNet-50 v1.5 README, training throughput on one V100 16 GB (DGX-1), FP32
+GPU_MEASURED = {
+    "workload": "resnet50",
+    "images_per_s": 380.44,
+    "source": "NVIDIA DeepLearningExamples, PyTorch/Classification/ConvNets/resnet50v1.5"
+    " README: 380.44 img/s FP32 on 1x V100 16G (pytorch-19.10 container)",
+}
+
+
+def gpu_check(arch: Architecture, workload: Workload) -> dict:
+    """The roofline's SGD step against :data:`GPU_MEASURED` (same network and batch).
+
+    Returns
+    -------
+    dict
+        ``model_images_per_s``, ``measured_images_per_s``, their ``ratio`` and ``source``.
+    """
+    step = gpu_step(arch, workload, kfac=False)["time_s"]
+    model = workload.training.batch / step
+    return {
+        "model_images_per_s": model,
+        "measured_images_per_s": GPU_MEASURED["images_per_s"],
+        "ratio": model / GPU_MEASURED["images_per_s"],
+        "source": GPU_MEASURED["source"],
+    }

@@ -131,13 +131,19 @@ def solve_cost(arch: Architecture, card: dict | None) -> SolveCost:
     """The per-solve costs the model uses: ``[solve]`` ideal values or the card's."""
     s = arch.section("solve")
     if s.source == "ideal":
+        # x slicing gains min(ADC, INV cell) bits per pass; the [solve] counts are for
+        # s.passes passes and scale with the passes the architecture's parts need
+        bits = np.minimum(arch["converters.adc_bits"], arch["crossbar.inv_cell_bits"])
+        needed = np.ceil(s.target_bits / np.asarray(bits, dtype=float))
+        factor = needed / s.passes
         return SolveCost(
-            s.passes,
-            s.inv_solves,
-            s.vmm_ops,
-            s.conversions_per_row,
+            needed,
+            s.inv_solves * factor,
+            s.vmm_ops * factor,
+            s.conversions_per_row * factor,
             s.scheme,
-            f"ideal values of architecture {arch.name} ([solve])",
+            f"ideal values of architecture {arch.name} ([solve], scaled to "
+            f"ceil(target_bits / min(adc_bits, inv_cell_bits)) passes)",
         )
     if card is None:
         raise InputError("solve.source = card needs a parameter card (--card FILE)")

@@ -49,12 +49,16 @@ import numpy as np
 from rerinv.system.arch import Architecture
 from rerinv.system.blocks import block_counts
 from rerinv.system.calibration import InvTiming, SolveCost
+from rerinv.system.charges import CATEGORIES as _CHARGED
+from rerinv.system.charges import PIPELINED, charge_energy, charge_time, schedule
+from rerinv.system.components import chip_budget, throttle
 from rerinv.system.workloads import Workload
 
-CATEGORIES = ("inv", "vmm", "conversions", "writes", "buffers", "digital")
+#: resources a step's time is charged to; "power" is the wait a throttled step adds
+CATEGORIES = (*_CHARGED, "power")
 KFAC_PHASES = ("forward", "backward", "gradient", "statistics", "refresh", "precondition",
-               "update", "rewrites")  # fmt: skip
-SGD_PHASES = ("forward", "backward", "gradient", "update", "rewrites")
+               "update", "rewrites", "throttle")  # fmt: skip
+SGD_PHASES = ("forward", "backward", "gradient", "update", "rewrites", "throttle")
 _COUNTS = ("vmm_cycles", "inv_ops", "adc", "dac_vmm", "dac_inv", "cell_reads", "rows_vmm",
            "rows_inv", "cells", "buffer_bits", "offchip_bits", "noc_bits", "digital_ops",
            "shift_adds")  # fmt: skip
@@ -88,6 +92,7 @@ class _Machine:
         self.bits, self.master_bits = p.activation_bits, p.master_weight_bits
         self.inner_planes = arch["solve.blockamc_vmm_planes"]
         self.decomposition = arch["solve.decomposition"]
+        self.buffer_bits = arch["chip.tiles"] * arch["buffer.bytes_per_tile"] * 8.0
 
     def tiles(self, r, c, slices):
         return np.ceil(r / self.size) * np.ceil(c / self.size) * slices * self.av
@@ -129,13 +134,17 @@ def _layer_ops(m: _Machine, w: Workload, cost: SolveCost | None) -> dict[str, _O
     n_a, n_g = lay.n_a.astype(float), lay.n_g.astype(float)
     q = tr.batch * lay.positions.astype(float)
     stash = q * lay.fan_in * m.bits  # activations kept for the backward pass (bits)
+    # what the chip's buffers cannot hold of the stash goes off chip and back
+    spill = np.clip(1.0 - m.buffer_bits / _total(stash, lay.count), 0.0, 1.0)
+    kept = stash * (1.0 - spill)
     ops = {
         "forward": m.vmm(n_a, n_g, q, m.w_slices)
-        + _Ops(buffer_bits=q * (lay.fan_in + n_g) * m.bits, noc_bits=q * n_g * m.bits,
-               offchip_bits=stash, digital_ops=q * n_g),
+        + _Ops(buffer_bits=q * (lay.fan_in + n_g) * m.bits + kept, noc_bits=q * n_g * m.bits,
+               offchip_bits=stash * spill, digital_ops=q * n_g),
         "backward": m.vmm(n_g, n_a, q, m.w_slices)
-        + _Ops(buffer_bits=q * (n_g + lay.fan_in) * m.bits, noc_bits=q * lay.fan_in * m.bits,
-               offchip_bits=stash, digital_ops=q * lay.fan_in),
+        + _Ops(buffer_bits=q * (n_g + lay.fan_in) * m.bits + kept,
+               noc_bits=q * lay.fan_in * m.bits, offchip_bits=stash * spill,
+               digital_ops=q * lay.fan_in),
         "gradient": m.write(q, n_a, m.a_slices) + m.vmm(q, n_a, n_g, m.a_slices)
         + _Ops(buffer_bits=(q * n_g + n_a * n_g) * m.bits),
         "update": m.write(n_a, n_g, m.w_slices)
@@ -226,75 +235,107 @@ def reram_step(
     kfac = cost is not None
     m = _Machine(arch, cost if kfac else SolveCost(1, 0, 0, 0, "sgd", "first order"))
     chip, wr = arch.section("chip"), arch.section("write")
-    n_vmm = chip.tiles * chip.vmm_crossbars_per_tile
+    s = m.size
+    settle = inv_timing.settle(s) if kfac else 1.0
+    inv_energy = inv_timing.energy(s) if kfac else 0.0
+    budget = chip_budget(arch, inv_energy / settle if kfac else None)
     n_inv = chip.tiles * chip.inv_crossbars_per_tile
-    pool = n_vmm if kfac else n_vmm + n_inv  # SGD reads the INV crossbars as VMM arrays too
+    # K-FAC: the chip's VMM crossbars; SGD: the first-order chip of the same area
+    pool = chip.tiles * chip.vmm_crossbars_per_tile if kfac else budget["first_order_vmm_crossbars"]
     per_layer = _layer_ops(m, workload, cost)
-    count = workload.layers.count
+    lay, count = workload.layers, workload.layers.count
     phases = {name: _Ops({k: _total(v, count) for k, v in ops.items()})
               for name, ops in per_layer.items()}  # fmt: skip
     need_vmm, need_inv = _resident(m, workload, kfac)
     over_vmm = np.maximum(need_vmm - pool, 0.0)
     over_inv = np.maximum(need_inv - n_inv, 0.0) if kfac else 0.0
-    replicas = np.maximum(pool - need_vmm, 0.0)  # free crossbars hold weight replicas
-    s = m.size
+    # weight replicas (PipeLayer's parallelism granularity): free crossbars, but never more
+    # copies of a layer than it has input vectors per step; only those are rewritten
+    tiles = m.tiles(lay.n_a.astype(float), lay.n_g.astype(float), m.w_slices)
+    vectors = workload.training.batch * lay.positions.astype(float)
+    weights = _total(tiles, count)
+    most = np.minimum(np.maximum(pool - need_vmm, 0.0), _total(tiles * (vectors - 1.0), count))
+    used = _replication(arch, phases, np.minimum(pool, weights + most), pool, n_inv, settle)
+    replicas = np.clip(used - weights, 0.0, most)
     phases["rewrites"] = _Ops(
         rows_vmm=(over_vmm + replicas) * s, rows_inv=over_inv * s,
         cells=(over_vmm + replicas + over_inv) * s * s,
     )  # fmt: skip
-    settle = inv_timing.settle(s) if kfac else 1.0
-    inv_energy = inv_timing.energy(s) if kfac else 0.0
-    times = {p: _charge_time(arch, o, pool, n_inv, settle) for p, o in phases.items()}
-    energies = {p: _charge_energy(arch, o, inv_energy) for p, o in phases.items()}
-    busy = {c: sum(times[p][c] for p in phases) for c in CATEGORIES}
-    by_cat_e = {c: sum(energies[p][c] for p in phases) for c in CATEGORIES}
-    phase_t, by_cat_t = _schedule(times, busy, arch["model.overlap"])
-    total_t = sum(phase_t.values())
-    static = chip.static_power_w * total_t
+    times = {p: charge_time(arch, o, used if p in _REPLICATED else pool, n_inv, settle)
+             for p, o in phases.items()}  # fmt: skip
+    energies = {p: charge_energy(arch, o, inv_energy) for p, o in phases.items()}
+    busy = {c: sum(times[p][c] for p in phases) for c in CATEGORIES[:-1]}
+    by_cat_e = {c: sum(energies[p][c] for p in phases) for c in CATEGORIES[:-1]}
+    fill = (workload.training.batch + 2.0 * _total(count, 1)) / workload.training.batch
+    phase_t, by_cat_t = schedule(times, busy, arch["model.overlap"], fill)
+    free_t = sum(phase_t.values())
+    static = chip.static_power_w * free_t
+    energy = sum(by_cat_e.values()) + static
+    total_t, factor = throttle(free_t, energy, chip.power_budget_w)
+    wait = total_t - free_t
+    busy["power"], by_cat_t["power"], by_cat_e["power"] = wait, wait, 0.0
+    phase_t["throttle"] = wait
     activation_writes = phases["gradient"]["cells"] + phases.get("statistics", _Ops())["cells"]
     per_cell = np.maximum(1.0, activation_writes / (pool * s * s)) * wr.verify_pulses
     result = {
         "time_s": total_t,
-        "energy_j": sum(by_cat_e.values()) + static,
+        "energy_j": energy,
         "time_by_category_s": by_cat_t,
         "busy_by_category_s": busy,
         "energy_by_category_j": {**by_cat_e, "digital": by_cat_e["digital"] + static},
         "time_by_phase_s": phase_t,
-        "energy_by_phase_j": {p: sum(e.values()) for p, e in energies.items()},
+        "energy_by_phase_j": {
+            **{p: sum(e.values()) for p, e in energies.items()},
+            "throttle": 0.0,
+        },  # fmt: skip
         "capacity": {
             "vmm_crossbars_needed": need_vmm,
             "vmm_crossbars": pool,
             "inv_crossbars_needed": need_inv,
             "inv_crossbars": n_inv if kfac else 0,
+            "weight_replicas": replicas,
         },
+        "power": {
+            "average_w": energy / total_t,
+            "unthrottled_average_w": energy / free_t,
+            "peak_w": budget["peak_power_w"] if kfac else _first_order_peak(budget, arch),
+            "budget_w": chip.power_budget_w,
+            "throttle": factor,
+            "unthrottled_time_s": free_t,
+        },
+        "area_mm2": budget["area_mm2"],
+        "area_budget_mm2": chip.area_budget_mm2,
+        "over_area_budget": budget["over_area_budget"],
+        "pipeline_fill": fill,
         "writes_per_cell_per_step": per_cell,
     }
     return squeeze(result)
 
 
-def _schedule(times: dict, busy: dict, overlap: str) -> tuple[dict, dict]:
-    """Phase times and the step time attributed to categories (summing to the step time).
+_REPLICATED = ("forward", "backward")
 
-    ``none``: nothing overlaps, every category's busy time counts; ``phase``: within a phase
-    the resources overlap and the slowest one decides (it gets the phase's time), phases run
-    one after another; ``full``: everything overlaps, the busiest resource decides.
-    """
-    if overlap == "none":
-        return {p: sum(t.values()) for p, t in times.items()}, busy
-    if overlap == "full":
-        stack = np.stack(np.broadcast_arrays(*(busy[c] for c in CATEGORIES)))
-        step, first = stack.max(axis=0), stack.argmax(axis=0)
-        cats = {c: np.where(first == i, step, 0.0) for i, c in enumerate(CATEGORIES)}
-        share = sum(sum(t.values()) for t in times.values())
-        share = np.where(share > 0, step / np.where(share > 0, share, 1.0), 0.0)
-        return {p: sum(t.values()) * share for p, t in times.items()}, cats
-    phase_t, cats = {}, {c: 0.0 for c in CATEGORIES}
-    for p, t in times.items():
-        stack = np.stack(np.broadcast_arrays(*(t[c] for c in CATEGORIES)))
-        phase_t[p], first = stack.max(axis=0), stack.argmax(axis=0)
-        for i, c in enumerate(CATEGORIES):
-            cats[c] = cats[c] + np.where(first == i, phase_t[p], 0.0)
-    return phase_t, cats
+
+def _replication(arch, phases, most, pool, n_inv, settle):
+    """Crossbars the forward and backward passes read: the weights and as many replicas as
+    keep the crossbars from limiting the pipeline (PipeLayer's parallelism granularity,
+    chosen), at most ``most``; replicas beyond that would only add rewrites."""
+    t = {p: charge_time(arch, phases[p], most if p in _REPLICATED else pool, n_inv, settle)
+         for p in PIPELINED}  # fmt: skip
+    others = np.stack(
+        np.broadcast_arrays(*(sum(t[p][c] for p in PIPELINED) for c in _CHARGED if c != "vmm"))
+    ).max(axis=0)
+    reads = sum(t[p]["vmm"] for p in _REPLICATED) * most  # crossbar-seconds
+    room = np.maximum(others - t["gradient"]["vmm"], 1e-30)
+    return np.minimum(most, reads / room * (1.0 + 1e-6))  # ties go to the other resource
+
+
+def _first_order_peak(budget: dict, arch: Architecture):
+    """Peak power of the first-order chip: the K-FAC chip's without INV blocks, with the VMM
+    crossbars that replace them."""
+    vmm = arch["chip.tiles"] * arch["chip.vmm_crossbars_per_tile"]
+    per_vmm = budget["peak_power_by_part_w"]["vmm"] / vmm
+    return (budget["peak_power_w"] - budget["peak_power_by_part_w"]["inv"]
+            + (budget["first_order_vmm_crossbars"] - vmm) * per_vmm)  # fmt: skip
 
 
 def _total(per_layer, count):
@@ -309,38 +350,3 @@ def squeeze(tree):
     if isinstance(tree, np.ndarray) and tree.ndim:
         return np.squeeze(tree, axis=-1)
     return tree
-
-
-def _charge_time(arch: Architecture, o: _Ops, pool, n_inv, settle) -> dict:
-    c, v, w = arch.section("crossbar"), arch.section("converters"), arch.section("write")
-    chip, d = arch.section("chip"), arch.section("digital")
-    convert = np.ceil(c.size / v.adcs_per_crossbar) / v.adc_rate_hz  # one crossbar's columns
-    blocks = n_inv / c.inv_arrays
-    return {
-        "inv": o["inv_ops"] * settle / blocks,
-        "vmm": o["vmm_cycles"] * c.read_cycle_s / pool,
-        "conversions": o["vmm_cycles"] * np.maximum(convert - c.read_cycle_s, 0.0) / pool
-        + o["inv_ops"] * np.maximum(convert - settle, 0.0) / blocks,
-        "writes": (o["rows_vmm"] / pool + o["rows_inv"] / n_inv) * w.row_s * w.verify_pulses,
-        "buffers": o["buffer_bits"] / (chip.tiles * arch["buffer.bits_per_s_per_tile"])
-        + o["noc_bits"] / (chip.tiles * arch["noc.bits_per_s_per_tile"])
-        + o["offchip_bits"] / arch["offchip.bits_per_s"],
-        "digital": o["digital_ops"] / (chip.tiles * d.ops_per_s_per_tile),
-    }
-
-
-def _charge_energy(arch: Architecture, o: _Ops, inv_energy) -> dict:
-    v, w, d = arch.section("converters"), arch.section("write"), arch.section("digital")
-    e_cell = arch["crossbar.cell_read_energy_j"]
-    return {
-        "inv": o["inv_ops"] * inv_energy,
-        "vmm": o["cell_reads"] * e_cell,
-        "conversions": o["adc"] * v.adc_energy_j
-        + o["dac_vmm"] * v.vmm_dac_energy_j
-        + o["dac_inv"] * v.inv_dac_energy_j,
-        "writes": o["cells"] * w.verify_pulses * (w.energy_per_cell_j + e_cell),
-        "buffers": o["buffer_bits"] * arch["buffer.energy_per_bit_j"]
-        + o["noc_bits"] * arch["noc.energy_per_bit_j"]
-        + o["offchip_bits"] * arch["offchip.energy_per_bit_j"],
-        "digital": o["digital_ops"] * d.energy_per_op_j + o["shift_adds"] * d.shift_add_energy_j,
-    }

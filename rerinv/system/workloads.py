@@ -7,9 +7,10 @@ header ``name,kind,fan_in,fan_out,kernel_area,positions[,count]`` or a TOML file
 + 1`` square (the +1 is the bias) and ``G``: ``fan_out`` square.
 
 The ratio of steps to the target accuracy, second- versus first-order, is an explicit input:
-default :data:`DEFAULT_STEPS_RATIO` (Osawa et al., CVPR 2019: K-FAC trains ResNet-50 on
-ImageNet to 75 % top-1 in 35 epochs against the 90 of the SGD reference), or a number, or a
-JSON file (:func:`load_steps_ratio`).
+per built-in network from :data:`~rerinv.system.networks.STEPS_RATIOS` (with the statistics
+and inverse intervals of its source), :data:`DEFAULT_STEPS_RATIO` for a user table (Osawa et
+al., CVPR 2019: K-FAC trains ResNet-50 on ImageNet to 75 % top-1 in 35 epochs against the 90
+of the SGD reference), or a number, or a JSON file (:func:`load_steps_ratio`).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 import tomllib
 
 from rerinv.errors import InputError, not_a_regular_file
-from rerinv.system.networks import BUILTIN
+from rerinv.system.networks import BUILTIN, STEPS_RATIOS
 
 COLUMNS = ("name", "kind", "fan_in", "fan_out", "kernel_area", "positions")
 KINDS = ("conv", "fc")
@@ -213,7 +214,16 @@ def load_workload(name_or_path: str | Path, **training) -> Workload:
     if name in BUILTIN:
         rows, large, dataset, epochs, batch, source = BUILTIN[name]
         layers = layers_from_rows(rows(), name)
-        base = {"batch": batch, "epochs": epochs, "dataset_size": dataset}
+        ratio, t_cov, t_inv, ratio_source, *_ = STEPS_RATIOS[name]
+        base = {
+            "batch": batch,
+            "epochs": epochs,
+            "dataset_size": dataset,
+            "t_cov": t_cov,
+            "t_inv": t_inv,
+            "steps_ratio": ratio,
+            "steps_ratio_source": ratio_source,
+        }
     elif Path(name).suffix in (".csv", ".toml"):
         layers, table = read_layer_table(name)
         unknown = set(table) - {"batch", "epochs", "dataset_size", "t_inv", "t_cov"}
