@@ -32,7 +32,8 @@ KINDS = ("conv", "fc")
 DEFAULT_STEPS_RATIO = 35 / 90
 DEFAULT_STEPS_SOURCE = (
     "Osawa et al., CVPR 2019: K-FAC reaches 75 % top-1 on ImageNet/ResNet-50 in 35 epochs, "
-    "the SGD reference in 90 (ratio 0.389), applied to every network"
+    "the SGD reference in 90 (ratio 0.389), at mini-batches up to 16K and with a Fisher update"
+    " frequency relaxed after the first iterations"
 )
 #: keys a --steps-ratio JSON file may hold (``second_order_vs_sgd`` is the one used)
 STEPS_RATIO_KEYS = ("second_order_vs_sgd", "second_order_vs_adam", "source", "per_network")
