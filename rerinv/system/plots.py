@@ -106,15 +106,16 @@ def share_figure(study: dict, kind: str) -> bytes:
     colours = {k: palette(i % palette.N) for i, k in enumerate(keys)}
     for ax, name in zip(axes.flat, names, strict=False):
         r = study["networks"][name]
+        parts = [_breakdown(r["machines"][m], kind) for m in MACHINES]
+        totals = np.array([sum(p.values()) or 1.0 for p in parts])
+        bottom = np.zeros(len(MACHINES))
+        for key in keys:  # one bar call per key: the same stacking order on every machine
+            share = np.array([max(p.get(key, 0.0), 0.0) for p in parts]) / totals
+            if share.any():
+                ax.bar(np.arange(len(MACHINES)), share, bottom=bottom, color=colours[key],
+                       width=0.7)  # fmt: skip
+                bottom += share
         for i, machine in enumerate(MACHINES):
-            parts = _breakdown(r["machines"][machine], kind)
-            total = sum(parts.values()) or 1.0
-            bottom = 0.0
-            for key, value in parts.items():
-                if value <= 0:
-                    continue
-                ax.bar(i, value / total, bottom=bottom, color=colours[key], width=0.7)
-                bottom += value / total
             to_train = r["to_train"][machine]
             text = (duration(to_train["time_s"]) if kind == "time"
                     else energy_text(to_train["energy_j"]))  # fmt: skip
@@ -132,7 +133,10 @@ def share_figure(study: dict, kind: str) -> bytes:
                  fontsize=9)  # fmt: skip
     fig.legend(handles, list(colours), loc="lower center", ncol=min(8, len(colours)),
                fontsize=7, frameon=False)  # fmt: skip
-    fig.tight_layout(rect=(0, 0.06 + 0.02 * (len(colours) > 8), 1, 0.96))
+    height = fig.get_figheight()
+    fig.subplots_adjust(left=0.07, right=0.99, top=1 - 0.55 / height,
+                        bottom=(0.75 + 0.15 * (len(colours) > 8)) / height, wspace=0.3,
+                        hspace=0.7)  # fmt: skip
     return _png(fig)
 
 
@@ -158,7 +162,8 @@ def ratios_figure(study: dict) -> bytes:
                 ax.plot([xp - width / 2, xp + width / 2], [study["paper"][claim]] * 2, c="k",
                         lw=2)  # fmt: skip
                 ax.annotate(f"paper {text}", (xp, study["paper"][claim]), fontsize=6.5,
-                            xytext=(-4, 4), textcoords="offset points", ha="right")  # fmt: skip
+                            xytext=(-4, 4), textcoords="offset points", ha="right",
+                            bbox={"fc": "white", "ec": "none", "alpha": 0.8, "pad": 1})  # fmt: skip
         ax.axhline(1.0, c="grey", lw=0.6)
         ax.set_yscale("log")
         low, high = ax.get_ylim()
@@ -170,7 +175,7 @@ def ratios_figure(study: dict) -> bytes:
     axes[0].legend(fontsize=7, loc="upper left")
     fig.suptitle("ReRAM K-FAC against each baseline (>1: ReRAM K-FAC is better); black bars: "
                  "RePAST's published means", fontsize=8.5)  # fmt: skip
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.subplots_adjust(left=0.06, right=0.99, top=0.88, bottom=0.24, wspace=0.16)
     return _png(fig)
 
 
@@ -201,10 +206,12 @@ def sweep_figure(study: dict, axis: str, per_network: dict, info: dict) -> bytes
         ax.set_yscale("log")
         _log_ticks(ax.yaxis)
         ax.set_xlabel(f"{info.get('meaning', axis)}" + (f" ({unit})" if unit else ""), fontsize=8)
-        ax.set_title(f"{title}; solid: vs GPU K-FAC, dashed: vs first-order ReRAM", fontsize=8)
+        ax.set_title(title, fontsize=8.5)
         ax.tick_params(labelsize=7)
     axes[1].legend(fontsize=6.5, loc="best")
-    fig.tight_layout()
+    fig.suptitle("solid: against GPU K-FAC; dashed: against first-order ReRAM; dots: the "
+                 "operating point", fontsize=8.5)  # fmt: skip
+    fig.subplots_adjust(left=0.07, right=0.99, top=0.87, bottom=0.13, wspace=0.18)
     return _png(fig)
 
 
@@ -217,10 +224,9 @@ def tornado_figure(tornado: dict, *, top: int = 12) -> bytes:
     for ax, (claim, info) in zip(axes.flat, claims.items(), strict=True):
         base = info["base"]
         rows = sorted(tornado["assumptions"], key=lambda r: -_swing(r, claim, base))[:top][::-1]
-        for y, row in enumerate(rows):
-            for side, colour in (("low", "C0"), ("high", "C1")):
-                value = row["results"][claim][side]
-                ax.barh(y, value - base, left=base, color=colour, height=0.7)
+        for side, colour in (("low", "C0"), ("high", "C1")):
+            values = np.array([row["results"][claim][side] for row in rows])
+            ax.barh(np.arange(len(rows)), values - base, left=base, color=colour, height=0.7)
         ax.set_yticks(range(len(rows)), [f"{r['name']} [{_num(r['low'])}, {_num(r['high'])}]"
                                          for r in rows], fontsize=6.5)  # fmt: skip
         ax.axvline(base, c="k", lw=1)
@@ -236,7 +242,8 @@ def tornado_figure(tornado: dict, *, top: int = 12) -> bytes:
                ncol=2, fontsize=7.5, frameon=False)  # fmt: skip
     over = ", ".join(tornado["averaged_over"])
     fig.suptitle(f"One assumption at a time (mean of {over}); range in brackets", fontsize=8.5)
-    fig.tight_layout(rect=(0, 0.03, 1, 0.97))
+    fig.subplots_adjust(left=0.25, right=0.985, top=0.92, bottom=0.07, wspace=1.08,
+                        hspace=0.25)  # fmt: skip
     return _png(fig)
 
 
