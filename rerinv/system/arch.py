@@ -192,16 +192,19 @@ class Architecture:
 
     name: str
     values: MappingProxyType = field(repr=False)
+    _sections: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __getitem__(self, dotted: str) -> Any:
         return self.values[dotted]
 
     def section(self, name: str):
-        """The keys of one section as attributes (a read-only namespace)."""
-        prefix = f"{name}."
-        return _Namespace(
-            {k[len(prefix) :]: v for k, v in self.values.items() if k.startswith(prefix)}
-        )
+        """The keys of one section as attributes (a read-only namespace; built once)."""
+        if name not in self._sections:
+            prefix = f"{name}."
+            self._sections[name] = _Namespace(
+                {k[len(prefix) :]: v for k, v in self.values.items() if k.startswith(prefix)}
+            )
+        return self._sections[name]
 
     def with_values(self, changes: dict[str, Any], *, where: str = "--set") -> Architecture:
         """A checked copy with ``{"section.key": value}`` changed (values may be arrays)."""

@@ -29,6 +29,11 @@ def adc(arch: Architecture) -> dict:
     """``energy_j``, ``rate_hz`` and ``area_mm2`` of one ADC at ``adc_bits``."""
     c = arch.section("converters")
     extra = np.asarray(c.adc_bits, dtype=float) - c.adc_ref_bits
+    with np.errstate(over="ignore"):  # absurd resolutions give inf, not a warning
+        return _adc(c, extra)
+
+
+def _adc(c, extra) -> dict:
     return {
         "energy_j": c.adc_energy_j * c.adc_energy_growth_per_bit**extra,
         "rate_hz": c.adc_rate_hz * c.adc_ref_bits / np.asarray(c.adc_bits, dtype=float),
@@ -38,7 +43,8 @@ def adc(arch: Architecture) -> dict:
 
 def dac_factor(arch: Architecture, bits) -> np.ndarray:
     """Energy (and area) of a ``bits``-bit DAC sample relative to a 1-bit one."""
-    return arch["converters.dac_growth_per_bit"] ** (np.asarray(bits, dtype=float) - 1.0)
+    with np.errstate(over="ignore"):
+        return arch["converters.dac_growth_per_bit"] ** (np.asarray(bits, dtype=float) - 1.0)
 
 
 def conversion_time(arch: Architecture):
