@@ -143,3 +143,34 @@ def test_per_network_steps_ratio_and_what_reaching_the_paper_needs():
         at = evaluate(arch, with_training(w, steps_ratio=need), cost, timing)
         assert float(at["speedup"]["vs_reram_sgd"]) == pytest.approx(11.4)
         assert float(r["first_order"]["speedup_vs_gpu_sgd"]) > 0
+
+
+def test_the_pipelined_phases_overlap_and_pay_the_fill():
+    from rerinv.system.charges import CATEGORIES, schedule
+
+    def busy(**values):
+        return {c: values.get(c, 0.0) for c in CATEGORIES}
+
+    times = {
+        "forward": busy(vmm=2.0, buffers=3.0),
+        "backward": busy(vmm=2.0, buffers=1.0),
+        "gradient": busy(vmm=1.0, writes=4.0),
+        "update": busy(writes=0.5),
+    }
+    total = {c: sum(t[c] for t in times.values()) for c in CATEGORIES}
+    phase_t, by_cat = schedule(times, total, "phase", fill=1.5)
+    # the group: vmm 5, buffers 4, writes 4 -> 5 x 1.5 = 7.5; then the update's 0.5
+    assert sum(phase_t[p] for p in ("forward", "backward", "gradient")) == pytest.approx(7.5)
+    assert phase_t["update"] == pytest.approx(0.5)
+    assert by_cat["vmm"] == pytest.approx(7.5) and by_cat["writes"] == pytest.approx(0.5)
+
+
+def test_replicas_are_chosen_not_maximal():
+    arch = load_arch("repast")
+    cost, timing = solve_cost(arch, None), inv_timing(arch, None)
+    r = evaluate(arch, load_workload("resnet50"), cost, timing)["machines"]["reram_sgd"]
+    cap = r["capacity"]
+    free = cap["vmm_crossbars"] - cap["vmm_crossbars_needed"]
+    assert 0 < cap["weight_replicas"] < 0.2 * free  # far fewer than the free crossbars
+    # the replicas bring the crossbars level with the busiest other resource, no further
+    assert r["busy_by_category_s"]["vmm"] <= r["busy_by_category_s"]["buffers"] * (1 + 1e-3)
