@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import re
 
 from rerinv.system.compare import BASELINES, MACHINES
 from rerinv.system.report import LABELS, summary_rows, verdict_rows
@@ -22,8 +23,8 @@ STYLE = (
     "figure{margin:12px 0}img{display:block;max-width:100%;height:auto}"
     "figcaption{font-size:13px;color:#333}"
     "table{border-collapse:collapse;margin:8px 0;font-size:13px;max-width:100%}"
-    "td,th{border:1px solid #ccc;padding:2px 5px;text-align:right;overflow-wrap:anywhere}"
-    "th{background:#eee}td.t{text-align:left}"
+    "td,th{border:1px solid #ccc;padding:2px 5px;text-align:right}"
+    "th,td.t{overflow-wrap:anywhere}th{background:#eee}td.t{text-align:left}"
 )
 
 CAPTIONS = {
@@ -49,6 +50,9 @@ def _cell(value) -> str:
 
 
 def _numeric(value) -> bool:
+    """Numbers, and short texts that are one (``11.4x``), are not broken across lines."""
+    if isinstance(value, str):
+        return re.fullmatch(r"[-+]?[0-9.]+(e[-+]?[0-9]+)?x?", value) is not None
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
