@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench setup ngspice clean
+.PHONY: demo test lint bench card setup extras ngspice clean
 
 demo: setup
 	$(BIN)/rerinv verify
@@ -22,7 +22,18 @@ lint: setup
 bench: setup
 	$(BIN)/python benchmarks/engine.py
 
+# The shipped parameter card of the `calibrated` timing preset, from HEAD's circuits (SKY130
+# transistor-level op-amps through ngspice; a few minutes). tests/test_card_head.py checks it.
+card: setup
+	$(BIN)/rerinv calibrate --preset sky130 --n 32 --trials 20 --seed 0 --force \
+		--out rerinv/system/presets/calibrated_card.json
+
 setup: ngspice $(STAMP)
+
+# Optional parts whose tests skip (with the reason) without them: PyTorch 2.13.0, CPU build, for
+# rerinv.torch, and Debian's chromium for the timing report's layout test. CI runs this.
+extras: setup
+	@BIN=$(BIN) sh .ci/extras-setup.sh
 
 # ngspice >= 42 + its shared library (libngspice.so.0); a silent no-op (no apt-get) when a good
 # one is installed. Details (backports source, fallback to an older ngspice) in the script.
