@@ -436,14 +436,14 @@ def test_ctrl_c_while_ngspice_computes_exits_130(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     time.sleep(4.0)  # imported and inside the transient (about 20 s in all)
-    start = time.monotonic()
     process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=60)
+    # the timeout only guards against a hang (a loaded CI machine is slow); that it stopped
+    # early is shown by the missing result
+    stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 130, stdout + stderr
     assert "Exception ignored" not in stderr and "Traceback" not in stderr, stderr
     assert stderr.strip().splitlines()[-1] == "rerinv: interrupted", stderr
     assert "settling" not in stdout  # no result printed
-    assert time.monotonic() - start < 30
 
 
 @pytest.fixture
