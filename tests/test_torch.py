@@ -148,6 +148,7 @@ def test_preconditioned_gradients_equal_numpy_float64(output: str) -> None:
     np.testing.assert_allclose(torch_nus, nus, rtol=1e-12)
     assert min(nus) < 1.0, "the KL clip must act in this case, or it is not compared"
     assert pre.updates == kfac.updates == 2  # refreshed at steps 0 and 2, stale at 1 and 3
+    np.testing.assert_allclose(pre.last_products, kfac.last_products, rtol=1e-10)
     assert len(pre.events) == 2 * 2 * 3
     for numpy_factors, torch_factors in zip(kfac.factors, pre.factors, strict=True):
         for a, b in zip(numpy_factors, torch_factors, strict=True):
@@ -194,11 +195,12 @@ def test_failed_inverses_keep_the_previous_one_as_numpy_does() -> None:
     call 6 + 3 (layer 1's G, second update): the first update's inverse is kept."""
     failing = {0, 9}
     arch, weights, xs, ys = problem("softmax")
-    deltas, nus, draws, _ = numpy_run(arch, weights, xs, ys, FailingInverse(failing))
+    deltas, nus, draws, kfac = numpy_run(arch, weights, xs, ys, FailingInverse(failing))
     moves, torch_nus, pre = torch_run(arch, weights, xs, ys, draws, FailingInverse(failing))
     assert worst_difference(deltas, moves) < TOLERANCE
     np.testing.assert_allclose(torch_nus, nus, rtol=1e-12)
     errors = [(e.step, e.layer, e.kind) for e in pre.events if e.error]
+    assert pre.non_descent_by_layer.tolist() == kfac.non_descent_by_layer.tolist()
     assert errors == [(0, 0, "A"), (2, 1, "G")]
     healthy, _, _, _ = numpy_run(arch, weights, xs, ys, Float64Inverse())
     assert worst_difference(healthy, moves) > 1e-3  # the failures changed the steps

@@ -151,7 +151,11 @@ class KfacPreconditioner:
         self.steps = 0  #: step() calls so far (t of the decay schedule)
         self.updates = 0  #: inverse updates so far
         self.statistics = 0  #: update_factors() calls so far
-        self.last_nu = math.nan
+        self.last_nu = math.nan  #: the KL-clipping factor of the last step
+        #: ``<V_l, grad_l>`` per layer of the last step (<= 0: not a descent direction)
+        self.last_products = np.zeros(len(self.layers))
+        #: steps at which each layer's direction was not a descent direction
+        self.non_descent_by_layer = np.zeros(len(self.layers), dtype=np.int64)
         self._inputs: dict[int, torch.Tensor] = {}
         self._outputs: dict[int, torch.Tensor] = {}
         self._handles = []
@@ -296,11 +300,14 @@ class KfacPreconditioner:
         natural = [
             inv_g @ grad @ inv_a for grad, (inv_a, inv_g) in zip(grads, self.inverses, strict=True)
         ]
+        self.last_products = np.array(
+            [float(torch.sum(v * g)) for v, g in zip(natural, grads, strict=True)]
+        )
+        self.non_descent_by_layer += self.last_products <= 0
         nu = 1.0
-        if self.settings.kl_clip > 0:
-            quad = sum(float(torch.sum(v * g)) for v, g in zip(natural, grads, strict=True))
-            if quad > 0:  # the signed sum: nu = 1 when it is not positive
-                nu = min(1.0, math.sqrt(self.settings.kl_clip / (lr**2 * quad)))
+        quad = float(np.sum(self.last_products))  # signed: nu = 1 when it is not positive
+        if self.settings.kl_clip > 0 and quad > 0:
+            nu = min(1.0, math.sqrt(self.settings.kl_clip / (lr**2 * quad)))
         for layer, v in zip(self.layers, natural, strict=True):
             layer.set_grad(nu * v)
         self.steps += 1
