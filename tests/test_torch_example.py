@@ -57,7 +57,8 @@ def test_example_is_reproducible_and_leaves_global_generators_alone() -> None:
     "argv, message",
     [
         (["--steps", "0"], "--steps must be >= 1"),
-        (["--steps", "x"], "--steps takes a int"),
+        (["--steps", "x"], "--steps takes an integer"),
+        (["--lr=0,1"], "--lr takes a number"),
         (["--bogus", "1"], "unknown option '--bogus'"),
         (["--lr"], "--lr needs a value"),
         (["--backend", "magic", "--samples", "100"], "unknown inverse backend 'magic'"),

@@ -63,10 +63,10 @@ def parse(argv: list[str]) -> dict:
     args = list(argv)
     while args:
         arg = args.pop(0)
-        name, _, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
+        name, equals, value = arg[2:].partition("=") if arg.startswith("--") else ("", "", "")
         if name not in OPTIONS:
             raise UsageError(f"unknown option {arg!r} (--help lists them)")
-        if not value:
+        if not equals:
             if not args:
                 raise UsageError(f"--{name} needs a value")
             value = args.pop(0)
@@ -74,7 +74,8 @@ def parse(argv: list[str]) -> dict:
         try:
             values[name.replace("-", "_")] = kind(value)
         except ValueError:
-            raise UsageError(f"--{name} takes a {kind.__name__}, got {value!r}") from None
+            what = {int: "an integer", float: "a number"}.get(kind, "a value")
+            raise UsageError(f"--{name} takes {what}, got {value!r}") from None
     for name in ("steps", "batch_size", "inv_every", "every", "samples", "threads"):
         if values[name] < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {values[name]}")
