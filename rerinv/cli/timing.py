@@ -202,9 +202,15 @@ def cmd_timing(args: argparse.Namespace) -> int:
               f"{a['energy_saving_vs_reram_sgd']['mean']:>19.3g}x")  # fmt: skip
         print(f"{'paper (RePAST)':>18} {115.8:>12.3g}x {'':>11} {11.4:>12.3g}x {41.9:>19.3g}x "
               f"{12.8:>19.3g}x")  # fmt: skip
+    if study.get("first_order_ranking"):
+        print(
+            "first-order ReRAM vs GPU SGD, to train (ranking): "
+            + ", ".join(f"{n} {v:.3g}x" for n, v in study["first_order_ranking"])
+        )
     if study["averages"] and study.get("tornado"):
         for row in verdict_rows(study):
-            print(f"{row['label']}: paper {row['paper']:g}x, model {row['model']:.3g}x; "
+            best = "" if row["corner"] is None else f", best case {row['corner']:.3g}x"
+            print(f"{row['label']}: paper {row['paper']:g}x, model {row['model']:.3g}x{best}; "
                   f"decided by {', '.join(d.split(' ')[0] for d in row['deciding'])}")  # fmt: skip
     for note in study["notes"]:
         print(f"note: {note}")

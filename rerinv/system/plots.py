@@ -10,6 +10,8 @@ writes the absolute numbers beside the bars.
 - ``speedup``: speed-up and energy saving to train against the three baselines, per network
   and for the mean of the large networks, with RePAST's published values on the matching bars;
 - ``sweep_<axis>``: both ratios against one axis, the operating point marked, units on the axis;
+- ``first_order``: the first-order ReRAM baseline against GPU SGD, with PipeLayer's published
+  means;
 - ``tornado``: the four headline ratios against every assumption (:mod:`rerinv.system.tornado`).
 """
 
@@ -179,6 +181,39 @@ def ratios_figure(study: dict) -> bytes:
     return _png(fig)
 
 
+def first_order_figure(study: dict) -> bytes | None:
+    """The first-order ReRAM baseline against GPU SGD (speed-up and energy saving to train),
+    per network, with PipeLayer's published means as dashed lines where the study has them."""
+    names = [n for n, r in study["networks"].items() if "first_order" in r]
+    if not names:
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(WIDTH_IN, 3.6))
+    x = np.arange(len(names))
+    for i, (key, label) in enumerate((("speedup_vs_gpu_sgd", "speed-up"),
+                                      ("energy_saving_vs_gpu_sgd", "energy saving"))):  # fmt: skip
+        values = [study["networks"][n]["first_order"][key] for n in names]
+        ax.bar(x + (i - 0.5) * 0.38, values, 0.38, color=f"C{i + 4}", label=label)
+    for claim, colour, text in (("pipelayer_speedup_vs_gpu", "C4", "PipeLayer: speed-up"),
+                                ("pipelayer_energy_saving_vs_gpu", "C5",
+                                 "PipeLayer: energy saving")):  # fmt: skip
+        if claim in study["paper"]:
+            value = study["paper"][claim]
+            ax.axhline(value, c=colour, ls="--", lw=1)
+            ax.annotate(f"{text} {value:g}x (published)", (0.995, value), xytext=(0, 3),
+                        xycoords=("axes fraction", "data"), textcoords="offset points",
+                        fontsize=7, c=colour, ha="right",
+                        bbox={"fc": "white", "ec": "none", "alpha": 0.85, "pad": 1})  # fmt: skip
+    ax.axhline(1.0, c="grey", lw=0.5)
+    ax.set_yscale("log")
+    _log_ticks(ax.yaxis)
+    ax.set_xticks(x, names, rotation=25, ha="right", fontsize=7.5)
+    ax.set_title("first-order ReRAM (SGD) against GPU SGD, to train (x)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    fig.subplots_adjust(left=0.07, right=0.99, top=0.9, bottom=0.25)
+    return _png(fig)
+
+
 def sweep_figure(study: dict, axis: str, per_network: dict, info: dict) -> bytes:
     """Speed-up (left) and energy saving (right) against one axis; the operating point is a
     dotted vertical line and a dot on each curve."""
@@ -268,6 +303,8 @@ def all_figures(study: dict) -> dict[str, bytes]:
     """Every figure the study has data for: name -> PNG bytes."""
     out = {"speedup": ratios_figure(study), "phases": share_figure(study, "time"),
            "energy": share_figure(study, "energy")}  # fmt: skip
+    if (image := first_order_figure(study)) is not None:
+        out["first_order"] = image
     if study.get("tornado"):
         out["tornado"] = tornado_figure(study["tornado"])
     for axis, per_network in study.get("sweeps", {}).items():

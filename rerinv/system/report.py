@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from rerinv.outputs import atomic_write, check_output_folder
+from rerinv.system import compare
 from rerinv.system.arch import Architecture
 from rerinv.system.calibration import inv_timing, settle_exponent_note, solve_cost
 from rerinv.system.compare import BASELINES, PAPER, SWEEP_AXES, averages, evaluate, sweep
@@ -112,10 +113,24 @@ def timing_study(
             "weights": w.layers.weights(),
             "macs_per_sample": w.layers.macs_per_sample(),
             "training": {k: v for k, v in w.training.__dict__.items()},
-            **{k: r[k] for k in ("steps", "machines", "to_train", "speedup", "energy_saving")},
+            **{
+                k: r[k]
+                for k in (
+                    "steps",
+                    "machines",
+                    "to_train",
+                    "speedup",
+                    "energy_saving",
+                    "first_order",
+                    "steps_ratio",
+                )
+                if k in r
+            },
             "speedup_per_step": r["speedup_per_step"],
             "trainings_before_wear_out": wear,
         }
+    if ranking := getattr(compare, "first_order_ranking", None):
+        study["first_order_ranking"] = ranking(networks)
     if sweeps:
         study["sweeps"], study["sweep_axes"] = {}, {}
         for axis, values in sweeps.items():
@@ -152,10 +167,27 @@ def verdict_rows(study: dict) -> list[dict]:
     rows = []
     a, t = study.get("averages"), study.get("tornado")
     for claim, (kind, key, paper, label) in CLAIMS.items():
-        row = {"claim": claim, "label": label, "paper": paper,
-               "model": a[f"{kind}_{key}"]["mean"] if a else None,
-               "geomean": a[f"{kind}_{key}"]["geomean"] if a else None,
-               "deciding": [], "needs": []}  # fmt: skip
+        row = {
+            "claim": claim,
+            "label": label,
+            "paper": paper,
+            "model": a[f"{kind}_{key}"]["mean"] if a else None,
+            "geomean": a[f"{kind}_{key}"]["geomean"] if a else None,
+            "deciding": [],
+            "needs": [],
+            "corner": None,
+            "steps_ratio_needed": None,
+        }
+        # fmt: skip
+        if t and t.get("favourable_corner"):
+            row["corner"] = t["favourable_corner"][claim]["value"]
+        needed = [
+            n["steps_ratio"]["needed_for_paper"]["vs_reram_sgd"]
+            for name, n in study["networks"].items()
+            if name in (study.get("averaged_over") or []) and "steps_ratio" in n
+        ]
+        if key == "vs_reram_sgd" and kind == "speedup" and needed:
+            row["steps_ratio_needed"] = float(np.mean(needed))
         if t:
             base = t["claims"][claim]["base"]
             ranked = sorted(t["assumptions"], key=lambda r: -max(

@@ -45,7 +45,13 @@ EXTRA = {
     "scale.inv_power": "INV op-amp and array power (energy per solve at the same settling time)",
     "training.steps_ratio": "second-order / first-order steps to the target",
     "training.t_inv": "steps between factor inversions",
+    "training.t_cov": "steps between factor-statistics updates",
 }
+#: bit widths without a cited range move by this many bits (x2 of a width would square the
+#: number of levels)
+BITS_STEP = 2
+#: largest bit width a requirement scan tries
+MAX_BITS = 24
 #: fields that are choices, not quantities, or cannot move a ratio
 _SKIP = {"solve.percentile", "write.endurance_cycles"}
 
@@ -69,9 +75,27 @@ def assumptions(arch: Architecture, workloads: list[Workload]) -> list[dict]:
         if name.startswith("training."):
             base = float(np.mean([getattr(w.training, name.split(".")[1]) for w in workloads]))
         item = _item(name, meaning, "x" if name.startswith("scale.") else "", base,
-                     name == "training.t_inv", ranges.get(name))  # fmt: skip
+                     name in ("training.t_inv", "training.t_cov"), ranges.get(name))  # fmt: skip
+        if name == "training.steps_ratio":
+            item.update(_steps_ratio_ranges(workloads, item))
         out.append(item)
     return out
+
+
+def _steps_ratio_ranges(workloads: list[Workload], item: dict) -> dict:
+    """Each network's own cited steps-ratio range (``networks.STEPS_RATIOS``), where given:
+    the item's low and high are then their means, and each network goes to its own ends."""
+    try:
+        from rerinv.system.networks import STEPS_RATIOS
+    except ImportError:
+        return {}
+    own = {w.name: STEPS_RATIOS[w.name][4:6] for w in workloads if w.name in STEPS_RATIOS}
+    if len(own) != len(workloads):
+        return {}
+    return {"per_network": own, "cited": True, "range": "each network's cited range "
+            "(rerinv.system.networks.STEPS_RATIOS)",
+            "low": float(np.mean([v[0] for v in own.values()])),
+            "high": float(np.mean([v[1] for v in own.values()]))}  # fmt: skip
 
 
 def _inactive(arch: Architecture) -> set[str]:
@@ -87,6 +111,9 @@ def _inactive(arch: Architecture) -> set[str]:
 def _item(name, meaning, unit, base, whole, cited) -> dict:
     if cited is not None:
         low, high, source = float(cited[0]), float(cited[1]), str(cited[2])
+    elif unit == "bits":
+        low, high = max(1.0, base - BITS_STEP), base + BITS_STEP
+        source = f"+-{BITS_STEP} bits (no cited range)"
     else:
         low, high, source = base / 2, base * 2, "x1/2 .. x2 (no cited range)"
     if name.endswith("efficiency"):  # a fraction of peak
@@ -100,11 +127,13 @@ def _item(name, meaning, unit, base, whole, cited) -> dict:
 
 
 def _evaluate_points(arch, workloads, card, items, points) -> dict:
-    """Evaluate points ``[(item index, value)]``: per workload, every claim's metric."""
+    """Evaluate points ``[{item index: value}]`` (items not named keep their value in use):
+    per workload, every claim's metric."""
     size = len(points)
     cols = {it["name"]: np.full((size, 1), it["base"]) for it in items}
-    for p, (index, value) in enumerate(points):
-        cols[items[index]["name"]][p, 0] = value
+    for p, changes in enumerate(points):
+        for index, value in changes.items():
+            cols[items[index]["name"]][p, 0] = value
     changes = {k: v for k, v in cols.items() if "." in k and k.split(".")[0] in ARCH_FIELDS}
     a = arch.with_values(changes, where="tornado")
     cost, timing = solve_cost(a, card), inv_timing(a, card)
@@ -118,16 +147,24 @@ def _evaluate_points(arch, workloads, card, items, points) -> dict:
     out = {}
     for w in workloads:
         changes = {}
-        for key in ("steps_ratio", "t_inv"):
+        for key in ("steps_ratio", "t_inv", "t_cov"):
             name = f"training.{key}"
             if name not in cols:
                 continue
             item = next(it for it in items if it["name"] == name)
             own = float(np.mean(getattr(w.training, key)))
-            mine = np.array([[items[i]["name"] == name] for i, _ in points])
-            # a cited range is absolute, for every network; x1/2..x2 scales each one's own
-            varied = cols[name] if item["cited"] else own * cols[name] / item["base"]
+            mine = np.array([[any(items[i]["name"] == name for i in pt)] for pt in points])
+            col = cols[name]
+            # a cited range is absolute, for every network; x1/2..x2 scales each one's own;
+            # per-network ranges send each network to its own ends (other values: scaled)
+            varied = col if item["cited"] else own * col / item["base"]
+            if w.name in item.get("per_network", {}):
+                low, high = item["per_network"][w.name]
+                varied = np.where(col == item["low"], low, np.where(
+                    col == item["high"], high, own * col / item["base"]))  # fmt: skip
             value = np.where(mine, varied, own)
+            if key != "steps_ratio":  # intervals of at least one step
+                value = np.maximum(value, 1.0)
             # steps_ratio multiplies the (P,) step results: a flat array, not a column
             changes[key] = value[:, 0] if key == "steps_ratio" else value
         r = evaluate(a, with_training(w, **changes) if changes else w, cost, timing)
@@ -152,31 +189,52 @@ def tornado(arch: Architecture, workloads: list[Workload], card: dict | None) ->
         ``claims`` (base value and the paper's, per claim), ``assumptions`` (each with its
         range and ``low``/``high`` results per claim, sorted by the largest swing of any
         claim in log terms), ``averaged_over``, ``no_effect`` (assumptions that move no
-        claim by 0.1 %) and ``seconds``.
+        claim by 0.1 %), ``favourable_corner`` (per claim, every assumption at the end of
+        its range that favours it, evaluated together) and ``seconds``.
     """
     start = time.perf_counter()
     names = [w.name for w in workloads if w.large] or [w.name for w in workloads]
     items = [it for it in assumptions(arch, workloads) if it["low"] != it["high"]]
-    points = [(i, it[side]) for i, it in enumerate(items) for side in ("low", "high")]
-    points.append((0, items[0]["base"]))  # the operating point itself
+    points = [{i: it[side]} for i, it in enumerate(items) for side in ("low", "high")]
+    points.append({})  # the operating point itself
     means = _means(_evaluate_points(arch, workloads, card, items, points), names)
     base = {c: float(means[c][-1]) for c in CLAIMS}
     rows, flat = [], []
     for i, it in enumerate(items):
         res = {c: {"low": float(means[c][2 * i]), "high": float(means[c][2 * i + 1])}
                for c in CLAIMS}  # fmt: skip
-        swing = max(abs(np.log(res[c][s] / base[c])) for c in CLAIMS for s in ("low", "high"))
-        row = {**it, "results": res, "swing_log": float(swing)}
-        (rows if swing > 1e-3 else flat).append(row)
-    rows.sort(key=lambda r: -r["swing_log"])
+        logs = [abs(np.log(res[c][s] / base[c])) for c in CLAIMS for s in ("low", "high")]
+        swing = float(np.nanmax(logs)) if np.isfinite(logs).any() else float("nan")
+        row = {**it, "results": res, "swing_log": swing}
+        (rows if not swing <= 1e-3 else flat).append(row)
+    rows.sort(key=lambda r: -np.nan_to_num(r["swing_log"], nan=np.inf))
+    corner = _corner(arch, workloads, card, items, rows, names)
     return {
         "claims": {c: {"base": base[c], "paper": paper, "label": label, "kind": kind,
                        "baseline": key} for c, (kind, key, paper, label) in CLAIMS.items()},
         "averaged_over": names,
         "assumptions": rows,
         "no_effect": [r["name"] for r in flat],
+        "favourable_corner": corner,
         "seconds": time.perf_counter() - start,
     }  # fmt: skip
+
+
+def _corner(arch, workloads, card, items, rows, names) -> dict:
+    """Per claim: every assumption at the end of its range that favours the claim, all at
+    once (one point each), and the claim's mean there."""
+    index = {it["name"]: i for i, it in enumerate(items)}
+    points, settings = [], {}
+    for claim in CLAIMS:
+        ends = {r["name"]: max(("low", "high"), key=lambda s, r=r: np.nan_to_num(
+            r["results"][claim][s], nan=-np.inf)) for r in rows}  # fmt: skip
+        settings[claim] = {name: items[index[name]][end] for name, end in ends.items()}
+        points.append({index[name]: value for name, value in settings[claim].items()})
+    if not points[0]:
+        return {}
+    means = _means(_evaluate_points(arch, workloads, card, items, points), names)
+    return {c: {"value": float(means[c][k]), "settings": settings[c]}
+            for k, c in enumerate(CLAIMS)}  # fmt: skip
 
 
 def requirements(
@@ -205,11 +263,13 @@ def requirements(
     points = []
     for i, it in enumerate(scan):
         values = it["base"] * np.asarray(factors, float)
-        if it["name"] == "training.t_inv" or _is_int(it["name"]):
+        if it["name"] in ("training.t_inv", "training.t_cov") or _is_int(it["name"]):
             values = np.maximum(1.0, np.round(values))
+        if it["unit"] == "bits":
+            values = np.clip(values, 1.0, MAX_BITS)
         if it["name"].endswith("efficiency"):
             values = np.minimum(values, 1.0)
-        points += [(i, float(v)) for v in values]
+        points += [{i: float(v)} for v in values]
     means = _means(_evaluate_points(arch, workloads, card, scan, points), names)
     k = len(factors)
     out: dict = {}
@@ -217,9 +277,9 @@ def requirements(
         out[claim] = []
         for name in chosen[claim]:
             i = needed.index(name)
-            values = np.array([v for _, v in points[i * k : (i + 1) * k]])
+            values = np.array([pt[i] for pt in points[i * k : (i + 1) * k]])
             metric = means[claim][i * k : (i + 1) * k]
-            ok = np.flatnonzero(metric >= paper)
+            ok = np.flatnonzero(np.nan_to_num(metric, nan=-np.inf) >= paper)
             best = None
             if ok.size:
                 j = ok[np.argmin(np.abs(np.log(values[ok] / scan[i]["base"])))]
@@ -227,7 +287,7 @@ def requirements(
                         "metric": float(metric[j])}  # fmt: skip
             out[claim].append({"name": name, "base": scan[i]["base"], "unit": scan[i]["unit"],
                                "reaches": best,
-                               "best_in_scan": float(metric.max())})  # fmt: skip
+                               "best_in_scan": float(np.nanmax(metric))})  # fmt: skip
     return out
 
 
