@@ -131,3 +131,12 @@ def test_baseline_records_have_no_kfac_fields():
     record = train_run(_spec("cnn1d"), Setting("adam", lr=0.01), training_config(), seed=0)
     assert np.all(np.isnan(record.damping)) and np.all(np.isnan(record.descent))
     assert record.non_descent.sum() == 0 and record.non_descent_by_layer.size == 0
+
+
+def test_eval_every_measures_only_every_kth_index_and_the_last():
+    spec = _spec("mlp")
+    spec.eval_every, spec.steps = 4, 10
+    record = train_run(spec, Setting("kfac", "float64"), training_config(), seed=0)
+    for curve in (record.train_loss, record.val_accuracy, record.test_loss):
+        assert np.flatnonzero(np.isfinite(curve)).tolist() == [0, 4, 8, 10]
+    assert np.all(np.isfinite(record.batch_loss))

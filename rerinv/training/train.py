@@ -6,8 +6,9 @@ four independent streams: weight initialisation, mini-batch order, Fisher target
 hardware programming. The first three are the same for every setting with the same seed, so
 settings are compared on identical initial weights and batches. After every step the full
 training-set loss, the validation loss and accuracy and the test loss and accuracy are
-measured (index 0 is before the first step), with the wall time since the run started; a
-study chooses on validation and reads test once. K-FAC steps also record the damping in
+measured (index 0 is before the first step; only every ``spec.eval_every``-th index and the
+last when the spec has that field, NaN in between), with the wall time since the run
+started; a study chooses on validation and reads test once. K-FAC steps also record the damping in
 force, the signed ``sum_l <V_l, grad_l>``, the layers whose direction was no descent
 (``<V_l, grad_l> <= 0``) and, with adaptive damping, the reduction ratio ``rho``.
 """
@@ -197,11 +198,14 @@ def _train(spec, setting, config, seed, dataset, capture, on_step) -> RunRecord:
         optimizer = Adam(setting.lr)
 
     steps = spec.steps
+    eval_every = int(getattr(spec, "eval_every", 1) or 1)
     record = _new_record(steps, len(net.factor_sizes()) if kfac is not None else 0)
     x_val = data.x_val if data.x_val is not None else data.x_test[:0]
     y_val = data.y_val if data.y_val is not None else data.y_test[:0]
 
     def evaluate(index: int) -> bool:
+        if index % eval_every and index != steps:  # not measured: NaN; the batch loss decides
+            return math.isfinite(record.batch_loss[index - 1])
         record.train_loss[index] = net.loss(net.predict(weights, data.x_train), data.y_train)
         if len(x_val):
             logits = net.predict(weights, x_val)
