@@ -118,6 +118,8 @@ def _item(name, meaning, unit, base, whole, cited) -> dict:
         low, high, source = base / 2, base * 2, "x1/2 .. x2 (no cited range)"
     if name.endswith("efficiency"):  # a fraction of peak
         high = min(high, 1.0)
+    if unit == "count" and cited is None and base >= 1:  # at least one of a thing
+        low = max(low, 1.0)
     if whole:
         low, high = max(1.0, round(low)), max(1.0, round(high))
     if base == 0:
