@@ -49,3 +49,33 @@ def test_the_block_diagonal_mode_reports_bits_against_the_whole_factor():
     assert np.median(split.column_bits) < 12  # the dropped blocks cost bits, and it shows
     with pytest.raises(InputError, match="wide must be"):
         AnalogInverse(refine, wide="rows")
+
+
+def test_training_records_the_bits_and_route_of_factors_wider_than_a_crossbar():
+    from types import SimpleNamespace
+
+    from rerinv.nn.kfac import KfacSettings
+    from rerinv.training.spec import Setting
+    from rerinv.training.train import train_run
+
+    settings = KfacSettings(inverse_every=2)
+    spec = SimpleNamespace(
+        task="classify",
+        network="mlp",
+        hidden=(16,),
+        activation="tanh",
+        pool=1,
+        data_seed=0,
+        steps=3,
+        batch_size=64,
+        kfac_settings_for=lambda setting: settings,
+    )
+    config = training_config().with_values("array", max_size=40)  # A of layer 0 is 65 wide
+    record = train_run(spec, Setting("kfac", "single"), config, seed=0)
+    wide = [e for e in record.events if e.size > 40]
+    assert [(e.layer, e.kind, e.step) for e in wide] == [(0, "A", 0), (0, "A", 2)]
+    for event in wide:
+        assert event.error == "" and event.blocks == 2 and "tiles" in event.route
+        assert 2 < event.min_bits <= event.median_bits < 12  # one 8-bit solve per column
+    narrow = [e for e in record.events if e.size <= 40]
+    assert all(e.blocks == 1 and "tiles" not in e.route for e in narrow)

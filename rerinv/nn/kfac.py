@@ -95,9 +95,10 @@ class InverseEvent:
     inv_solves: int
     vmm_ops: int
     passes: int
-    blocks: int
+    blocks: int  #: crossbar blocks per side (1: the factor fits one crossbar)
     wall_time: float  #: seconds
     error: str  #: "" or why the backend failed (the previous inverse was kept)
+    route: str = ""  #: what held the factor (analog: e.g. "inv 2x2 tiles"); "" digital
 
 
 #: ``capture(step, layer, kind, damped_factor, damping)``: called for every damped factor
@@ -206,6 +207,7 @@ class Kfac:
                         blocks=outcome.blocks,
                         wall_time=outcome.wall_time,
                         error=outcome.error,
+                        route=outcome.route,
                     )
                 )
                 if outcome.inverse is not None:
