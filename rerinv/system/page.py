@@ -24,7 +24,7 @@ STYLE = (
     "figcaption{font-size:13px;color:#333}"
     "table{border-collapse:collapse;margin:8px 0;font-size:13px;max-width:100%}"
     "td,th{border:1px solid #ccc;padding:2px 5px;text-align:right}"
-    "th,td.t{overflow-wrap:anywhere}th{background:#eee}td.t{text-align:left}"
+    "td.t{overflow-wrap:anywhere}th{background:#eee;overflow-wrap:break-word}td.t{text-align:left}"
 )
 
 CAPTIONS = {
