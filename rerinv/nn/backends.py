@@ -264,9 +264,10 @@ class AnalogInverse(InverseBackend):
             outcome.column_bits = np.array(
                 [effective_bits(outcome.inverse[:, j], exact[:, j]) for j in range(n)]
             )
-        outcome.route = (
-            routes[0] if len(blocks) == 1 and routes else f"block-diagonal {len(blocks)}"
-        )
+        if len(blocks) > 1:
+            outcome.route = f"block-diagonal {len(blocks)}"
+        elif routes:
+            outcome.route = routes[0]
         outcome.statuses = dict(statuses)
         outcome.wall_time = time.perf_counter() - start
         return outcome
