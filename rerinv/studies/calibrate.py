@@ -216,11 +216,21 @@ def _transistor_energy(config, n, inv_circuit, inv_inputs, vmm_circuit, vmm_inpu
     }
 
 
-def calibrate(config: Config, *, n: int = 32, trials: int = 20, seed: int = 0, log=print) -> dict:
-    """Run every study and return a validated parameter card."""
+def calibrate(
+    config: Config,
+    *,
+    n: int = 32,
+    trials: int = 20,
+    seed: int = 0,
+    settle_sizes=(8, 16, 32),
+    log=print,
+) -> dict:
+    """Run every study and return a validated parameter card; ``settle_sizes`` are the N of
+    the INV settling transients (``timing.inv_settle_vs_n``, which the timing model
+    extrapolates to the crossbar size)."""
     start = time.perf_counter()
     log("calibrate: transient settling (ngspice) ...")
-    timing = settle_timing(config, seed)
+    timing = settle_timing(config, seed, sizes=tuple(settle_sizes))
     log(f"  done in {time.perf_counter() - start:.0f} s; INV/VMM error per solve (ngspice) ...")
     accuracy = {
         "inv_error_rel_fullscale": inv_error(config, n, max(3, trials // 4), seed, "spice"),
