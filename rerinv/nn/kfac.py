@@ -143,7 +143,7 @@ class Kfac:
         self._seed = seed_sequence(seed)
         self.step_count = 0
         self.damping = float(settings.damping)  #: lambda now (adaptive damping changes it)
-        self.last_products = np.zeros(len(factor_sizes))  #: <V_l, grad_l> of the last step
+        self.last_products = np.full(len(factor_sizes), np.nan)  #: <V_l, grad_l>, last step
         self.non_descent_by_layer = np.zeros(len(factor_sizes), dtype=np.int64)
 
     @staticmethod

@@ -35,6 +35,11 @@ ACTIVATIONS = ("tanh", "relu")
 POOLS = ("avg", "max")
 
 
+def _flat_matmul(a: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """``a @ m`` for ``a`` (B, T, n) as one 2-D product (numpy would loop over B)."""
+    return (a.reshape(-1, a.shape[-1]) @ m).reshape(*a.shape[:-1], m.shape[1])
+
+
 def _glorot(out: int, fan_in: int, fan_out: int, rng: np.random.Generator) -> np.ndarray:
     """Glorot-uniform weights ``(out, fan_in + 1)`` with a zero bias column."""
     limit = np.sqrt(6.0 / (fan_in + fan_out))
@@ -145,7 +150,7 @@ class Conv(Layer):
     def forward(self, w, x):
         a = self._patches(x)
         out = output_shape(x.shape[2:], self.kernel, self.stride, self.padding)
-        s = a @ w.T  # (B, T, out)
+        s = _flat_matmul(a, w.T)  # (B, T, out)
         return np.moveaxis(s.reshape(x.shape[0], *out, self.c_out), -1, 1), (a, x.shape)
 
     def backward(self, w, cache, dy, need_dx=True):
@@ -153,14 +158,15 @@ class Conv(Layer):
         g = np.moveaxis(dy, 1, -1).reshape(dy.shape[0], -1, self.c_out)
         if not need_dx:
             return None, g
-        dx = fold(g @ w[:, :-1], shape, self.kernel, self.stride, self.padding)
+        dx = fold(_flat_matmul(g, w[:, :-1]), shape, self.kernel, self.stride, self.padding)
         return dx, g
 
     def tangent(self, w, dw, cache, dx):
         a, shape = cache
-        s = a @ dw.T
+        s = _flat_matmul(a, dw.T)
         if dx is not None:
-            s = s + unfold(dx, self.kernel, self.stride, self.padding) @ w[:, :-1].T
+            cols = unfold(dx, self.kernel, self.stride, self.padding)
+            s = s + _flat_matmul(cols, w[:, :-1].T)
         out = output_shape(shape[2:], self.kernel, self.stride, self.padding)
         return np.moveaxis(s.reshape(shape[0], *out, self.c_out), -1, 1)
 
