@@ -63,6 +63,7 @@ def _names(text: str) -> tuple[str, ...]:
 #: ``--flag`` -> TrainingSpec field (None: the option is not given, keep the task default).
 SPEC_FLAGS = {
     "task": "task",
+    "network": "network",
     "hidden": "hidden",
     "pool": "pool",
     "steps": "steps",
@@ -72,7 +73,13 @@ SPEC_FLAGS = {
     "data_seed": "data_seed",
     "backends": "backends",
     "bits": "bits",
+    "cell_bits": "cell_bits",
+    "noise": "noise",
+    "noise_cell_bits": "noise_cell_bits",
+    "noise_damping": "noise_damping",
     "damping": "damping",
+    "damping_rules": "damping_rules",
+    "eval_every": "eval_every",
     "no_pi_damping": "pi_damping",
     "inverse_every": "inverse_every",
     "lr": "kfac_lr",
@@ -92,9 +99,18 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="HDF5 training file, ending in .h5 (report beside it: .html, steps: -steps.json)",
     )
     add("--task", choices=("classify", "autoencode"), help="digits task (default classify)")
-    add("--hidden", type=_ints, help="hidden widths, e.g. 32 or 64,32 (default 32; AE 16)")
+    add(
+        "--network",
+        choices=("mlp", "cnn1d", "cnn2d"),
+        help="mlp (digits, default), cnn1d (MNIST-1D) or cnn2d (digits 8x8 images)",
+    )
+    add(
+        "--hidden",
+        type=_ints,
+        help="MLP hidden widths, e.g. 32 or 64,32 (default 32; AE 16), or a CNN's 2 channels",
+    )
     add("--pool", type=int, help="average-pool the 8x8 inputs (2: 16 inputs, a small network)")
-    add("--steps", type=int, help="optimizer steps per run (default 150)")
+    add("--steps", type=int, help="optimizer steps per run (default 60)")
     add("--batch-size", type=positive_int, help="mini-batch size (default 256)")
     add("--seeds", type=positive_int, help="runs per setting (default 5)")
     add("--seed", type=seed_value, help="master seed of the run seeds (default 0)")
@@ -106,14 +122,41 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "(single, refine, krylov, repast); default float64,single,refine,quantised",
     )
     add("--bits", type=_floats, help="target / stand-in bits axis (default 8,12,16,24)")
-    add("--damping", type=_floats, help="K-FAC Tikhonov lambda axis (default 0.003)")
+    add(
+        "--cell-bits",
+        type=_ints,
+        help="cell and ADC bits of the single solve, an axis (default 4,5,6,8)",
+    )
+    add(
+        "--noise",
+        type=_names,
+        help="hardware noise levels of the analog backends: ideal, moderate, harsh "
+        "(default all three; docs/training.md)",
+    )
+    add("--noise-cell-bits", type=_ints, help="cell bits at levels other than ideal (4,8)")
+    add("--noise-damping", type=_floats, help="damping at levels other than ideal (0.003)")
+    add(
+        "--damping",
+        type=_floats,
+        help="K-FAC Tikhonov lambda axis, K-FAC's tuning grid (default 0.003,0.01,0.001,0.0001)",
+    )
+    add(
+        "--damping-rules",
+        type=_names,
+        help="fixed and/or adaptive (Levenberg-Marquardt) damping (default fixed)",
+    )
+    add("--eval-every", type=int, help="measure full-set metrics every k steps (default 1)")
     add("--no-pi-damping", action="store_true", default=None, help="plain Tikhonov damping")
     add("--inverse-every", type=int, help="T_inv: steps between inverse updates (default 10)")
     add("--lr", type=float, help="K-FAC learning rate (default 1)")
     add("--kl-clip", type=float, help="K-FAC KL-clipping budget (default 0.1)")
     add("--sgd-lrs", type=_floats, help="SGD (momentum 0.9) learning-rate grid")
     add("--adam-lrs", type=_floats, help="Adam learning-rate grid")
-    add("--target-accuracy", type=float, help="test-accuracy target (default 0.95)")
+    add(
+        "--target-accuracy",
+        type=float,
+        help="accuracy target, validation for choices (default 0.95)",
+    )
     add("--target-loss", type=float, help="training-loss target, nats/sample (default 0.01)")
     add("--engine", choices=ENGINES, help="engine of the analog inverses (default nodal)")
     add("--preset", choices=preset_names(), help="hardware preset applied on the defaults")

@@ -108,7 +108,7 @@ def capture_factors(
     attrs = {
         **provenance(command_line, ngspice=False),
         "task": f"digits-{spec.task}",
-        "network": "-".join(map(str, spec.architecture().sizes)),
+        "network": spec.network_description(),
         "spec": spec.to_json(),
     }
     if relative_damping is not None:

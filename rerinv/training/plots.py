@@ -14,9 +14,10 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-WALL_NOTE = (
-    " Wall time is simulation time (the analog inverses run on the nodal or ngspice engine), "
-    "not hardware time."
+HARDWARE_NOTE = (
+    " Time is hardware time: optimizer steps x the timing model's seconds per step of each "
+    "machine (rerinv.training.hardware_time: the repast architecture; the analog second-order "
+    "machine for K-FAC, the first-order one for SGD and Adam), not the simulator's wall time."
 )
 
 
@@ -62,60 +63,141 @@ def _style(row: dict, index: int) -> dict[str, Any]:
     return {"color": colour, "linestyle": _LINES.get(row["backend"], "-"), "linewidth": 1.2}
 
 
-def make_plots(results: TrainingResults, rows: list[dict], shown: list[dict]) -> list[Plot]:
-    """Curves of the ``shown`` rows (K-FAC settings and tuned baselines), steps to target of
-    every row, factor condition numbers and inverse bits."""
-    plots = [
-        _curves(results, shown, "train_loss", "step"),
-        _curves(results, shown, "train_loss", "wall"),
-    ]
+def make_plots(
+    results: TrainingResults,
+    rows: list[dict],
+    shown: list[dict],
+    groups: list[dict] | None = None,
+    step_seconds: dict[str, float] | None = None,
+) -> list[Plot]:
+    """Ratios against bits (one line per damping and noise level), curves of the ``shown``
+    rows (K-FAC settings and tuned baselines) with bands, steps to target, factor condition
+    numbers and inverse bits."""
+    plots = []
+    if groups:
+        plots.append(_ratio_vs_bits(groups, "ratio"))
+        plots.append(_ratio_vs_bits(groups, "loss_ratio"))
+    plots.append(_curves(results, shown, "train_loss", "step"))
+    if step_seconds:
+        plots.append(_curves(results, shown, "train_loss", "hardware", step_seconds))
     if results.spec.task == "classify":
-        plots.append(_curves(results, shown, "test_accuracy", "step"))
+        metric = (
+            "val_accuracy"
+            if np.isfinite(results.steps["val_accuracy"]).any()
+            else ("test_accuracy")
+        )
+        plots.append(_curves(results, shown, metric, "step"))
     plots.append(_steps_to_target(results, shown))
     plots.append(_conditions(results, rows))
     plots.append(_bits(results, rows))
     return plots
 
 
-def _curves(results: TrainingResults, shown: list[dict], metric: str, axis: str) -> Plot:
+def _curves(
+    results: TrainingResults,
+    shown: list[dict],
+    metric: str,
+    axis: str,
+    step_seconds: dict[str, float] | None = None,
+) -> Plot:
     fig = _figure(figsize=(8, 5))
     ax = fig.add_subplot()
     for i, row in enumerate(shown):
         runs = row["runs"]
-        if runs.size == 0:
+        if runs.size == 0 or (axis == "hardware" and row["label"] not in step_seconds):
             continue
-        y = np.nanmean(results.steps[metric][runs], axis=0)
-        if axis == "step":
-            x = np.arange(y.size)
-        else:
-            x = np.nanmean(results.steps["wall_time"][runs], axis=0)
-        ax.plot(x, y, label=row["label"], **_style(row, i))
-    what = {"train_loss": "training loss (nats/sample)", "test_accuracy": "test accuracy"}[metric]
+        values = results.steps[metric][runs]
+        keep = np.isfinite(values).any(axis=0)
+        if not keep.any():
+            continue
+        with np.errstate(all="ignore"):
+            y = np.nanmean(values, axis=0)
+            low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
+        x = np.arange(y.size, dtype=float)
+        if axis == "hardware":
+            x = x * step_seconds[row["label"]] * 1e3
+        style = _style(row, i)
+        ax.plot(x[keep], y[keep], label=row["label"], **style)
+        ax.fill_between(x[keep], low[keep], high[keep], color=style["color"], alpha=0.12,
+                        linewidth=0)  # fmt: skip
+    what = {
+        "train_loss": "training loss (nats/sample)",
+        "test_accuracy": "test accuracy",
+        "val_accuracy": "validation accuracy",
+    }[metric]
     if metric == "train_loss":
         ax.set_yscale("log")
         ax.axhline(results.spec.target_loss, color="red", linewidth=0.8, linestyle=":")
     else:
         ax.set_ylim(max(0.0, results.spec.target_accuracy - 0.25), 1.0)
         ax.axhline(results.spec.target_accuracy, color="red", linewidth=0.8, linestyle=":")
-    ax.set_xlabel("optimizer step" if axis == "step" else "wall time (s, mean over seeds)")
+    ax.set_xlabel("optimizer step" if axis == "step" else "modelled hardware time (ms)")
     ax.set_ylabel(what)
-    if axis == "wall":
-        ax.set_xscale("symlog", linthresh=0.1)
-        ax.set_xlim(left=0.0)
     ax.legend(fontsize=7, ncol=2)
     ax.grid(alpha=0.3)
     name = f"{metric}_vs_{axis}"
     return Plot(
         name,
-        f"{what} vs {'step' if axis == 'step' else 'wall time'}",
-        "Mean over seeds; K-FAC settings solid, tuned SGD/Adam dashed; dotted red: target."
-        + (WALL_NOTE if axis == "wall" else ""),
+        f"{what} vs {'step' if axis == 'step' else 'hardware time'}",
+        "Mean over seeds (line) and the range over seeds (band, min to max); K-FAC settings "
+        "solid/dotted, tuned SGD/Adam dashed; dotted red: target."
+        + (HARDWARE_NOTE if axis == "hardware" else ""),
         _png(fig),
     )
 
 
+#: Colour per noise level and marker per damping in the ratio plots.
+_NOISE_COLOURS = {"ideal": "tab:blue", "moderate": "tab:orange", "harsh": "tab:red"}
+_MARKERS = "osD^v<>p*"
+
+
+def _ratio_vs_bits(groups: list[dict], key: str) -> Plot:
+    fig = _figure(figsize=(8, 5))
+    ax = fig.add_subplot()
+    dampings = sorted({g["damping"] for g in groups}, reverse=True)
+    for g in groups:
+        bits = np.array([p[0] for p in g["points"]])
+        if key == "ratio":
+            y = np.array([p[1]["ratio"] for p in g["points"]])
+            lo = np.array([p[1]["ratio_ci95"][0] for p in g["points"]])
+            hi = np.array([p[1]["ratio_ci95"][1] for p in g["points"]])
+        else:
+            y, lo, hi = (np.array([p[1]["loss_ratio"][k] for p in g["points"]]) for k in range(3))
+        label = f"damping {g['damping']:g}{' adaptive' if g['adaptive'] else ''}, {g['noise']}"
+        ax.errorbar(
+            bits, y, yerr=[np.maximum(y - lo, 0), np.maximum(hi - y, 0)], capsize=3,
+            marker=_MARKERS[dampings.index(g["damping"]) % len(_MARKERS)],
+            color=_NOISE_COLOURS.get(g["noise"], "tab:gray"),
+            linestyle="--" if g["adaptive"] else "-", label=label,
+        )  # fmt: skip
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel("cell and ADC bits of the single analog solve")
+    if key == "ratio":
+        ax.set_ylabel("steps to target / float64's (same seeds)")
+        title, caption = (
+            "Steps-to-target ratio against inverse bits",
+            "Mean steps of the analog single solve over mean steps of float64 K-FAC at the same "
+            "damping, paired over seeds (95 % bootstrap interval); a seed that never reached "
+            "the target counts as steps + 1, so a ratio near (steps + 1) / float64's is a "
+            "ceiling, not a measurement.",
+        )
+    else:
+        ax.set_ylabel("final training loss / float64's (same seeds)")
+        title, caption = (
+            "Final-loss ratio against inverse bits",
+            "Geometric mean over seeds of the final training loss over float64's at the same "
+            "damping and seed, with its 95 % t interval (on the logarithms).",
+        )
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3, which="both")
+    return Plot(f"{key}_vs_bits", title, caption, _png(fig))
+
+
 def _steps_to_target(results: TrainingResults, shown: list[dict]) -> Plot:
-    metric = results.spec.primary_metric
+    from rerinv.training.paired import choice_metric
+
+    metric = choice_metric(results)
     fig = _figure(figsize=(8, 0.35 * len(shown) + 1.5))
     ax = fig.add_subplot()
     for i, row in enumerate(shown):

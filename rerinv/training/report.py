@@ -10,14 +10,22 @@ from pathlib import Path
 import numpy as np
 
 from rerinv.outputs import atomic_write
+from rerinv.training.hardware_time import step_times
+from rerinv.training.paired import bits_needed, choice_metric, tuning
 from rerinv.training.plots import Plot, make_plots
 from rerinv.training.results import TrainingResults, load_training
+from rerinv.training.sections import (
+    bits_section,
+    hardware_section,
+    test_section,
+    tuning_section,
+)
 from rerinv.training.summary import (
     setting_rows,
     step_ratio,
     steps_json,
     targets,
-    tuned_baselines,
+    test_once,
 )
 
 
@@ -81,9 +89,11 @@ def render(results: TrainingResults) -> str:
     """The report as HTML text."""
     spec, cfg = results.spec, results.config
     rows = setting_rows(results)
-    best = tuned_baselines(results, rows)
+    chosen = tuning(results, rows)
+    best = {name: chosen[name]["row"] for name in ("sgd", "adam") if name in chosen}
     kfac = [r for r in rows if r["optimizer"] == "kfac"]
-    shown = kfac + [best[k] for k in ("sgd", "adam") if k in best]
+    groups = bits_needed(results, rows)
+    shown = curve_rows(results, rows, chosen)
     total, done = results.done.size, int(results.done.sum())
     parts = [
         "<!DOCTYPE html><html><head><meta charset='utf-8'><title>rerinv training report</title>",
@@ -92,8 +102,9 @@ def render(results: TrainingResults) -> str:
         "td:first-child{text-align:left}pre{background:#f4f4f4;padding:6px;font-size:11px}</style>",
         "</head><body><h1>rerinv training report: K-FAC with analog factor inverses</h1>",
         _p(
-            f"{results.path.name}: {done} of {total} runs stored. Task digits-{spec.task}, "
-            f"network {'-'.join(map(str, spec.architecture().sizes))} ({spec.activation}), "
+            f"{results.path.name}: {done} of {total} runs stored. Data {spec.dataset_name} "
+            f"(train / validation / test split by data seed {spec.data_seed}), "
+            f"network {spec.network_description()} ({spec.activation}), "
             f"{spec.steps} steps "
             f"of batch {spec.batch_size}, {spec.seeds} seeds per setting (seed i: same initial "
             f"weights and batches in every setting), master seed {spec.master_seed}. K-FAC: lr "
@@ -125,7 +136,11 @@ def render(results: TrainingResults) -> str:
                 "were inverted as independent diagonal blocks (off-diagonal blocks dropped)."
             )
         )
-    metric = spec.primary_metric
+    metric = choice_metric(results)
+    parts += hardware_section(results)
+    parts += bits_section(results, groups)
+    parts += tuning_section(results, chosen)
+    parts += test_section(results, test_once(results, rows, chosen))
     headers = ["setting", "seeds"]
     for name, threshold, above in targets(results):
         headers += [
@@ -139,7 +154,9 @@ def render(results: TrainingResults) -> str:
         "worst bits",
         "INV solves / update",
         "failed inverses",
-        "ms / step",
+        "non-descent layer-steps / run",
+        "non-descent steps / run",
+        "simulator ms / step",
     ]
     table = []
     for row in shown:
@@ -156,6 +173,8 @@ def render(results: TrainingResults) -> str:
             _bits(row["min_bits"]) if row["optimizer"] == "kfac" else "",
             f"{row['inv_solves_per_update']:.0f}" if row["inv_solves_per_update"] > 0 else "",
             str(row["inverse_failures"]) if row["optimizer"] == "kfac" else "",
+            _count(row["non_descent"]["layer_steps"]),
+            _count(row["non_descent"]["steps"]),
             _interval(row["ms_per_step"], "{:.2f}"),
         ]
         table.append(cells)
@@ -165,8 +184,11 @@ def render(results: TrainingResults) -> str:
             "Means over the seeds that reached the target with 95 % Student-t intervals. 'median "
             "bits' / 'worst bits': effective bits of the factor-inverse columns against the "
             "float64 "
-            "inverse of the damped factor (median, and worst column of any update). Time per step "
-            "is simulation wall time (analog inverses simulated on the engine), not hardware time."
+            "inverse of the damped factor (median, and worst column of any update). Non-descent: "
+            "layer-steps whose preconditioned direction had <V_l, grad_l> <= 0, and steps whose "
+            "whole direction had sum_l <V_l, grad_l> <= 0 (mean per run). Simulator ms / step "
+            "is how long the simulation took (analog inverses simulated on the engine), not "
+            "hardware time (see the hardware-time plot)."
         ),
         _table(headers, table),
     ]
@@ -186,39 +208,13 @@ def render(results: TrainingResults) -> str:
             "'censored': some seed did not reach the target and counts as steps + 1."
         ),
         _table(["setting", *[f"vs tuned {k}" for k in ("sgd", "adam") if k in best]], ratio_rows),
-        "<h2>Baseline tuning</h2>",
-        _p(
-            f"Each baseline ran every learning rate of its grid on every seed (SGD: momentum 0.9, "
-            f"lr {_values(spec.sgd_lrs)}; Adam: lr {_values(spec.adam_lrs)}); the tuned one has "
-            "the fewest mean steps "
-            f"to the {metric} target (non-reaching seeds counted as steps + 1), chosen on the same "
-            "seeds (which favours the baselines)."
-        ),
-        _table(
-            [
-                "setting",
-                "seeds",
-                f"reached {metric}",
-                "steps: mean [95 % t]",
-                "final train loss",
-                "chosen",
-            ],
-            [
-                [
-                    r["label"],
-                    str(r["seeds"]),
-                    f"{r[f'reached:{metric}']}/{r['seeds']}",
-                    _interval(r[f"mean:{metric}"]),
-                    _interval(r["final_loss"], "{:.2e}"),
-                    "yes" if best.get(r["optimizer"], {}).get("index") == r["index"] else "",
-                ]
-                for r in rows
-                if r["optimizer"] != "kfac"
-            ],
-        ),
         "<h2>Plots</h2>",
     ]
-    for plot in make_plots(results, rows, shown):
+    try:
+        step_seconds = step_times(spec, results.settings)
+    except Exception:  # the timing model has no machine for this network: steps only
+        step_seconds = None
+    for plot in make_plots(results, rows, shown, groups, step_seconds):
         parts += [f"<h3>{html.escape(plot.title)}</h3>", _img(plot), _p(plot.caption)]
     parts += _conditions_table(results, rows)
     parts += [
@@ -261,6 +257,7 @@ def render(results: TrainingResults) -> str:
 def _conditions_table(results: TrainingResults, rows: list[dict]) -> list[str]:
     ev = results.events
     table = []
+    sizes = results.spec.factor_sizes()
     for row in rows:
         if row["optimizer"] != "kfac" or not row["runs"].size:
             continue
@@ -270,7 +267,7 @@ def _conditions_table(results: TrainingResults, rows: list[dict]) -> list[str]:
             if not cond.size:
                 continue
             damping = ev["damping"][row["runs"], :, f]
-            size = results.spec.architecture().factor_sizes()[f // 2][f % 2]
+            size = sizes[f // 2][f % 2]
             table.append(
                 [
                     row["label"],
@@ -288,6 +285,21 @@ def _conditions_table(results: TrainingResults, rows: list[dict]) -> list[str]:
             ["setting", "factor", "size", "median cond", "max cond", "median damping added"], table
         ),
     ]
+
+
+def curve_rows(results: TrainingResults, rows: list[dict], chosen: dict) -> list[dict]:
+    """The rows drawn as curves: the chosen float64 K-FAC, the K-FAC settings at its damping
+    (every noise level and bits), and the tuned baselines."""
+    if "kfac" in chosen:
+        damping = chosen["kfac"]["row"]["damping"]
+        out = [r for r in rows if r["optimizer"] == "kfac" and r["damping"] == damping]
+    else:
+        out = [r for r in rows if r["optimizer"] == "kfac"]
+    return out + [chosen[k]["row"] for k in ("sgd", "adam") if k in chosen]
+
+
+def _count(value: float) -> str:
+    return "" if math.isnan(value) else f"{value:.1f}"
 
 
 def _values(values) -> str:

@@ -24,8 +24,10 @@ from rerinv.untrusted import read_untrusted
 
 FORMAT_NAME = "rerinv-training"
 #: Version 2 carries checksums; version 1 (before them) is read unchecked, never resumed.
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)
+#: Version 3 adds the validation curves and the K-FAC step's signed <V, grad>
+#: (:data:`NEW_STEP_FIELDS`; NaN when read from an older file).
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 #: HDF5 1.8 object headers (checksummed), as the Monte Carlo file.
 LIBVER = ("v108", "latest")
 
@@ -38,6 +40,18 @@ STEP_FIELDS = {
     "nu": ("steps", 0),
     "wall_time": ("timing", 1),
 }
+#: Per-step datasets of format version 3 (what :class:`~rerinv.training.train.RunRecord`
+#: holds when the network has a validation split; the K-FAC step's <V, grad>, whose sign
+#: says whether the step was a descent direction).
+NEW_STEP_FIELDS = {
+    "val_loss": ("steps", 1),
+    "val_accuracy": ("steps", 1),
+    "damping": ("steps", 0),
+    "rho": ("steps", 0),
+    "descent": ("steps", 0),
+    "non_descent": ("steps", 0),
+}
+STEP_FIELDS.update(NEW_STEP_FIELDS)
 #: Per inverse-event datasets ``(run, update, factor)``: name -> (group, dtype, fill).
 EVENT_FIELDS = {
     "step": ("inverses", np.int64, -1),
@@ -62,7 +76,7 @@ def run_settings(spec: TrainingSpec) -> list[tuple[Setting, int]]:
 
 def factor_labels(spec: TrainingSpec) -> list[str]:
     """``A1, G1, A2, G2, ...``: the factors in event order."""
-    layers = len(spec.architecture().shapes)
+    layers = len(spec.model().factor_sizes())
     return [f"{kind}{layer + 1}" for layer in range(layers) for kind in ("A", "G")]
 
 
@@ -163,29 +177,36 @@ def _load(f: h5py.File, path: str | Path) -> TrainingResults:
         integrity.verify_description(f, path)
     read = lambda name: integrity.read(f, name, path)  # noqa: E731
     spec = TrainingSpec.from_json(str(read("spec")[()]))
-    names = ("optimizer", "backend", "bits", "lr", "damping", "description")
+    names = ("label", "optimizer", "backend", "bits", "lr", "damping", "description")
     s = {name: read(f"settings/{name}") for name in names}
-    settings = [
-        Setting(
-            str(opt),
-            str(backend),
-            *(None if np.isnan(v) else float(v) for v in (bits, lr, damping)),
-        )
-        for opt, backend, bits, lr, damping in zip(*(s[name] for name in names[:-1]), strict=True)
+    # the settings are the spec's (noise level and damping rule live in the label); the
+    # stored columns must agree with them
+    settings = spec.settings()
+    stored = [
+        (str(label), str(opt), str(backend), *(None if np.isnan(v) else float(v) for v in nums))
+        for label, opt, backend, *nums in zip(*(s[name] for name in names[:-1]), strict=True)
     ]
-    arrays = {name: read(name) for group in CHECKED_FIELDS.values() for name in group}
+    expected = [(x.label, x.optimizer, x.backend, x.bits, x.lr, x.damping) for x in settings]
+    checked_fields = {
+        group: tuple(name for name in names if name in f) for group, names in CHECKED_FIELDS.items()
+    }
+    present = {name for name, (group, _) in STEP_FIELDS.items() if f"{group}/{name}" in f}
+    if not present >= set(STEP_FIELDS) - set(NEW_STEP_FIELDS):
+        raise InputError(f"{path}: damaged training file (a per-step dataset is missing)")
+    arrays = {name: read(name) for group in checked_fields.values() for name in group}
     done = read("runs/done")
     setting_index, seed_index = read("runs/setting"), read("runs/seed_index")
     labels = read("inverses/factor").tolist()
     n_runs = len(run_settings(spec))
     shapes_agree = (
-        settings == spec.settings()
+        stored == expected
         and done.shape == setting_index.shape == seed_index.shape == (n_runs,)
         and np.array_equal(setting_index, [settings.index(s) for s, _ in run_settings(spec)])
         and labels == factor_labels(spec)
         and all(
             arrays[f"{group}/{name}"].shape == (n_runs, spec.steps + offset)
             for name, (group, offset) in STEP_FIELDS.items()
+            if name in present
         )
         and all(
             arrays[f"{group}/{name}"].shape == (n_runs, inverse_updates(spec), len(labels))
@@ -199,7 +220,7 @@ def _load(f: h5py.File, path: str | Path) -> TrainingResults:
             path,
             done,
             {group: read(f"{group}/checksum") for group in CHECKED_FIELDS},
-            lambda group, run: [(name, arrays[name][run]) for name in CHECKED_FIELDS[group]],
+            lambda group, run: [(name, arrays[name][run]) for name in checked_fields[group]],
         )
     timing = f["timing"]
     sessions = json.loads(str(_plain(timing.attrs["sessions"])))
@@ -216,7 +237,12 @@ def _load(f: h5py.File, path: str | Path) -> TrainingResults:
         done=done,
         status=arrays["runs/status"],
         error=arrays["runs/error"],
-        steps={name: arrays[f"{group}/{name}"] for name, (group, _) in STEP_FIELDS.items()},
+        steps={
+            name: arrays[f"{group}/{name}"]
+            if name in present
+            else np.full((n_runs, spec.steps + offset), np.nan)
+            for name, (group, offset) in STEP_FIELDS.items()
+        },
         events={name: arrays[f"{group}/{name}"] for name, (group, _, _) in EVENT_FIELDS.items()},
         factor_labels=labels,
         descriptions=s["description"].tolist(),

@@ -33,8 +33,8 @@ from rerinv.errors import InputError
 from rerinv.interrupts import StopOnInterrupt, die_with_parent
 from rerinv.nn.backends import make_backend
 from rerinv.provenance import provenance
-from rerinv.training.results import run_settings
-from rerinv.training.spec import TrainingSpec
+from rerinv.training.results import NEW_STEP_FIELDS, run_settings
+from rerinv.training.spec import NOISE_LEVELS, TrainingSpec, setting_config
 from rerinv.training.store import TrainingStore
 from rerinv.training.train import run_seed, train_run
 
@@ -53,13 +53,28 @@ class RunTask:
     config: Config
 
 
+#: Datasets already loaded in this process, by (network, task, data seed, pool).
+_DATASETS: dict[tuple, Any] = {}
+
+
+def _dataset(spec: TrainingSpec):
+    key = (spec.network, spec.task, spec.data_seed, spec.pool)
+    if key not in _DATASETS:
+        _DATASETS[key] = spec.dataset()
+    return _DATASETS[key]
+
+
 def execute_run(task: RunTask) -> dict[str, Any]:
     """Train run ``task.index`` and return its record (a failure is a record too)."""
     setting, seed_index = run_settings(task.spec)[task.index]
     start = time.perf_counter()
     try:
         rec = train_run(
-            task.spec, setting, task.config, seed=run_seed(task.spec.master_seed, seed_index)
+            task.spec,
+            setting,
+            setting_config(task.config, setting),
+            seed=run_seed(task.spec.master_seed, seed_index),
+            dataset=_dataset(task.spec),
         )
         record: dict[str, Any] = {
             "train_loss": rec.train_loss,
@@ -71,6 +86,9 @@ def execute_run(task: RunTask) -> dict[str, Any]:
             "status": rec.status,
             "events": [{**asdict(e), "inverse_wall_time": e.wall_time} for e in rec.events],
         }
+        for name in NEW_STEP_FIELDS:  # what this network's record holds
+            if getattr(rec, name, None) is not None:
+                record[name] = getattr(rec, name)
     except Exception as exc:  # a failed run is data, not a crash
         record = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     record["run_time"] = time.perf_counter() - start
@@ -142,7 +160,10 @@ class TrainingSummary:
 def describe_backends(spec: TrainingSpec, config: Config) -> list[str]:
     """One line per setting on how its K-FAC inverses are made (``""`` for baselines)."""
     return [
-        make_backend(s.backend, config, s.bits).describe() if s.optimizer == "kfac" else ""
+        make_backend(s.backend, setting_config(config, s), s.bits).describe()
+        + (f"; noise {s.noise}: {NOISE_LEVELS[s.noise][0]}" if s.noise else "")
+        if s.optimizer == "kfac"
+        else ""
         for s in spec.settings()
     ]
 

@@ -3,26 +3,79 @@
 A :class:`TrainingSpec` is plain data that round-trips through JSON (it is stored verbatim in
 every training file, next to the hardware configuration TOML). :meth:`TrainingSpec.settings`
 expands it to the compared settings: K-FAC with each inverse backend (and each target bits
-where that backend takes bits, each damping value), and the first-order baselines at each
-learning rate of their grid. Every setting is trained with every seed.
+where that backend takes bits, each cell resolution of the ``single`` solve, each hardware
+noise level of the analog backends, each damping value and damping rule), and the first-order
+baselines at each learning rate of their grid. Every setting is trained with every seed.
+
+Noise levels (:data:`NOISE_LEVELS`) are named hardware changes applied to the configuration of
+the analog backends only (``float64`` and the ``quantised`` stand-in cannot model noise).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 
 from rerinv.config import Config
 from rerinv.errors import InputError
-from rerinv.nn.data import TASKS, digits_dataset
+from rerinv.nn.benchmarks import NETWORKS, build_network, load_dataset
+from rerinv.nn.data import TASKS, Dataset
 from rerinv.nn.kfac import KfacSettings
 from rerinv.nn.mlp import Architecture
+from rerinv.nn.network import Network
 from rerinv.schemes.loops import LOOPS
 
 #: Backends of the K-FAC inverse: ``float64``, the ``quantised`` stand-in, or an analog scheme.
 BACKENDS = ("float64", "quantised", *LOOPS)
 #: Backends whose result depends on the bits axis (``single`` is one solve at the cell bits).
 BITS_BACKENDS = tuple(b for b in BACKENDS if b not in ("float64", "single"))
+#: Backends that run on the analog machine (noise levels apply to them only).
+ANALOG_BACKENDS = tuple(LOOPS)
+#: Damping rules: a fixed lambda, or Levenberg-Marquardt adaptation from it (Martens and
+#: Grosse 2015, section 6.5), an option of :class:`rerinv.nn.kfac.KfacSettings`.
+DAMPING_RULES = ("fixed", "adaptive")
+
+#: Hardware noise levels: name -> (description, {section: {key: value}}) applied on top of the
+#: grid's configuration for the analog backends. ``ideal`` is the built-in default preset
+#: (whose non-ideal values are all zero: no programming error, read noise, wire resistance,
+#: offset or mismatch; only the op-amps' finite gain 1e5 and 100 MHz bandwidth). The two
+#: others are costed choices: read noise and wire resistance are each ~20x the nodal
+#: engine's time of an ideal inverse and ~200x together, so each level carries one of them.
+NOISE_LEVELS: dict[str, tuple[str, dict[str, dict[str, float]]]] = {
+    "ideal": ("default preset: no programming error, read noise, wires or offsets", {}),
+    "moderate": (
+        "1 % programming error (sigma_rel), 0.5 % read noise per read",
+        {"device": {"sigma_rel": 0.01, "read_noise": 0.005}},
+    ),
+    "harsh": (
+        "5 % programming error, 1.73 ohm wire segments, 1 % inverter-resistor mismatch, "
+        "1 mV op-amp offset",
+        {
+            "device": {"sigma_rel": 0.05},
+            "array": {"r_wire": 1.73, "inverter_mismatch": 0.01},
+            "opamp": {"offset": 1e-3},
+        },
+    ),
+}
+
+
+def noise_config(config: Config, level: str) -> Config:
+    """``config`` with the noise level ``level`` (``""``: unchanged) applied."""
+    if level not in ("", *NOISE_LEVELS):
+        raise InputError(f"unknown noise level {level!r}; choose from {', '.join(NOISE_LEVELS)}")
+    for section, values in NOISE_LEVELS.get(level, ("", {}))[1].items():
+        config = config.with_values(section, **values)
+    return config
+
+
+def setting_config(config: Config, setting: Setting) -> Config:
+    """The hardware of one setting: its noise level, and for ``single`` with cell bits ``k``
+    k-bit cells and a k-bit ADC (the DAC stays as configured)."""
+    config = noise_config(config, setting.noise)
+    if setting.backend == "single" and setting.bits is not None:
+        config = config.with_values("device", bits=int(setting.bits))
+        config = config.with_values("converters", adc_bits=int(setting.bits))
+    return config
 
 
 @dataclass(frozen=True)
@@ -34,6 +87,8 @@ class Setting:
     bits: float | None = None  #: target bits (analog) or stand-in bits (quantised)
     lr: float | None = None  #: learning rate (baselines)
     damping: float | None = None  #: K-FAC Tikhonov lambda
+    noise: str = ""  #: hardware noise level of an analog backend ("": the grid's hardware)
+    adaptive: bool = False  #: Levenberg-Marquardt damping starting from ``damping``
 
     @property
     def label(self) -> str:
@@ -42,12 +97,19 @@ class Setting:
         if self.backend == "float64":
             text = "kfac float64"
         elif self.backend == "single":
-            text = "kfac single"
+            text = "kfac single" + (f"-{self.bits:g}bit" if self.bits is not None else "")
         elif self.backend == "quantised":
             text = f"kfac quantised-{self.bits:g}"
         else:
             text = f"kfac {self.backend}@{self.bits:g}"
-        return text + (f" damping={self.damping:g}" if self.damping is not None else "")
+        text += f" damping={self.damping:g}" if self.damping is not None else ""
+        text += " adaptive" if self.adaptive else ""
+        return text + (f" noise={self.noise}" if self.noise else "")
+
+    @property
+    def reference(self) -> Setting:
+        """The float64 K-FAC setting this one is paired with (same damping and rule)."""
+        return Setting("kfac", "float64", damping=self.damping, adaptive=self.adaptive)
 
     @property
     def family(self) -> str:
@@ -63,27 +125,43 @@ class TrainingSpec:
     """
 
     task: str = "classify"  #: classify | autoencode (digits)
-    hidden: tuple[int, ...] = (32,)  #: hidden widths (64-32-10 classifier by default)
+    #: mlp (digits), cnn1d (MNIST-1D) or cnn2d (digits): :mod:`rerinv.nn.benchmarks`
+    network: str = "mlp"
+    #: MLP hidden widths (64-32-10 classifier by default), or the CNN's two channel widths
+    #: (empty: the network's defaults)
+    hidden: tuple[int, ...] = (32,)
     activation: str = "tanh"
     pool: int = 1  #: average-pool the 8x8 inputs (2: 16 inputs, a small network)
-    steps: int = 150  #: optimizer steps per run
+    steps: int = 60  #: optimizer steps per run
     batch_size: int = 256
     data_seed: int = 0  #: train/test split (shared by all runs)
     master_seed: int = 0  #: run seed i is SeedSequence(master_seed, spawn_key=(i,))
     seeds: int = 5  #: runs per setting (paired: seed i is the same init and batches everywhere)
     kfac_lr: float = 1.0
-    damping: tuple[float, ...] = (0.003,)  #: K-FAC lambda values (an axis)
+    #: K-FAC lambda values (an axis; also K-FAC's tuning grid, chosen on validation)
+    damping: tuple[float, ...] = (0.003, 0.01, 0.001, 0.0001)
     pi_damping: bool = True
     decay: float = 0.95
     inverse_every: int = 10  #: T_inv
     kl_clip: float = 0.1
     kfac_momentum: float = 0.0
-    backends: tuple[str, ...] = ("float64", "single", "refine", "quantised")
+    backends: tuple[str, ...] = ("float64", "single")
     bits: tuple[float, ...] = (8, 12, 16, 24)  #: target / stand-in bits (an axis)
-    sgd_lrs: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0)  #: SGD, momentum 0.9
-    adam_lrs: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3)
+    #: cell (and ADC) bits of the ``single`` solve, an axis; empty: the configuration's
+    cell_bits: tuple[int, ...] = (4, 5, 6, 8)
+    #: hardware noise levels (:data:`NOISE_LEVELS`) of the analog backends
+    noise: tuple[str, ...] = ("ideal", "moderate", "harsh")
+    #: cell bits run at the levels other than ``ideal`` (empty: all of ``cell_bits``)
+    noise_cell_bits: tuple[int, ...] = (4, 8)
+    #: damping values run at the levels other than ``ideal`` (empty: all of ``damping``)
+    noise_damping: tuple[float, ...] = (0.003,)
+    damping_rules: tuple[str, ...] = ("fixed",)  #: fixed and/or adaptive (an axis)
+    sgd_lrs: tuple[float, ...] = (0.3, 0.6, 1.0, 2.0)  #: SGD, momentum 0.9
+    adam_lrs: tuple[float, ...] = (0.01, 0.02, 0.03, 0.05)
     target_accuracy: float = 0.95  #: test accuracy target (classify)
     target_loss: float = 0.01  #: full training-set loss target (nats per sample)
+    #: measure the full-set losses and accuracies every k steps (and after the last)
+    eval_every: int = 1
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -93,6 +171,14 @@ class TrainingSpec:
                 raise InputError(
                     f"unknown K-FAC inverse backend {name!r}; choose from {', '.join(BACKENDS)}"
                 )
+        if self.network not in NETWORKS:
+            raise InputError(
+                f"unknown network {self.network!r}; choose one of {', '.join(NETWORKS)}"
+            )
+        if self.network != "mlp" and self.task != "classify":
+            raise InputError(f"the {self.network} network classifies (task classify)")
+        if self.eval_every < 1:
+            raise InputError(f"eval_every must be >= 1, got {self.eval_every}")
         if self.pool not in (1, 2, 4, 8):
             raise InputError(f"pool must be 1, 2, 4 or 8, got {self.pool}")
         if self.steps < 1 or self.seeds < 1 or self.batch_size < 1:
@@ -101,19 +187,62 @@ class TrainingSpec:
             raise InputError("seeds are non-negative integers")
         if any(not 2 <= b <= 48 for b in self.bits):
             raise InputError(f"bits must be between 2 and 48, got {self.bits}")
-        self.architecture()
+        if any(not 2 <= b <= 16 for b in (*self.cell_bits, *self.noise_cell_bits)):
+            raise InputError(f"cell bits must be between 2 and 16, got {self.cell_bits}")
+        for level in self.noise:
+            noise_config(Config(), level)
+        if not self.noise:
+            raise InputError("give at least one noise level (e.g. ideal)")
+        for rule in self.damping_rules:
+            if rule not in DAMPING_RULES:
+                raise InputError(
+                    f"unknown damping rule {rule!r}; choose from {', '.join(DAMPING_RULES)}"
+                )
+        if not self.damping_rules:
+            raise InputError("give at least one damping rule (fixed or adaptive)")
+        if self.network == "mlp":
+            self.architecture()
+        elif len(self.hidden) not in (0, 2):
+            raise InputError(f"{self.network} takes two channel widths, got {self.hidden}")
         for lam in self.damping:
             self.kfac_settings(lam).validate()
 
     def check_dataset(self) -> None:
         """Refuse what the data cannot give (before any run): a mini-batch larger than the
         training set."""
-        samples = len(digits_dataset(self.task, seed=self.data_seed, pool=self.pool).x_train)
+        samples = len(self.dataset().x_train)
         if self.batch_size > samples:
             raise InputError(
-                f"batch size {self.batch_size} exceeds the {samples} training images of "
-                f"digits-{self.task}; choose at most {samples} (--batch-size)"
+                f"batch size {self.batch_size} exceeds the {samples} training samples of "
+                f"{self.dataset_name}; choose at most {samples} (--batch-size)"
             )
+
+    def dataset(self) -> Dataset:
+        """The network's dataset, split by ``data_seed`` (train, validation, test)."""
+        return load_dataset(self.network, self.task, seed=self.data_seed, pool=self.pool)
+
+    def model(self, data: Dataset | None = None) -> Network:
+        """The network (built for ``data``, default :meth:`dataset`)."""
+        return build_network(
+            self.network, data or self.dataset(), hidden=tuple(self.hidden),
+            activation=self.activation,
+        )  # fmt: skip
+
+    def network_description(self) -> str:
+        """``64-32-10`` for an MLP, the layer list of a CNN."""
+        if self.network == "mlp":
+            return "-".join(map(str, self.architecture().sizes))
+        return self.model().describe()
+
+    def factor_sizes(self) -> list[tuple[int, int]]:
+        """``(A, G)`` widths of every K-FAC layer."""
+        return [tuple(map(int, sizes)) for sizes in self.model().factor_sizes()]
+
+    @property
+    def dataset_name(self) -> str:
+        """E.g. ``digits-classify``, ``digits-classify-pool2``, ``mnist1d-classify``."""
+        data = "mnist1d" if self.network == "cnn1d" else "digits"
+        return f"{data}-{self.task}" + (f"-pool{self.pool}" if self.pool > 1 else "")
 
     @classmethod
     def for_task(cls, task: str = "classify", **values) -> TrainingSpec:
@@ -121,6 +250,8 @@ class TrainingSpec:
         rates), then ``values`` on top. ``autoencode``: 64-16-64 with sigmoid outputs, target
         20 nats of training loss, SGD ``(0.03, 0.1, 0.3, 1.0)``, Adam ``(0.003, ..., 0.1)``."""
         defaults: dict = {"task": task}
+        if values.get("network", "mlp") != "mlp":
+            defaults.update(hidden=())
         if task == "autoencode":
             defaults.update(
                 hidden=(16,),
@@ -144,6 +275,15 @@ class TrainingSpec:
         output = "softmax" if self.task == "classify" else "sigmoid"
         return Architecture((n_inputs, *self.hidden, out), self.activation, output)
 
+    def kfac_settings_for(self, setting: Setting) -> KfacSettings:
+        """The K-FAC hyper-parameters of ``setting`` (its damping and damping rule)."""
+        settings = self.kfac_settings(setting.damping)
+        if setting.adaptive:
+            if "adaptive_damping" not in {f.name for f in fields(KfacSettings)}:
+                raise InputError("this K-FAC has no adaptive (Levenberg-Marquardt) damping")
+            settings = replace(settings, adaptive_damping=True)
+        return settings
+
     def kfac_settings(self, damping: float | None = None) -> KfacSettings:
         return KfacSettings(
             lr=self.kfac_lr,
@@ -158,14 +298,39 @@ class TrainingSpec:
     def settings(self) -> list[Setting]:
         """Every compared setting, in a fixed order (K-FAC first, then SGD, then Adam)."""
         lams: list[float | None] = list(self.damping) if len(self.damping) > 1 else [None]
+        named = self.noise != ("ideal",)  # one level only: the label does not name it
         out = []
-        for lam in lams:
-            for backend in self.backends:
-                bits = [None] if backend not in BITS_BACKENDS else list(self.bits)
-                out += [Setting("kfac", backend, b, damping=lam) for b in bits]
+        for rule in self.damping_rules:
+            adaptive = rule == "adaptive"
+            for lam in lams:
+                for backend in self.backends:
+                    for level in self.noise if backend in ANALOG_BACKENDS else ("ideal",):
+                        if (
+                            level != "ideal"
+                            and self.noise_damping
+                            and lam is not None
+                            and (lam not in self.noise_damping)
+                        ):
+                            continue
+                        bits = self._bits(backend, level)
+                        noise = level if named and backend in ANALOG_BACKENDS else ""
+                        out += [
+                            Setting("kfac", backend, b, damping=lam, noise=noise,
+                                    adaptive=adaptive)
+                            for b in bits
+                        ]  # fmt: skip
         out += [Setting("sgd", lr=lr) for lr in self.sgd_lrs]
         out += [Setting("adam", lr=lr) for lr in self.adam_lrs]
         return out
+
+    def _bits(self, backend: str, level: str) -> list[float | None]:
+        if backend in BITS_BACKENDS:
+            return list(self.bits)
+        if backend != "single" or not self.cell_bits:
+            return [None]
+        if level != "ideal" and self.noise_cell_bits:
+            return [float(b) for b in self.noise_cell_bits]
+        return [float(b) for b in self.cell_bits]
 
     # -- JSON --------------------------------------------------------------------------------
     def to_json(self) -> str:

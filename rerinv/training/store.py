@@ -148,7 +148,7 @@ class TrainingStore:
         f = self.file
         try:
             for name, (group, _) in STEP_FIELDS.items():
-                if name in record:
+                if name in record and name in f[group]:
                     values = np.asarray(record[name], dtype=np.float64)
                     f[group][name][run, : len(values)] = values
             n_factors = f["inverses/factor"].shape[0]
@@ -163,7 +163,7 @@ class TrainingStore:
             for name in ("run_time", "finished_at", "worker"):
                 f["timing"][name][run] = record[name]
             for group, names in CHECKED_FIELDS.items():  # the values as stored, read back
-                values = [(name, stored_row(f[name], run)) for name in names]
+                values = [(name, stored_row(f[name], run)) for name in names if name in f]
                 f[group]["checksum"][run] = integrity.run_crc(values)
             f["runs/done"][run] = True
         except BaseException:  # no checksum without its done flag (a second Ctrl-C, an error)

@@ -21,20 +21,25 @@ from scipy import stats
 import rerinv
 from rerinv.errors import InputError
 from rerinv.outputs import atomic_write
+from rerinv.training.paired import bits_needed, choice_metric, has_validation, non_descent, tuning
 from rerinv.training.results import TrainingResults
+from rerinv.training.spec import NOISE_LEVELS
 from rerinv.training.train import steps_to
 
 BOOTSTRAP_SEED = 20240601
 BOOTSTRAP_SAMPLES = 2000
-STEPS_FORMAT = ("rerinv-training-steps", 1)
+STEPS_FORMAT = ("rerinv-training-steps", 2)
 
 
 def targets(results: TrainingResults) -> list[tuple[str, float, bool]]:
-    """``(metric, threshold, above)`` of the grid: test accuracy (classify) and training loss."""
+    """``(metric, threshold, above)`` of the grid: validation accuracy (when the file has a
+    validation split) and test accuracy (classify), and the training loss."""
     spec = results.spec
     out = [("train_loss", spec.target_loss, False)]
     if spec.task == "classify":
         out.insert(0, ("test_accuracy", spec.target_accuracy, True))
+        if has_validation(results):
+            out.insert(0, ("val_accuracy", spec.target_accuracy, True))
     return out
 
 
@@ -86,7 +91,9 @@ def setting_rows(results: TrainingResults) -> list[dict[str, Any]]:
             if setting.damping is not None
             else (results.spec.damping[0] if setting.optimizer == "kfac" else None),
             "runs": runs,
+            "seed_indices": results.seed_index[runs],
             "seeds": int(runs.size),
+            "non_descent": non_descent(results, runs),
             "failed": int(np.sum((results.setting_index == k) & (results.status == "failed"))),
             "diverged": int(np.sum(results.status[runs] == "diverged")),
         }
@@ -118,20 +125,10 @@ def setting_rows(results: TrainingResults) -> list[dict[str, Any]]:
 
 
 def tuned_baselines(results: TrainingResults, rows: list[dict]) -> dict[str, dict]:
-    """Per baseline optimizer, the row of the learning rate with the fewest mean steps to the
-    primary target (non-reaching seeds counted as ``steps + 1``; ties: lower final loss)."""
-    metric = results.spec.primary_metric
-    best: dict[str, dict] = {}
-    for row in rows:
-        if row["optimizer"] == "kfac" or row["seeds"] == 0:
-            continue
-        censored = np.where(
-            np.isfinite(row[f"steps:{metric}"]), row[f"steps:{metric}"], results.spec.steps + 1
-        )
-        key = (float(censored.mean()), row["final_loss"][0])
-        if row["optimizer"] not in best or key < best[row["optimizer"]]["_key"]:
-            best[row["optimizer"]] = {**row, "_key": key}
-    return best
+    """Per baseline optimizer, the row of the learning rate chosen on the choice target
+    (:func:`rerinv.training.paired.tuning`: validation, equal budgets)."""
+    chosen = tuning(results, rows)
+    return {name: chosen[name]["row"] for name in ("sgd", "adam") if name in chosen}
 
 
 def step_ratio(results: TrainingResults, row: dict, base: dict, metric: str) -> dict[str, Any]:
@@ -162,69 +159,88 @@ def steps_summary(results: TrainingResults, setting: str | None = None) -> dict[
     """The step-ratio summary for the system timing model (see ``docs/training.md``).
 
     Its top-level ``second_order_vs_sgd`` / ``second_order_vs_adam`` (what ``rerinv timing
-    --steps-ratio FILE`` reads) are the primary-target ratios of the K-FAC setting labelled
-    ``setting`` (default ``kfac float64``, else the first K-FAC setting); ``by_setting``
-    holds them for every K-FAC setting.
+    --steps-ratio FILE`` reads) are the choice-target ratios (validation accuracy) of the
+    K-FAC setting labelled ``setting`` (default: the float64 K-FAC configuration chosen on
+    validation) over the tuned baselines; ``per_network`` holds the SGD ratio under the
+    network's name, ``by_setting`` both ratios of every K-FAC setting.
     """
     rows = setting_rows(results)
+    chosen_rows = tuning(results, rows)
     best = tuned_baselines(results, rows)
     spec = results.spec
+    metric = choice_metric(results)
     out: dict[str, Any] = {
         "format": STEPS_FORMAT[0],
         "format_version": STEPS_FORMAT[1],
         "source": results.path.name,
         "rerinv_version": rerinv.__version__,
-        "task": f"digits-{spec.task}" + (f"-pool{spec.pool}" if spec.pool > 1 else ""),
-        "network": list(spec.architecture().sizes),
+        "task": spec.dataset_name,
+        "network_name": spec.network,
+        "network": spec.network_description(),
         "steps_budget": spec.steps,
         "inverse_every": spec.inverse_every,
         "seeds": spec.seeds,
         "engine": results.config.simulation.engine,
+        "choice_metric": metric,
+        "hardware": hardware_levels(results),
         "block_diagonal_split": any(r["blocks"] > 1 for r in rows),
         "checksums_verified": results.checked,
+        "tuning": {
+            name: {
+                "chosen": entry["row"]["label"],
+                "budget": entry["budget"],
+                "candidates": {label: _num(v) for label, v in entry["candidates"]},
+            }
+            for name, entry in chosen_rows.items()
+        },
         "targets": [],
     }
-    for metric, threshold, above in targets(results):
+    for metric_name, threshold, above in targets(results):
         entry: dict[str, Any] = {
-            "metric": metric,
+            "metric": metric_name,
             "threshold": threshold,
             "direction": "at_least" if above else "at_most",
             "baselines": {},
             "settings": [],
         }
         for name, row in best.items():
-            mean, lo, hi = row[f"mean:{metric}"]
+            mean, lo, hi = row[f"mean:{metric_name}"]
             entry["baselines"][name] = {
                 "lr": row["lr"],
                 "steps_mean": _num(mean),
                 "steps_ci95": [_num(lo), _num(hi)],
-                "reached": row[f"reached:{metric}"],
+                "reached": row[f"reached:{metric_name}"],
                 "seeds": row["seeds"],
             }
         for row in rows:
             if row["optimizer"] != "kfac":
                 continue
-            mean, lo, hi = row[f"mean:{metric}"]
+            mean, lo, hi = row[f"mean:{metric_name}"]
             item = {
                 "label": row["label"],
                 "backend": row["backend"],
                 "bits": row["bits"],
                 "damping": row["damping"],
+                "noise": results.settings[row["index"]].noise or "ideal",
+                "adaptive": results.settings[row["index"]].adaptive,
                 "median_effective_bits": _num(row["median_bits"]),
                 "steps_mean": _num(mean),
                 "steps_ci95": [_num(lo), _num(hi)],
-                "reached": row[f"reached:{metric}"],
+                "reached": row[f"reached:{metric_name}"],
                 "seeds": row["seeds"],
                 "inv_solves_per_inverse_update": _num(row["inv_solves_per_update"]),
+                "non_descent_layer_steps_per_run": _num(row["non_descent"]["layer_steps"]),
+                "non_descent_steps_per_run": _num(row["non_descent"]["steps"]),
             }
             for name, base in best.items():
-                ratio = step_ratio(results, row, base, metric)
+                ratio = step_ratio(results, row, base, metric_name)
                 item[f"ratio_vs_{name}"] = _num(ratio["ratio"])
                 item[f"ratio_vs_{name}_ci95"] = [_num(v) for v in ratio["ci95"]]
                 item[f"ratio_vs_{name}_censored"] = ratio["censored"]
             entry["settings"].append(item)
         out["targets"].append(entry)
-    primary = next(t for t in out["targets"] if t["metric"] == spec.primary_metric)
+    out["bits_needed"] = [_bits_entry(group) for group in bits_needed(results, rows)]
+    primary = next(t for t in out["targets"] if t["metric"] == metric)
     by_setting = {
         item["label"]: {
             name: item.get(f"ratio_vs_{name}") for name in ("sgd", "adam") if name in best
@@ -232,21 +248,93 @@ def steps_summary(results: TrainingResults, setting: str | None = None) -> dict[
         for item in primary["settings"]
     }
     labels = list(by_setting)
-    chosen = setting or ("kfac float64" if "kfac float64" in by_setting else None)
-    if chosen is None and labels:
-        chosen = labels[0]
+    default = chosen_rows["kfac"]["row"]["label"] if "kfac" in chosen_rows else None
+    chosen = setting or default or (labels[0] if labels else None)
     if chosen is not None and chosen not in by_setting:
         raise InputError(f"no K-FAC setting {chosen!r} in {results.path}; choose from {labels}")
     if chosen is not None:
         for name, ratio in by_setting[chosen].items():
             out[f"second_order_vs_{name}"] = ratio
+        if by_setting[chosen].get("sgd") is not None:
+            out["per_network"] = {spec.network: by_setting[chosen]["sgd"]}
         out["source"] = (
-            f"{results.path.name}: {chosen}, steps to {spec.primary_metric} "
-            f"{primary['threshold']:g} over tuned baselines, digits-{spec.task}, "
+            f"{results.path.name}: {chosen}, steps to {metric} {primary['threshold']:g} over "
+            f"the baselines tuned on it (equal budgets), {spec.dataset_name}, {spec.network}, "
             f"{spec.seeds} seeds (rerinv train)"
         )
     out["by_setting"] = by_setting
+    out["test_once"] = test_once(results, rows, chosen_rows)
     return out
+
+
+def hardware_levels(results: TrainingResults) -> dict[str, str]:
+    """Noise level -> what it changes (the levels the grid ran)."""
+    return {level: NOISE_LEVELS[level][0] for level in results.spec.noise}
+
+
+def test_once(results: TrainingResults, rows: list[dict], chosen: dict) -> list[dict]:
+    """Test-set numbers of the configurations chosen on validation (and of the ``single``
+    settings at the chosen K-FAC damping: their hardware is not a choice), read once here."""
+    shown = [(name, entry["row"]) for name, entry in chosen.items()]
+    if "kfac" in chosen:
+        damping = chosen["kfac"]["row"]["damping"]
+        shown += [
+            (row["label"], row)
+            for row in rows
+            if row["backend"] == "single" and row["damping"] == damping
+            and not results.settings[row["index"]].adaptive
+        ]  # fmt: skip
+    out = []
+    for name, row in shown:
+        mean, lo, hi = row.get("mean:test_accuracy", (math.nan,) * 3)
+        acc, acc_lo, acc_hi = row["final_accuracy"]
+        out.append(
+            {
+                "name": name,
+                "label": row["label"],
+                "test_steps_mean": _num(mean),
+                "test_steps_ci95": [_num(lo), _num(hi)],
+                "test_reached": row.get("reached:test_accuracy", 0),
+                "final_test_accuracy": _num(acc),
+                "final_test_accuracy_ci95": [_num(acc_lo), _num(acc_hi)],
+                "seeds": row["seeds"],
+            }
+        )
+    return out
+
+
+def _bits_entry(group: dict) -> dict[str, Any]:
+    ref = group["reference"]
+    mean, lo, hi = ref[f"mean:{group['metric']}"]
+    return {
+        "damping": group["damping"],
+        "adaptive": group["adaptive"],
+        "noise": group["noise"],
+        "metric": group["metric"],
+        "bits_needed": group["bits_needed"],
+        "tested": group["tested"],
+        "float64_steps_mean": _num(mean),
+        "float64_steps_ci95": [_num(lo), _num(hi)],
+        "points": [
+            {
+                "bits": bits,
+                "median_effective_bits": _num(row["median_bits"]),
+                "steps_mean": _num(result["mean"][0]),
+                "float64_steps_mean_censored": _num(result["reference"][0]),
+                "float64_steps_ci95_censored": [_num(v) for v in result["reference"][1:]],
+                "diff_mean": _num(result["diff"][0]),
+                "diff_ci95": [_num(v) for v in result["diff"][1:]],
+                "ratio": _num(result["ratio"]),
+                "ratio_ci95": [_num(v) for v in result["ratio_ci95"]],
+                "final_loss_ratio": _num(result["loss_ratio"][0]),
+                "final_loss_ratio_ci95": [_num(v) for v in result["loss_ratio"][1:]],
+                "within_float64": result["within"],
+                "censored": result["censored"],
+                "seeds": result["seeds"],
+            }
+            for bits, result, row in group["points"]
+        ],
+    }
 
 
 def write_steps_json(
