@@ -238,6 +238,7 @@ def sweep_figure(study: dict, axis: str, per_network: dict, info: dict) -> bytes
         ax.axhline(1.0, c="grey", lw=0.5)
         positive = all(min(s["values"]) > 0 for s in per_network.values())
         ax.set_xscale("log" if info.get("scale", "log") == "log" and positive else "linear")
+        _value_ticks(ax, per_network)
         ax.set_yscale("log")
         _log_ticks(ax.yaxis)
         ax.set_xlabel(f"{info.get('meaning', axis)}" + (f" ({unit})" if unit else ""), fontsize=8)
@@ -280,6 +281,19 @@ def tornado_figure(tornado: dict, *, top: int = 12) -> bytes:
     fig.subplots_adjust(left=0.25, right=0.985, top=0.92, bottom=0.07, wspace=1.08,
                         hspace=0.25)  # fmt: skip
     return _png(fig)
+
+
+def _value_ticks(ax, per_network: dict) -> None:
+    """A few swept values are the ticks themselves; on a log axis, plain numbers."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    values = sorted({float(v) for s in per_network.values() for v in s["values"]})
+    if len(values) <= 12:
+        ax.set_xticks(values, [f"{v:g}" for v in values])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    elif ax.get_xscale() == "log":
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.tick_params(axis="x", labelsize=7)
 
 
 def _log_ticks(axis) -> None:
