@@ -150,6 +150,8 @@ ARCH_FIELDS: dict[str, list[tuple[str, str, str, str, str]]] = {
         ("bytes_per_s", "float", ">0", "B/s", "memory bandwidth"),
         ("power_w", "float", ">0", "W", "board power while training"),
         ("gemm_efficiency", "float", ">0", "1", "fraction of peak reached by GEMM-like kernels"),
+        ("winograd_reduction", "float", ">0", "1", "fewer multiplications of a 3x3"
+         " convolution run as Winograd transforms (1: direct / implicit GEMM)"),
         ("inverse_efficiency", "float", ">0", "1", "fraction of peak reached by Cholesky"
          " inversion"),
         ("memory_efficiency", "float", ">0", "1", "fraction of bandwidth reached"),

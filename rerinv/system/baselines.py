@@ -54,7 +54,11 @@ def gpu_step(arch: Architecture, workload: Workload, kfac: bool) -> dict:
     gpu, lay, tr = arch.section("gpu"), workload.layers, workload.training
     n_a, n_g = lay.n_a.astype(float), lay.n_g.astype(float)
     q = tr.batch * lay.positions.astype(float)
-    gemm = 3 * _kernel(gpu, 2 * n_a * n_g * q, q * n_a + n_a * n_g + q * n_g, gpu.gemm_efficiency)
+    # 3x3 convolutions run as Winograd transforms (fewer multiplications, same data)
+    fast = np.where((lay.kind == "conv") & (lay.kernel_area == 9), gpu.winograd_reduction, 1.0)
+    gemm = 3 * _kernel(
+        gpu, 2 * n_a * n_g * q / fast, q * n_a + n_a * n_g + q * n_g, gpu.gemm_efficiency
+    )
     update = _kernel(gpu, 3 * n_a * n_g, 5 * n_a * n_g, 1.0)
     parts = {"gemm": gemm, "update": update}
     if kfac:
@@ -116,3 +120,39 @@ def gpu_check(arch: Architecture, workload: Workload) -> dict:
         "ratio": model / GPU_MEASURED["images_per_s"],
         "source": GPU_MEASURED["source"],
     }
+
+
+#: measured throughputs of two networks on one GPU, to check the roofline's per-network
+#: efficiency (a 3x3-convolution network against a bottleneck one): TensorFlow's published
+#: benchmarks, tf_cnn_benchmarks, one P100 of a DGX-1, synthetic data, batch 64, SGD, CUDA 8 /
+#: cuDNN 5.1, May 2017 (tensorflow/docs_src/performance/benchmarks.md); on one K80 (GCE)
+#: the same table gives 35.4 / 51.9 = 0.68
+GPU_MEASURED_RATIO = {
+    "workloads": ("vgg16", "resnet50"),
+    "images_per_s": (154.0, 219.0),
+    "batch": 64,
+    "source": "TensorFlow benchmarks (tf_cnn_benchmarks, May 2017): one P100 (DGX-1), synthetic"
+    " data, batch 64: VGG16 154 img/s, ResNet-50 219 img/s (K80: 35.4 / 51.9)",
+}
+
+
+def gpu_ratio_check(arch: Architecture, load) -> dict:
+    """The roofline's VGG-16 / ResNet-50 SGD throughput ratio against
+    :data:`GPU_MEASURED_RATIO` (same GPU for both, so its peak cancels).
+
+    ``load(name, batch=...)`` builds a workload (``rerinv.system.load_workload``).
+
+    Returns
+    -------
+    dict
+        ``model_ratio``, ``measured_ratio``, their ``factor`` and ``source``.
+    """
+    m = GPU_MEASURED_RATIO
+    rates = []
+    for name in m["workloads"]:
+        w = load(name, batch=m["batch"])
+        rates.append(m["batch"] / gpu_step(arch, w, kfac=False)["time_s"])
+    model = float(np.mean(rates[0] / rates[1]))
+    measured = m["images_per_s"][0] / m["images_per_s"][1]
+    return {"model_ratio": model, "measured_ratio": measured, "factor": model / measured,
+            "source": m["source"]}  # fmt: skip

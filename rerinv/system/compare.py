@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from rerinv.system import published
 from rerinv.system.arch import Architecture
 from rerinv.system.baselines import gpu_step
 from rerinv.system.calibration import InvTiming, SolveCost, inv_timing, solve_cost
@@ -102,8 +103,10 @@ def first_order_ranking(results: dict[str, dict]) -> list[tuple[str, float]]:
 
 
 def averages(results: list[dict]) -> dict:
-    """Arithmetic and geometric means of the speed-ups and energy savings over ``results``."""
-    out: dict = {}
+    """Arithmetic and geometric means of the speed-ups and energy savings over ``results``,
+    and ``published_check``: the per-network ratios against STAMP's published bars
+    (:func:`rerinv.system.published.check`: rank correlation and model / published)."""
+    out: dict = {"published_check": published.check(results)}
     for kind in ("speedup", "energy_saving", "speedup_per_step"):
         for key in BASELINES:
             values = np.array([float(r[kind][key]) for r in results])

@@ -12,6 +12,8 @@ every machine alike.
 
 from __future__ import annotations
 
+from rerinv.system.published import STEPS_RATIOS as _PAPER
+
 Row = tuple[str, str, int, int, int, int, int]
 
 _VGG = {
@@ -127,7 +129,9 @@ STEPS_RATIOS = {
     "vgg19": (0.5, 10, 100, _EVA + "; intervals as kfac-pytorch's ImageNet example", 0.389, 1.0),
     "resnet50": (55 / 90, 10, 100, _PAULOSKI, 35 / 90, 0.8),
     "resnet101": (55 / 90, 10, 100, _PAULOSKI + "; ResNet-101 assumed as ResNet-50", 35 / 90, 0.8),
-    "bert-base": (0.5, 10, 100, _EVA + "; intervals as kfac-pytorch's examples", 0.389, 1.0),
+    # the low ends include RePAST/STAMP's own ratio (rerinv.system.published.STEPS_RATIOS)
+    "bert-base": (0.5, 10, 100, _EVA + "; intervals as kfac-pytorch's examples",
+                  _PAPER["bert-base"][0], 1.0),
     "mnist-autoencoder": (0.5, 1, 20, _EVA + "; statistics every step and inverses every 20"
-                          " (Martens and Grosse, ICML 2015)", 0.1, 1.0),
+                          " (Martens and Grosse, ICML 2015)", _PAPER["mnist-autoencoder"][0], 1.0),
 }  # fmt: skip

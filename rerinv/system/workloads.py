@@ -10,7 +10,8 @@ The ratio of steps to the target accuracy, second- versus first-order, is an exp
 per built-in network from :data:`~rerinv.system.networks.STEPS_RATIOS` (with the statistics
 and inverse intervals of its source), :data:`DEFAULT_STEPS_RATIO` for a user table (Osawa et
 al., CVPR 2019: K-FAC trains ResNet-50 on ImageNet to 75 % top-1 in 35 epochs against the 90
-of the SGD reference), or a number, or a JSON file (:func:`load_steps_ratio`).
+of the SGD reference), or a number, RePAST's own ratios (``repast``), or a JSON file
+(:func:`load_steps_ratio`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import numpy as np
 import tomllib
 
 from rerinv.errors import InputError, not_a_regular_file
+from rerinv.system import published
 from rerinv.system.networks import BUILTIN, STEPS_RATIOS
 
 COLUMNS = ("name", "kind", "fan_in", "fan_out", "kernel_area", "positions")
@@ -35,6 +37,8 @@ DEFAULT_STEPS_SOURCE = (
     "the SGD reference in 90 (ratio 0.389), at mini-batches up to 16K and with a Fisher update"
     " frequency relaxed after the first iterations"
 )
+#: --steps-ratio values that select RePAST's own per-network ratios
+PAPER_STEPS = ("repast", "stamp")
 #: keys a --steps-ratio JSON file may hold (``second_order_vs_sgd`` is the one used)
 STEPS_RATIO_KEYS = ("second_order_vs_sgd", "second_order_vs_adam", "source", "per_network")
 
@@ -242,14 +246,24 @@ def load_workload(name_or_path: str | Path, **training) -> Workload:
 
 
 def load_steps_ratio(value: str, network: str | None = None) -> tuple[float, str]:
-    """``--steps-ratio``: a number, or a JSON file with ``second_order_vs_sgd`` (optionally
-    ``per_network: {name: ratio}``, ``second_order_vs_adam`` and ``source``).
+    """``--steps-ratio``: a number, ``repast`` (the paper's own per-network epoch ratio,
+    :data:`rerinv.system.published.STEPS_RATIOS`, read off STAMP's charts), or a JSON file
+    with ``second_order_vs_sgd`` (optionally ``per_network: {name: ratio}``,
+    ``second_order_vs_adam`` and ``source``).
 
     Returns
     -------
     (float, str)
         The ratio of second-order to SGD steps, and where it comes from.
     """
+    if value.strip().lower() in PAPER_STEPS:
+        if network not in published.STEPS_RATIOS:
+            raise InputError(
+                f"--steps-ratio {value}: RePAST/STAMP gives no epoch ratio for {network!r} (it"
+                f" has {', '.join(published.STEPS_RATIOS)}); give a number or a JSON file"
+            )
+        ratio, theirs = published.STEPS_RATIOS[network]
+        return ratio, published.STEPS_SOURCE.format(name=theirs, ratio=1 / ratio)
     try:
         ratio = float(value)
     except ValueError:
