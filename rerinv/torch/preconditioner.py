@@ -153,7 +153,7 @@ class KfacPreconditioner:
         self.statistics = 0  #: update_factors() calls so far
         self.last_nu = math.nan  #: the KL-clipping factor of the last step
         #: ``<V_l, grad_l>`` per layer of the last step (<= 0: not a descent direction)
-        self.last_products = np.zeros(len(self.layers))
+        self.last_products = np.full(len(self.layers), np.nan)  # NaN: no step yet
         #: steps at which each layer's direction was not a descent direction
         self.non_descent_by_layer = np.zeros(len(self.layers), dtype=np.int64)
         self._inputs: dict[int, torch.Tensor] = {}
