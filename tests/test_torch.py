@@ -206,22 +206,16 @@ def test_failed_inverses_keep_the_previous_one_as_numpy_does() -> None:
     assert worst_difference(healthy, moves) > 1e-3  # the failures changed the steps
 
 
-def test_analog_backend_on_the_nodal_engine_equals_numpy() -> None:
-    """The analog machine in the loop: the same seeds program the same crossbars."""
-    config = Config().with_values("simulation", engine="nodal")
+@pytest.mark.parametrize("engine", ["nodal", "spice"])
+def test_analog_backend_equals_numpy(engine: str) -> None:
+    """The analog machine in the loop (one step, one inverse update of six factors): the
+    same seeds program the same crossbars on either engine."""
+    config = Config().with_values("simulation", engine=engine, scheme="single")
     arch, weights, xs, ys = problem("softmax", steps=1)
-    backend = AnalogInverse(config.with_values("simulation", scheme="single"))
-    deltas, nus, draws, _ = numpy_run(arch, weights, xs, ys, backend)
-    moves, torch_nus, pre = torch_run(
-        arch,
-        weights,
-        xs,
-        ys,
-        draws,
-        "analog",
-        config=config.with_values("simulation", scheme="single"),
-    )
+    deltas, nus, draws, _ = numpy_run(arch, weights, xs, ys, AnalogInverse(config))
+    moves, torch_nus, pre = torch_run(arch, weights, xs, ys, draws, "analog", config=config)
     assert pre.backend.name == "analog-single"
+    assert pre.backend.config.simulation.engine == engine
     assert all(e.passes == e.size and e.inv_solves >= e.size and not e.error for e in pre.events)
     assert worst_difference(deltas, moves) < TOLERANCE
     exact, _, _, _ = numpy_run(arch, weights, xs, ys, Float64Inverse())
