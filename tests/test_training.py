@@ -54,6 +54,8 @@ def tiny_spec(**values) -> TrainingSpec:
         inverse_every=3,
         backends=("float64", "quantised"),
         bits=(8,),
+        damping=(0.003,),
+        noise=("ideal",),
         sgd_lrs=(1.0,),
         adam_lrs=(0.1,),
     )
@@ -171,7 +173,9 @@ def test_analog_refine_reaches_its_target_and_single_does_not():
 def test_factor_wider_than_a_crossbar_is_split_block_diagonally():
     a = _factor(DEFAULT_SET, "step00000-layer1-A")  # 33 wide
     config = training_config().with_values("array", max_size=16)
-    outcome = AnalogInverse(config.with_values("simulation", scheme="refine")).invert(a, seed=0)
+    outcome = AnalogInverse(
+        config.with_values("simulation", scheme="refine"), wide="diagonal"
+    ).invert(a, seed=0)
     assert outcome.blocks == 3 and outcome.error == ""
     edges = [(0, 11), (11, 22), (22, 33)]
     expected = np.zeros_like(a)
@@ -322,6 +326,7 @@ def test_cli_train_writes_file_report_and_steps_json(tmp_path):
     out = tmp_path / "grid.h5"
     args = ["train", "--out", str(out), "--steps", "6", "--seeds", "2", "--inverse-every", "3"]
     args += ["--backends", "float64,single", "--bits", "8", "--sgd-lrs", "1", "--adam-lrs", "0.1"]
+    args += ["--damping", "0.003", "--noise", "ideal", "--cell-bits", "8"]
     assert rerinv_main([*args, "--workers", "1"]) == 0
     results = load_training(out)
     assert results.done.all() and len(results.settings) == 4
@@ -334,11 +339,15 @@ def test_cli_train_writes_file_report_and_steps_json(tmp_path):
     report = (tmp_path / "grid.html").read_text()
     assert report.count("<img") >= 5 and "kfac single" in report and "tuned" in report
     steps = json.loads((tmp_path / "grid-steps.json").read_text())
-    assert steps["format"] == "rerinv-training-steps" and steps["network"] == [64, 32, 10]
+    assert steps["format"] == "rerinv-training-steps" and steps["network"] == "64-32-10"
     first = steps["targets"][0]
-    assert first["metric"] == "test_accuracy" and set(first["baselines"]) == {"sgd", "adam"}
+    assert first["metric"] == "val_accuracy" and set(first["baselines"]) == {"sgd", "adam"}
+    metrics = [t["metric"] for t in steps["targets"]]
+    assert metrics == ["val_accuracy", "test_accuracy", "train_loss"]
     labels = [s["label"] for s in first["settings"]]
-    assert labels == ["kfac float64", "kfac single"]
+    assert labels == ["kfac float64", "kfac single-8bit"]
+    assert steps["tuning"]["kfac"]["budget"] == steps["tuning"]["sgd"]["budget"] == 1
+    assert steps["per_network"] == {"mlp": steps["second_order_vs_sgd"]}
     assert all("ratio_vs_sgd" in s and "ratio_vs_adam_ci95" in s for s in first["settings"])
     assert steps_summary(results) == steps
     assert steps["second_order_vs_sgd"] == steps["by_setting"]["kfac float64"]["sgd"]
@@ -375,6 +384,7 @@ def test_ctrl_c_stops_cleanly_with_exit_130_and_a_resume_hint(tmp_path):
     out = tmp_path / "grid.h5"
     cmd = [sys.executable, "-m", "rerinv", "train", "--out", str(out), "--steps", "20"]
     cmd += ["--seeds", "2", "--backends", "single", "--sgd-lrs", "1", "--adam-lrs", "0.1"]
+    cmd += ["--damping", "0.003", "--noise", "ideal", "--cell-bits", "8"]
     cmd += ["--workers", "1", "--no-report"]  # analog runs of ~1 s: time to interrupt one
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     deadline = time.time() + 60

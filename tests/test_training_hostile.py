@@ -29,6 +29,7 @@ from tests.test_training import tiny_spec  # noqa: E402
 
 #: The smallest grid of tests/test_training.py (6 steps, 2 seeds, 8 runs), as CLI options.
 TINY = ["--steps", "6", "--seeds", "2", "--inverse-every", "3", "--backends", "float64,quantised"]
+TINY += ["--damping", "0.003"]
 TINY += ["--bits", "8", "--sgd-lrs", "1", "--adam-lrs", "0.1", "--workers", "1"]
 #: How progress lines (stderr, not a terminal) start: they are not messages.
 PROGRESS = ("rerinv train [", "rerinv train: resuming")
@@ -390,7 +391,7 @@ def _failed_run(task):
 def test_an_impossible_batch_size_is_refused_before_any_run(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(run_module, "execute_run", _no_run)
     assert rerinv("train", "--out", str(tmp_path / "t.h5"), *TINY, "--batch-size", "100000000") == 2
-    assert "exceeds the 1347 training images" in one_line(capsys)
+    assert "exceeds the 1078 training samples" in one_line(capsys)
     assert listing(tmp_path) == {}
 
 

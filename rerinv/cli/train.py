@@ -77,6 +77,7 @@ SPEC_FLAGS = {
     "noise": "noise",
     "noise_cell_bits": "noise_cell_bits",
     "noise_damping": "noise_damping",
+    "analog_damping": "analog_damping",
     "damping": "damping",
     "damping_rules": "damping_rules",
     "eval_every": "eval_every",
@@ -125,7 +126,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--cell-bits",
         type=_ints,
-        help="cell and ADC bits of the single solve, an axis (default 4,5,6,8)",
+        help="cell and ADC bits of the single solve, an axis (default 4,5,6,7,8,10)",
     )
     add(
         "--noise",
@@ -133,8 +134,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="hardware noise levels of the analog backends: ideal, moderate, harsh "
         "(default all three; docs/training.md)",
     )
-    add("--noise-cell-bits", type=_ints, help="cell bits at levels other than ideal (4,8)")
+    add("--noise-cell-bits", type=_ints, help="cell bits at levels other than ideal (4,6,8,10)")
     add("--noise-damping", type=_floats, help="damping at levels other than ideal (0.003)")
+    add(
+        "--analog-damping",
+        type=_floats,
+        help="damping values of the analog settings (default: every --damping)",
+    )
     add(
         "--damping",
         type=_floats,

@@ -148,13 +148,16 @@ class TrainingSpec:
     backends: tuple[str, ...] = ("float64", "single")
     bits: tuple[float, ...] = (8, 12, 16, 24)  #: target / stand-in bits (an axis)
     #: cell (and ADC) bits of the ``single`` solve, an axis; empty: the configuration's
-    cell_bits: tuple[int, ...] = (4, 5, 6, 8)
+    cell_bits: tuple[int, ...] = (4, 5, 6, 7, 8, 10)
     #: hardware noise levels (:data:`NOISE_LEVELS`) of the analog backends
     noise: tuple[str, ...] = ("ideal", "moderate", "harsh")
     #: cell bits run at the levels other than ``ideal`` (empty: all of ``cell_bits``)
-    noise_cell_bits: tuple[int, ...] = (4, 8)
+    noise_cell_bits: tuple[int, ...] = (4, 6, 8, 10)
     #: damping values run at the levels other than ``ideal`` (empty: all of ``damping``)
     noise_damping: tuple[float, ...] = (0.003,)
+    #: damping values of the analog settings at every level (empty: all of ``damping``);
+    #: float64 runs every damping (K-FAC's tuning grid)
+    analog_damping: tuple[float, ...] = ()
     damping_rules: tuple[str, ...] = ("fixed",)  #: fixed and/or adaptive (an axis)
     sgd_lrs: tuple[float, ...] = (0.3, 0.6, 1.0, 2.0)  #: SGD, momentum 0.9
     adam_lrs: tuple[float, ...] = (0.01, 0.02, 0.03, 0.05)
@@ -305,12 +308,7 @@ class TrainingSpec:
             for lam in lams:
                 for backend in self.backends:
                     for level in self.noise if backend in ANALOG_BACKENDS else ("ideal",):
-                        if (
-                            level != "ideal"
-                            and self.noise_damping
-                            and lam is not None
-                            and (lam not in self.noise_damping)
-                        ):
+                        if not self._analog_runs(backend, level, lam):
                             continue
                         bits = self._bits(backend, level)
                         noise = level if named and backend in ANALOG_BACKENDS else ""
@@ -322,6 +320,14 @@ class TrainingSpec:
         out += [Setting("sgd", lr=lr) for lr in self.sgd_lrs]
         out += [Setting("adam", lr=lr) for lr in self.adam_lrs]
         return out
+
+    def _analog_runs(self, backend: str, level: str, lam: float | None) -> bool:
+        """Whether the grid runs ``backend`` at noise ``level`` and damping ``lam``."""
+        if lam is None or backend not in ANALOG_BACKENDS:
+            return True
+        if self.analog_damping and lam not in self.analog_damping:
+            return False
+        return level == "ideal" or not self.noise_damping or lam in self.noise_damping
 
     def _bits(self, backend: str, level: str) -> list[float | None]:
         if backend in BITS_BACKENDS:
