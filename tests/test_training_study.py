@@ -26,6 +26,8 @@ def test_noise_levels_change_the_analog_hardware_and_cost_bits():
     assert harsh.device.sigma_rel == 0.05 and harsh.array.r_wire > 0
     moderate = noise_config(config, "moderate")
     assert moderate.device.read_noise > 0 and moderate.device.sigma_rel == 0.01
+    sky130 = noise_config(config, "sky130")  # the preset on top, engine kept
+    assert sky130.opamp.model == "sky130" and sky130.simulation.engine == "nodal"
     with pytest.raises(InputError, match="unknown noise level"):
         noise_config(config, "awful")
     # the single solve at 8-bit cells loses bits to 5 % programming error on a real factor

@@ -147,7 +147,12 @@ def _curves(
 
 
 #: Colour per noise level and marker per damping in the ratio plots.
-_NOISE_COLOURS = {"ideal": "tab:blue", "moderate": "tab:orange", "harsh": "tab:red"}
+_NOISE_COLOURS = {
+    "ideal": "tab:blue",
+    "moderate": "tab:orange",
+    "harsh": "tab:red",
+    "sky130": "tab:green",
+}
 _MARKERS = "osD^v<>p*"
 
 

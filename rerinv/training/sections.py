@@ -10,7 +10,7 @@ from typing import Any
 
 from rerinv.training.paired import choice_metric
 from rerinv.training.results import TrainingResults
-from rerinv.training.spec import NOISE_LEVELS
+from rerinv.training.spec import NOISE_LEVELS, PRESET_LEVELS
 
 
 def p(text: str) -> str:
@@ -50,6 +50,8 @@ def hardware_section(results: TrainingResults) -> list[str]:
     for level in results.spec.noise:
         text, changes = NOISE_LEVELS[level]
         values = ", ".join(f"{s}.{k} = {v:g}" for s, kv in changes.items() for k, v in kv.items())
+        if level in PRESET_LEVELS:
+            values = f"--preset {PRESET_LEVELS[level]} applied on top"
         rows.append([level, text, values or "(none)"])
     return ["<h2>Hardware of the analog runs</h2>", p(base),
             table(["noise level", "what it is", "configuration changed"], rows)]  # fmt: skip

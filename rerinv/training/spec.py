@@ -23,6 +23,7 @@ from rerinv.nn.data import TASKS, Dataset
 from rerinv.nn.kfac import KfacSettings
 from rerinv.nn.mlp import Architecture
 from rerinv.nn.network import Network
+from rerinv.presets import preset_text
 from rerinv.schemes.loops import LOOPS
 
 #: Backends of the K-FAC inverse: ``float64``, the ``quantised`` stand-in, or an analog scheme.
@@ -56,13 +57,26 @@ NOISE_LEVELS: dict[str, tuple[str, dict[str, dict[str, float]]]] = {
             "opamp": {"offset": 1e-3},
         },
     ),
+    "sky130": (
+        "the sky130 preset: transistor-level SKY130 op-amps (two-stage Miller OTA, gain 9900, "
+        "51 MHz, +-0.65 V swing; the nodal engine uses the linear model extracted from the "
+        "transistors), +-0.2 V converter ranges, one INV slice, no gain compensation",
+        {},
+    ),
 }
+
+
+#: Levels that are a shipped preset applied on top (its op-amps, converters and scheme).
+PRESET_LEVELS = {"sky130": "sky130"}
 
 
 def noise_config(config: Config, level: str) -> Config:
     """``config`` with the noise level ``level`` (``""``: unchanged) applied."""
     if level not in ("", *NOISE_LEVELS):
         raise InputError(f"unknown noise level {level!r}; choose from {', '.join(NOISE_LEVELS)}")
+    if level in PRESET_LEVELS:
+        name = PRESET_LEVELS[level]
+        return Config.from_toml(preset_text(name), source=f"preset {name}", base=config)
     for section, values in NOISE_LEVELS.get(level, ("", {}))[1].items():
         config = config.with_values(section, **values)
     return config
