@@ -181,3 +181,23 @@ def test_no_tornado_flag(tmp_path, capsys):
     code = main(["timing", "--workload", "resnet50", "--no-plots", "--out", str(out), "--force"])
     assert code == 0 and "decided by" in capsys.readouterr().out
     assert json.loads((out / "timing.json").read_text())["tornado"]["assumptions"]
+
+
+def test_the_verdict_table_is_generated_between_its_markers(tmp_path):
+    from rerinv.system import verdict
+
+    by_preset = verdict.studies()
+    table = verdict.markdown(by_preset)
+    rows = table.splitlines()
+    assert len(rows) == 6 and [r.split(" | ")[1] for r in rows[2:]] == [
+        "115.8x", "11.4x", "41.9x", "12.8x"
+    ]  # fmt: skip
+    mean = by_preset["calibrated"]["averages"]["speedup_vs_gpu_kfac"]["mean"]
+    assert f"**{mean:.3g}x**" in rows[2]
+    doc = tmp_path / "t.md"
+    doc.write_text(f"# t\n\n{verdict.BEGIN}\nold\n{verdict.END}\n\nafter\n")
+    verdict.update(doc, table)
+    assert doc.read_text() == f"# t\n\n{verdict.BEGIN}\n{table}\n{verdict.END}\n\nafter\n"
+    (tmp_path / "none.md").write_text("no markers\n")
+    with pytest.raises(ValueError, match="no <!-- BEGIN verdict -->"):
+        verdict.update(tmp_path / "none.md", table)
