@@ -170,8 +170,8 @@ def test_replicas_are_chosen_not_maximal():
     cost, timing = solve_cost(arch, None), inv_timing(arch, None)
     r = evaluate(arch, load_workload("resnet50"), cost, timing)["machines"]["reram_sgd"]
     cap = r["capacity"]
-    free = cap["vmm_crossbars"] - cap["vmm_crossbars_needed"]
-    assert 0 < cap["weight_replicas"] < 0.2 * free  # far fewer than the free crossbars
+    free = cap["vmm_crossbars"] - cap["vmm_crossbars_needed"] - cap["activation_crossbars"]
+    assert 0 < cap["weight_replicas"] < 0.6 * free  # fewer than the free crossbars
     # the replicas bring the crossbars level with the busiest other resource, no further
     assert r["busy_by_category_s"]["vmm"] <= r["busy_by_category_s"]["buffers"] * (1 + 1e-3)
 
@@ -186,14 +186,45 @@ def test_replicas_may_displace_factor_copies_which_are_then_rewritten():
     cap = r["capacity"]
     assert cap["vmm_crossbars_needed"] > cap["vmm_crossbars"]  # nothing is free
     assert cap["weight_replicas"] > 0
-    assert cap["displaced_factor_copies"] == pytest.approx(cap["weight_replicas"])
-    rewritten = cap["vmm_crossbars_needed"] - cap["vmm_crossbars"] + 2 * cap["weight_replicas"]
+    assert cap["displaced_factor_copies"] == pytest.approx(
+        cap["weight_replicas"] + cap["activation_crossbars"]
+    )
+    rewritten = (
+        cap["vmm_crossbars_needed"] - cap["vmm_crossbars"] + cap["weight_replicas"]
+        + cap["displaced_factor_copies"]
+    )  # fmt: skip
     size = arch["crossbar.size"]
     cells = r["energy_by_phase_j"]["rewrites"] / (
         arch["write.verify_pulses"]
         * (arch["write.energy_per_cell_j"] + arch["crossbar.cell_read_energy_j"])
     )
     assert cells == pytest.approx(rewritten * size**2, rel=1e-6)
-    # with room to spare (ResNet-50) nothing is displaced
-    r50 = evaluate(arch, load_workload("resnet50"), cost, timing)["machines"]["reram_kfac"]
-    assert r50["capacity"]["displaced_factor_copies"] == 0
+    # with room to spare only what exceeds the free crossbars is displaced
+    ae = evaluate(arch, load_workload("mnist-autoencoder"), cost, timing)["machines"]
+    c = ae["reram_kfac"]["capacity"]
+    free = c["vmm_crossbars"] - c["vmm_crossbars_needed"]
+    assert c["displaced_factor_copies"] == pytest.approx(
+        max(c["weight_replicas"] + c["activation_crossbars"] - free, 0.0)
+    )
+
+
+def test_the_stash_goes_where_the_step_is_fastest():
+    """The activations kept for the backward pass: only the samples in flight in the pipeline
+    hold them; the buffers keep what they can, memory subarrays (crossbars without weights)
+    or the off-chip memory the rest, whichever gives the faster step."""
+    from rerinv.system.activations import in_flight
+    from rerinv.system.model import _step
+
+    w = load_workload("resnet50")
+    lay = w.layers
+    life = in_flight(lay, 256)
+    assert life[0] == 2 * (len(lay.names) - 1) + 1 and life[-1] == 1  # conv1 .. fc
+    arch = load_arch("repast")
+    cost, timing = solve_cost(arch, None), inv_timing(arch, None)
+    for machine, args in (("reram_sgd", (None, None)), ("reram_kfac", (cost, timing))):
+        chosen = evaluate(arch, w, cost, timing)["machines"][machine]
+        options = [_step(arch, w, *args, memory) for memory in (False, True)]
+        assert chosen["time_s"] == pytest.approx(min(o["time_s"] for o in options))
+    # the first-order chip (216k crossbars) keeps the stash on chip, the K-FAC chip cannot
+    sgd = evaluate(arch, w, cost, timing)["machines"]["reram_sgd"]["capacity"]
+    assert sgd["activations_off_chip"] == 0 and sgd["activation_crossbars"] > 0

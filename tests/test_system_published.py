@@ -66,23 +66,21 @@ def test_the_paper_steps_ratios_are_selectable_and_named():
 
 def test_the_model_against_the_published_bars():
     """What is true of the model today (docs/timing.md, "The published check"): the
-    second-order ratios rank the networks as STAMP does, mostly; the first-order baseline's
-    ranking over the GPU is inverted (its time follows activation traffic, the GPU's MACs)."""
+    first-order baseline and the second-order ratios to train rank the networks as STAMP
+    does; the magnitudes differ (an iso-area first-order chip with 7x the crossbars)."""
     results = _results(steps="repast")
     got = check(results)
     assert set(got["ratios"]["first_order_vs_gpu_sgd"]["networks"]) == set(LARGE)
     rho = {k: v["spearman"] for k, v in got["ratios"].items()}
-    assert rho["first_order_vs_gpu_sgd"] < 0
+    assert rho["first_order_vs_gpu_sgd"] > 0.5
     assert rho["second_order_vs_gpu_sgd_train"] > 0.5
     assert rho["second_order_vs_first_order_train"] > 0.5
-    # under the paper's own steps ratios the ResNets and BERT land within 25 % of the bars,
-    # VGG below half of them (its K-FAC step preconditions fc1's 25,089-wide factor and has
-    # 7x fewer VMM crossbars than the first-order chip of the same area)
-    factor = got["ratios"]["second_order_vs_first_order_train"]["factor"]
-    for name in ("resnet50", "resnet101", "bert-base"):
-        assert 0.75 < factor[name] < 1.25, (name, factor[name])
-    for name in ("vgg13", "vgg16", "vgg19"):
-        assert factor[name] < 0.5, (name, factor[name])
+    ratios = got["ratios"]
+    for name in LARGE:
+        # the model's first-order chip (the V100's area, ISAAC's components) outruns
+        # STAMP's ReRAM-1st everywhere, and so K-FAC gains less over it than STAMP's does
+        assert ratios["first_order_vs_gpu_sgd"]["factor"][name] > 1, name
+        assert ratios["second_order_vs_first_order_train"]["factor"][name] < 1, name
     # exposed in the averages the report prints
     assert (
         averages(list(results.values()))["published_check"]["ratios"].keys() == got["ratios"].keys()
@@ -95,7 +93,7 @@ def test_winograd_convolutions_move_the_first_order_ranking_toward_the_published
     checks: VGG-16 / ResNet-50 throughput against the measured ratio, ResNet-50 absolute."""
     before = check(_results({"gpu.winograd_reduction": 1.0}))["ratios"]["first_order_vs_gpu_sgd"]
     after = check(_results())["ratios"]["first_order_vs_gpu_sgd"]
-    assert before["spearman"] < after["spearman"]
+    assert before["spearman"] < 0 < after["spearman"]
     arch = load_arch("repast")
     assert 0.5 < gpu_ratio_check(arch, load_workload)["factor"] < 1.5
     old = load_arch("repast", {"gpu.winograd_reduction": 1.0})

@@ -75,9 +75,7 @@ def charge_time(arch: Architecture, o, pool, n_inv, settle) -> dict:
         + o["inv_ops"] * np.maximum(convert - settle, 0.0) / blocks,
         "writes": (o["rows_vmm"] / pool + o["rows_inv"] / n_inv) * w.row_s * w.verify_pulses,
         "buffers": o["buffer_bits"] / (chip.tiles * arch["buffer.bits_per_s_per_tile"])
-        + o["noc_bits"]
-        * arch["noc.tiles_per_router"]
-        / (chip.tiles * arch["noc.bits_per_s_per_tile"])
+        + o["noc_bits"] / (chip.tiles * arch["noc.bits_per_s_per_tile"])
         + o["offchip_bits"] / arch["offchip.bits_per_s"],
         "digital": o["digital_ops"] / (chip.tiles * d.ops_per_s_per_tile),
     }

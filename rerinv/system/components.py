@@ -84,7 +84,9 @@ def _parts(arch: Architecture, inv_power_w=None) -> dict:
         },
         "router": {
             "area": n.router_area_mm2 / n.tiles_per_router,
-            "power": n.bits_per_s_per_tile * n.energy_per_bit_j / n.tiles_per_router,
+            # a concentrated mesh (ISAAC): a port per tile and as many to the mesh, so at
+            # full activity each tile accounts for two ports' traffic
+            "power": 2.0 * n.bits_per_s_per_tile * n.energy_per_bit_j,
         },
         "digital": {
             "area": arch["digital.area_mm2_per_tile"],

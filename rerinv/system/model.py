@@ -14,7 +14,8 @@ The model counts operations per layer and per phase, then charges them to resour
 - writes: program-and-verify pulses, one crossbar row at a time;
 - buffers: on-chip buffer, on-chip network and off-chip memory traffic (each input value is
   read from the buffer once per pass, convolution windows being reused in the tile's input
-  registers as in ISAAC; the activations kept for the backward pass go off chip and back);
+  registers as in ISAAC; the activations kept for the backward pass stay in the buffers, go to
+  memory subarrays or off chip and back, :mod:`rerinv.system.activations`);
 - digital: vector-unit operations and shift-and-adds.
 
 Resources are pooled: work in crossbar-seconds is divided by the crossbars of its kind, which
@@ -46,6 +47,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from rerinv.system.activations import placement
 from rerinv.system.arch import Architecture
 from rerinv.system.blocks import block_counts
 from rerinv.system.calibration import InvTiming, SolveCost
@@ -93,6 +95,7 @@ class _Machine:
         self.inner_planes = arch["solve.blockamc_vmm_planes"]
         self.decomposition = arch["solve.decomposition"]
         self.buffer_bits = arch["chip.tiles"] * arch["buffer.bytes_per_tile"] * 8.0
+        self.cell_bits = c.vmm_cell_bits
 
     def tiles(self, r, c, slices):
         return np.ceil(r / self.size) * np.ceil(c / self.size) * slices * self.av
@@ -128,23 +131,25 @@ class _Machine:
         return _Ops(inv_ops=ops, adc=ops * self.size, dac_inv=ops * self.size)
 
 
-def _layer_ops(m: _Machine, w: Workload, cost: SolveCost | None) -> dict[str, _Ops]:
-    """Operation counts per phase, per layer (arrays over layers), averaged per step."""
+def _layer_ops(m: _Machine, w: Workload, cost: SolveCost | None, where: dict) -> dict:
+    """Operation counts per phase, per layer (arrays over layers), averaged per step;
+    ``where``: the shares of the stash in the buffers and off chip (:mod:`activations`)."""
     lay, tr = w.layers, w.training
     n_a, n_g = lay.n_a.astype(float), lay.n_g.astype(float)
     q = tr.batch * lay.positions.astype(float)
     stash = q * lay.fan_in * m.bits  # activations kept for the backward pass (bits)
-    # what the chip's buffers cannot hold of the stash goes off chip and back
-    spill = np.clip(1.0 - m.buffer_bits / _total(stash, lay.count), 0.0, 1.0)
-    kept = stash * (1.0 - spill)
+    kept, spill = stash * where["buffer"], where["offchip"]
+    held = stash * where["memory"] / m.cell_bits  # cells of the memory subarrays
+    stored = _Ops(rows_vmm=held / m.size, cells=held)  # written in the forward pass
+    recalled = _Ops(vmm_cycles=held / m.size, adc=held, cell_reads=held)  # read back
     ops = {
         "forward": m.vmm(n_a, n_g, q, m.w_slices)
         + _Ops(buffer_bits=q * (lay.fan_in + n_g) * m.bits + kept, noc_bits=q * n_g * m.bits,
-               offchip_bits=stash * spill, digital_ops=q * n_g),
+               offchip_bits=stash * spill, digital_ops=q * n_g) + stored,
         "backward": m.vmm(n_g, n_a, q, m.w_slices)
         + _Ops(buffer_bits=q * (n_g + lay.fan_in) * m.bits + kept,
                noc_bits=q * lay.fan_in * m.bits, offchip_bits=stash * spill,
-               digital_ops=q * lay.fan_in),
+               digital_ops=q * lay.fan_in) + recalled,
         "gradient": m.write(q, n_a, m.a_slices) + m.vmm(q, n_a, n_g, m.a_slices)
         + _Ops(buffer_bits=(q * n_g + n_a * n_g) * m.bits),
         "update": m.write(n_a, n_g, m.w_slices)
@@ -214,6 +219,10 @@ def reram_step(
 ) -> dict:
     """Time and energy of one training step on the accelerator.
 
+    The activations kept for the backward pass that the buffers cannot hold go to memory
+    subarrays (crossbars that would otherwise hold replicas) or off chip, whichever makes
+    the step faster (point by point, :mod:`rerinv.system.activations`).
+
     Parameters
     ----------
     arch : Architecture
@@ -232,6 +241,20 @@ def reram_step(
         ``energy_by_phase_j``; ``capacity`` (crossbars needed and available) and
         ``writes_per_cell_per_step`` (count).
     """
+    off, mem = (_step(arch, workload, cost, inv_timing, memory) for memory in (False, True))
+    return _pick(np.asarray(mem["time_s"]) <= np.asarray(off["time_s"]), mem, off)
+
+
+def _pick(first, a, b):
+    """``a`` where ``first``, else ``b``, leaf by leaf of two result trees."""
+    if isinstance(a, dict):
+        return {k: _pick(first, a[k], b[k]) for k in a}
+    picked = np.where(first, a, b)
+    return picked.item() if picked.ndim == 0 else picked
+
+
+def _step(arch, workload, cost, inv_timing, memory: bool) -> dict:
+    """:func:`reram_step` with (``memory``) or without memory subarrays."""
     kfac = cost is not None
     m = _Machine(arch, cost if kfac else SolveCost(1, 0, 0, 0, "sgd", "first order"))
     chip, wr = arch.section("chip"), arch.section("write")
@@ -242,26 +265,30 @@ def reram_step(
     n_inv = chip.tiles * chip.inv_crossbars_per_tile
     # K-FAC: the chip's VMM crossbars; SGD: the first-order chip of the same area
     pool = chip.tiles * chip.vmm_crossbars_per_tile if kfac else budget["first_order_vmm_crossbars"]
-    per_layer = _layer_ops(m, workload, cost)
     lay, count = workload.layers, workload.layers.count
-    phases = {name: _Ops({k: _total(v, count) for k, v in ops.items()})
-              for name, ops in per_layer.items()}  # fmt: skip
     need_vmm, need_inv = _resident(m, workload, kfac)
     over_vmm = np.maximum(need_vmm - pool, 0.0)
     over_inv = np.maximum(need_inv - n_inv, 0.0) if kfac else 0.0
+    tiles = m.tiles(lay.n_a.astype(float), lay.n_g.astype(float), m.w_slices)
+    weights = _total(tiles, count)
+    # the live activations first take crossbars holding no weight (memory subarrays)
+    where = placement(m, workload, (pool - weights) if memory else 0.0)
+    per_layer = _layer_ops(m, workload, cost, where)
+    phases = {name: _Ops({k: _total(v, count) for k, v in ops.items()})
+              for name, ops in per_layer.items()}  # fmt: skip
     # weight replicas (PipeLayer's parallelism granularity), never more copies of a layer
     # than it has input vectors per step, in any VMM crossbar not holding a weight: the
     # factor copies are read only by the refresh and precondition phases, after the
     # pipeline, so a copy a replica displaces is rewritten before them, once per step, as
     # those beyond capacity are; replicas are rewritten at every update
-    tiles = m.tiles(lay.n_a.astype(float), lay.n_g.astype(float), m.w_slices)
     vectors = workload.training.batch * lay.positions.astype(float)
-    weights = _total(tiles, count)
     free = np.maximum(pool - need_vmm, 0.0)
-    most = np.minimum(np.maximum(pool - weights, 0.0), _total(tiles * (vectors - 1.0), count))
+    memory = where["crossbars"]
+    most = np.minimum(np.maximum(pool - weights - memory, 0.0),
+                      _total(tiles * (vectors - 1.0), count))  # fmt: skip
     used = _replication(arch, phases, np.minimum(pool, weights + most), pool, n_inv, settle)
     replicas = np.clip(used - weights, 0.0, most)
-    displaced = np.maximum(replicas - free, 0.0)
+    displaced = np.maximum(replicas + memory - free, 0.0)
     phases["rewrites"] = _Ops(
         rows_vmm=(over_vmm + replicas + displaced) * s, rows_inv=over_inv * s,
         cells=(over_vmm + replicas + displaced + over_inv) * s * s,
@@ -280,7 +307,11 @@ def reram_step(
     wait = total_t - free_t
     busy["power"], by_cat_t["power"], by_cat_e["power"] = wait, wait, 0.0
     phase_t["throttle"] = wait
-    activation_writes = phases["gradient"]["cells"] + phases.get("statistics", _Ops())["cells"]
+    activation_writes = (
+        phases["gradient"]["cells"]
+        + phases.get("statistics", _Ops())["cells"]
+        + phases["forward"]["cells"]
+    )  # fmt: skip (memory subarrays)
     per_cell = np.maximum(1.0, activation_writes / (pool * s * s)) * wr.verify_pulses
     result = {
         "time_s": total_t,
@@ -300,6 +331,8 @@ def reram_step(
             "inv_crossbars": n_inv if kfac else 0,
             "weight_replicas": replicas,
             "displaced_factor_copies": displaced,
+            "activation_crossbars": memory,
+            "activations_off_chip": where["offchip"],
         },
         "power": {
             "average_w": energy / total_t,
