@@ -128,9 +128,9 @@ ARCH_FIELDS: dict[str, list[tuple[str, str, str, str, str]]] = {
         ("interface_power_w", "float", ">=0", "W", "off-chip interface power while active"),
     ],
     "noc": [
-        ("bits_per_s_per_tile", "float", ">0", "bit/s", "on-chip network bandwidth of one router"
-         " (shared by tiles_per_router tiles)"),
-        ("tiles_per_router", "int", ">0", "count", "tiles sharing one router"),
+        ("bits_per_s_per_tile", "float", ">0", "bit/s", "on-chip network bandwidth of a tile:"
+         " its router port (a concentrated mesh gives each tile a port)"),
+        ("tiles_per_router", "int", ">0", "count", "tiles sharing one router (its area)"),
         ("energy_per_bit_j", "float", ">=0", "J", "on-chip network energy per bit"),
         ("router_area_mm2", "float", ">=0", "mm^2", "one router"),
     ],

@@ -99,7 +99,8 @@ SOURCES: dict[str, str] = {
     "offchip.energy_per_bit_j": "O'Connor et al., MICRO 2017: HBM2 about 3.9 pJ/bit",
     "offchip.interface_area_mm2": f"{_ISAAC}: HyperTransport links 22.88 mm^2 per chip",
     "offchip.interface_power_w": f"{_ISAAC}: HyperTransport links 10.4 W per chip",
-    "noc.bits_per_s_per_tile": f"derivation: {_ISAAC}: 32-bit flits at the 1.2 GHz clock, per router",
+    "noc.bits_per_s_per_tile": f"derivation: {_ISAAC}: 32-bit flits at the 1.2 GHz clock, one router"
+                               " port per tile (8 ports: 4 tiles and 4 mesh links)",
     "noc.tiles_per_router": f"{_ISAAC}: one router is shared by 4 tiles ({_ACC})",
     "noc.energy_per_bit_j": f"{_ISAAC}: 42 mW router / (8 ports x 32 bit x 1.2 GHz)",
     "noc.router_area_mm2": f"{_ISAAC}: 0.151 mm^2 per router (shared by 4 tiles; {_ACC})",
