@@ -23,14 +23,15 @@ from rerinv.outputs import check_output
 from rerinv.presets import preset_names, preset_text
 
 TRAIN_DESCRIPTION = """\
-Train a small network on scikit-learn's digits with K-FAC whose factor inverses come from the
-simulated analog crossbar (and from float64 and a k-bit stand-in), against tuned SGD and Adam:
-every setting x seed into one HDF5 training file (--out, ending in .h5), then the HTML report
-(.html) and the step-ratio JSON (-steps.json) beside it. Existing outputs are refused without
---force (an input is never replaced); an interrupted run (Ctrl-C, exit status 130) is
-completed with --resume; a damaged or altered training file is refused by its checksums.
-The hardware starts from the training defaults (nodal engine, float64 residual VMM);
---preset, --config and --set apply on top."""
+Train a small network (an MLP or a 2-D CNN on scikit-learn's digits, a 1-D CNN on MNIST-1D)
+with K-FAC whose factor inverses come from the simulated analog crossbar at several cell
+resolutions and hardware levels (and from float64), against SGD and Adam tuned with equal
+budgets on a validation split: every setting x seed into one HDF5 training file (--out, ending
+in .h5), then the HTML report (.html) and the step-ratio JSON (-steps.json) beside it.
+Existing outputs are refused without --force (an input is never replaced); an interrupted
+run (Ctrl-C, exit status 130) is completed with --resume; a damaged or altered training
+file is refused by its checksums. The hardware starts from the training defaults (nodal
+engine, float64 residual VMM); --preset, --config and --set apply on top."""
 
 REPORT_DESCRIPTION = """\
 Make the HTML report and the step-ratio JSON (read by `rerinv timing --steps-ratio`) of a
@@ -131,8 +132,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     add(
         "--noise",
         type=_names,
-        help="hardware noise levels of the analog backends: ideal, moderate, harsh "
-        "(default all three; docs/training.md)",
+        help="hardware levels of the analog backends: ideal, moderate, harsh, sky130 "
+        "(default ideal,moderate,harsh; docs/training.md)",
     )
     add("--noise-cell-bits", type=_ints, help="cell bits at levels other than ideal (4,6,8,10)")
     add("--noise-damping", type=_floats, help="damping at levels other than ideal (0.003)")
