@@ -42,6 +42,9 @@ ARCH_FIELDS: dict[str, list[tuple[str, str, str, str, str]]] = {
          " first-order chip gets the same area)"),
         ("power_budget_w", "float", ">0", "W", "average power the chip may draw; above it the"
          " step is throttled to budget"),
+        ("first_order_chip", "iso_area|same_crossbars", "", "", "the first-order baseline:"
+         " iso_area, the INV blocks' area given to VMM crossbars; same_crossbars, this chip"
+         " running SGD with its INV blocks idle"),
     ],
     "crossbar": [
         ("size", "int", ">0", "count", "rows = columns of one crossbar"),

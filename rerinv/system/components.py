@@ -111,7 +111,8 @@ def chip_budget(arch: Architecture, inv_power_w=None) -> dict:
         (``vmm``, ``inv``, ``buffer``, ``router``, ``digital``, ``offchip``), the budgets,
         ``over_area_budget``, ``first_order_vmm_crossbars`` (VMM crossbars of a chip of the
         same tiles where each INV array and block periphery is replaced by as many VMM
-        crossbars as fit its area) and ``gpu_die_area_mm2``.
+        crossbars as fit its area; with ``chip.first_order_chip = "same_crossbars"`` this
+        chip's own) and ``gpu_die_area_mm2``.
     """
     p = _parts(arch, inv_power_w)
     chip = arch.section("chip")
@@ -137,6 +138,8 @@ def chip_budget(arch: Architecture, inv_power_w=None) -> dict:
         + arch["offchip.bits_per_s"] * arch["offchip.energy_per_bit_j"],
     }
     extra = np.floor(inv_area / p["vmm_crossbar"]["area"] + 1e-9)
+    if arch["chip.first_order_chip"] == "same_crossbars":  # the INV blocks idle instead
+        extra = 0.0 * extra
     total_area = sum(area.values())
     return {
         "area_mm2": total_area,

@@ -34,6 +34,9 @@ SOURCES: dict[str, str] = {
                             " components here are ISAAC's 32 nm ones, which favours the GPU);"
                             " iso-area with the GPU compared against",
     "chip.power_budget_w": "NVIDIA V100 datasheet: 300 W board power, the GPU compared against",
+    "chip.first_order_chip": "choice: iso_area, a first-order accelerator of the same area (the"
+                             " INV blocks' area as VMM crossbars); same_crossbars, the K-FAC"
+                             " chip running SGD with its INV blocks idle (what STAMP's bars fit)",
     "crossbar.size": "RePAST: 256 x 256 crossbars",
     "crossbar.vmm_cell_bits": "RePAST: 8-bit cells (A_L in one VMM crossbar)",
     "crossbar.inv_cell_bits": "RePAST: 8-bit A_H in the INV crossbar",
