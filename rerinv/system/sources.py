@@ -146,7 +146,8 @@ RANGES: dict[str, tuple[float, float, str]] = {
     "inv.opamp_power_w": (1e-4, 3e-3, "assumption: 0.1-3 mW for a 100-MHz op-amp"),
     "inv.opamp_area_um2": (300.0, 5000.0, "assumption: 0.25x-4x ISAAC's ADC area"),
     "inv.crossbar_power_w": (0.0, 0.5, "assumption: none .. half the op-amps' power"),
-    "inv.settle_s": (1e-7, 3e-6, "RePAST's one cycle .. the calibrated card's 2.7 us at N = 256"),
+    "inv.settle_s": (1e-7, 5.1e-6, "RePAST's one cycle .. the shipped SKY130 card's 5.1 us at N = 256"
+                                   " (extrapolated from N <= 32)"),
     "buffer.bits_per_s_per_tile": (8.192e10, 4.608e11, "1 KB per 100 ns (what ISAAC's IMAs consume) .."
                                    " 384 wires x 1.2 GHz"),
     "buffer.energy_per_bit_j": (0.06e-12, 0.34e-12, f"{_ACC} per-access energy .. ISAAC's eDRAM+bus"
