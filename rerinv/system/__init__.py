@@ -5,9 +5,12 @@ Pure functions of an architecture (:mod:`~rerinv.system.arch`, TOML presets ``re
 tables in :mod:`~rerinv.system.networks`) and a parameter card (``rerinv calibrate``), which
 supplies the INV settling time versus N and the per-solve costs
 (:mod:`~rerinv.system.calibration`). :mod:`~rerinv.system.model` counts the accelerator's
-operations, :mod:`~rerinv.system.baselines` the GPU's, :mod:`~rerinv.system.compare` puts the
-four machines side by side and sweeps one input at a time, :mod:`~rerinv.system.report` writes
-JSON, plots and an HTML page. Everything is numpy arithmetic: any input may be an array.
+operations (:mod:`~rerinv.system.activations`: where the activations kept for the backward
+pass live), :mod:`~rerinv.system.baselines` the GPU's, :mod:`~rerinv.system.compare` puts the
+four machines side by side and sweeps one input at a time, :mod:`~rerinv.system.published`
+holds RePAST/STAMP's and PipeLayer's published numbers and checks the model's per-network
+ratios against them, :mod:`~rerinv.system.report` writes JSON, plots and an HTML page.
+Everything is numpy arithmetic: any input may be an array.
 
 This package reads :mod:`rerinv.card` and :mod:`rerinv.errors` only; it never runs a circuit.
 See ``docs/timing.md``.
