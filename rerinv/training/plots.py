@@ -56,6 +56,11 @@ def _style(row: dict, index: int) -> dict[str, Any]:
         return {"linestyle": "--", "color": colour, "linewidth": 2}
     if row["backend"] == "float64":
         return {"color": "black", "linewidth": 2.5}
+    if row.get("noise") and row["backend"] == "single" and row["bits"] is not None:
+        # the cell-bits axis: colour = hardware level, dotted below 8 bits
+        style = "-" if row["bits"] >= 8 else (0, (1, 1))
+        colour = _NOISE_COLOURS.get(row["noise"], "tab:gray")
+        return {"color": colour, "linestyle": style, "linewidth": 1.2}
     from matplotlib import colormaps
 
     bits = row["bits"] if row["bits"] is not None else 8.0

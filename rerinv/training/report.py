@@ -289,12 +289,16 @@ def _conditions_table(results: TrainingResults, rows: list[dict]) -> list[str]:
 
 def curve_rows(results: TrainingResults, rows: list[dict], chosen: dict) -> list[dict]:
     """The rows drawn as curves: the chosen float64 K-FAC, the K-FAC settings at its damping
-    (every noise level and bits), and the tuned baselines."""
+    (with a cell-bits axis: 6 and 8 bits at every hardware level), and the tuned
+    baselines."""
+    kfac = [r for r in rows if r["optimizer"] == "kfac"]
     if "kfac" in chosen:
         damping = chosen["kfac"]["row"]["damping"]
-        out = [r for r in rows if r["optimizer"] == "kfac" and r["damping"] == damping]
-    else:
-        out = [r for r in rows if r["optimizer"] == "kfac"]
+        kfac = [r for r in kfac if r["damping"] == damping]
+    if any(r["backend"] == "single" and r["bits"] is not None for r in kfac):
+        # the cell-bits axis: float64, and 6- and 8-bit cells at every hardware level
+        kfac = [r for r in kfac if r["backend"] != "single" or r["bits"] in (None, 6.0, 8.0)]
+    out = kfac
     return out + [chosen[k]["row"] for k in ("sgd", "adam") if k in chosen]
 
 

@@ -85,6 +85,7 @@ def setting_rows(results: TrainingResults) -> list[dict[str, Any]]:
             "family": setting.family,
             "optimizer": setting.optimizer,
             "backend": setting.backend,
+            "noise": setting.noise or ("ideal" if setting.backend == "single" else ""),
             "bits": setting.bits,
             "lr": setting.lr,
             "damping": setting.damping
