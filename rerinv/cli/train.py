@@ -133,7 +133,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--noise",
         type=_names,
         help="hardware levels of the analog backends: ideal, moderate, harsh, sky130 "
-        "(default ideal,moderate,harsh; docs/training.md)",
+        "(default all four; docs/training.md)",
     )
     add("--noise-cell-bits", type=_ints, help="cell bits at levels other than ideal (4,6,8,10)")
     add("--noise-damping", type=_floats, help="damping at levels other than ideal (0.003)")

@@ -164,7 +164,7 @@ class TrainingSpec:
     #: cell (and ADC) bits of the ``single`` solve, an axis; empty: the configuration's
     cell_bits: tuple[int, ...] = (4, 5, 6, 7, 8, 10)
     #: hardware noise levels (:data:`NOISE_LEVELS`) of the analog backends
-    noise: tuple[str, ...] = ("ideal", "moderate", "harsh")
+    noise: tuple[str, ...] = ("ideal", "moderate", "harsh", "sky130")
     #: cell bits run at the levels other than ``ideal`` (empty: all of ``cell_bits``)
     noise_cell_bits: tuple[int, ...] = (4, 6, 8, 10)
     #: damping values run at the levels other than ``ideal`` (empty: all of ``damping``)
