@@ -101,11 +101,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         help="HDF5 training file, ending in .h5 (report beside it: .html, steps: -steps.json)",
     )
     add("--task", choices=("classify", "autoencode"), help="digits task (default classify)")
-    add(
-        "--network",
-        choices=("mlp", "cnn1d", "cnn2d"),
-        help="mlp (digits, default), cnn1d (MNIST-1D) or cnn2d (digits 8x8 images)",
-    )
+    add("--network", choices=("mlp", "cnn1d", "cnn2d"), help="mlp (default), cnn1d or cnn2d")
     add(
         "--hidden",
         type=_ints,
@@ -121,14 +117,10 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
         "--backends",
         type=_names,
         help="K-FAC inverse backends: float64, quantised (k-bit stand-in) and analog schemes "
-        "(single, refine, krylov, repast); default float64,single,refine,quantised",
+        "(single, refine, krylov, repast); default float64,single",
     )
     add("--bits", type=_floats, help="target / stand-in bits axis (default 8,12,16,24)")
-    add(
-        "--cell-bits",
-        type=_ints,
-        help="cell and ADC bits of the single solve, an axis (default 4,5,6,7,8,10)",
-    )
+    add("--cell-bits", type=_ints, help="single solve's cell and ADC bits axis (4,5,6,7,8,10)")
     add(
         "--noise",
         type=_names,
@@ -137,21 +129,13 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--noise-cell-bits", type=_ints, help="cell bits at levels other than ideal (4,6,8,10)")
     add("--noise-damping", type=_floats, help="damping at levels other than ideal (0.003)")
-    add(
-        "--analog-damping",
-        type=_floats,
-        help="damping values of the analog settings (default: every --damping)",
-    )
+    add("--analog-damping", type=_floats, help="damping of the analog settings (all --damping)")
     add(
         "--damping",
         type=_floats,
         help="K-FAC Tikhonov lambda axis, K-FAC's tuning grid (default 0.003,0.01,0.001,0.0001)",
     )
-    add(
-        "--damping-rules",
-        type=_names,
-        help="fixed and/or adaptive (Levenberg-Marquardt) damping (default fixed)",
-    )
+    add("--damping-rules", type=_names, help="fixed and/or adaptive (Levenberg-Marquardt)")
     add("--eval-every", type=int, help="measure full-set metrics every k steps (default 1)")
     add("--no-pi-damping", action="store_true", default=None, help="plain Tikhonov damping")
     add("--inverse-every", type=int, help="T_inv: steps between inverse updates (default 10)")
