@@ -11,8 +11,8 @@ import pytest
 
 from rerinv.errors import InputError
 from rerinv.training import Setting, TrainingSpec, load_factor_set, training_config
+from rerinv.training.levels import NOISE_LEVELS, noise_config, setting_config
 from rerinv.training.paired import bits_needed, paired, tuning
-from rerinv.training.spec import NOISE_LEVELS, noise_config, setting_config
 from tests.test_training import DEFAULT_SET
 
 pytest.importorskip("sklearn")
@@ -81,6 +81,11 @@ def test_spec_refuses_bad_study_axes():
     with pytest.raises(InputError, match="unknown network"):
         TrainingSpec(network="transformer")
     assert TrainingSpec.from_json(TrainingSpec().to_json()) == TrainingSpec()
+    # a spec stored before the study's axes existed keeps its old meaning (one single solve
+    # at the configuration's cells, no levels, every damping analog)
+    old = '{"backends": ["float64", "single"], "damping": [0.003], "seeds": 2, "steps": 6}'
+    labels = [s.label for s in TrainingSpec.from_json(old).settings()]
+    assert labels[:2] == ["kfac float64", "kfac single"]
 
 
 # -- statistics on synthetic results -----------------------------------------------------

@@ -33,8 +33,9 @@ from rerinv.errors import InputError
 from rerinv.interrupts import StopOnInterrupt, die_with_parent
 from rerinv.nn.backends import make_backend
 from rerinv.provenance import provenance
+from rerinv.training.levels import NOISE_LEVELS, setting_config
 from rerinv.training.results import NEW_STEP_FIELDS, run_settings
-from rerinv.training.spec import NOISE_LEVELS, TrainingSpec, setting_config
+from rerinv.training.spec import TrainingSpec
 from rerinv.training.store import TrainingStore
 from rerinv.training.train import run_seed, train_run
 

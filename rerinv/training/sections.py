@@ -8,9 +8,9 @@ import html
 import math
 from typing import Any
 
+from rerinv.training.levels import NOISE_LEVELS, PRESET_LEVELS
 from rerinv.training.paired import choice_metric
 from rerinv.training.results import TrainingResults
-from rerinv.training.spec import NOISE_LEVELS, PRESET_LEVELS
 
 
 def p(text: str) -> str:

@@ -23,8 +23,8 @@ from rerinv.nn.data import TASKS, Dataset
 from rerinv.nn.kfac import KfacSettings
 from rerinv.nn.mlp import Architecture
 from rerinv.nn.network import Network
-from rerinv.presets import preset_text
 from rerinv.schemes.loops import LOOPS
+from rerinv.training.levels import noise_config
 
 #: Backends of the K-FAC inverse: ``float64``, the ``quantised`` stand-in, or an analog scheme.
 BACKENDS = ("float64", "quantised", *LOOPS)
@@ -35,61 +35,6 @@ ANALOG_BACKENDS = tuple(LOOPS)
 #: Damping rules: a fixed lambda, or Levenberg-Marquardt adaptation from it (Martens and
 #: Grosse 2015, section 6.5), an option of :class:`rerinv.nn.kfac.KfacSettings`.
 DAMPING_RULES = ("fixed", "adaptive")
-
-#: Hardware noise levels: name -> (description, {section: {key: value}}) applied on top of the
-#: grid's configuration for the analog backends. ``ideal`` is the built-in default preset
-#: (whose non-ideal values are all zero: no programming error, read noise, wire resistance,
-#: offset or mismatch; only the op-amps' finite gain 1e5 and 100 MHz bandwidth). The two
-#: others are costed choices: read noise and wire resistance are each ~20x the nodal
-#: engine's time of an ideal inverse and ~200x together, so each level carries one of them.
-NOISE_LEVELS: dict[str, tuple[str, dict[str, dict[str, float]]]] = {
-    "ideal": ("default preset: no programming error, read noise, wires or offsets", {}),
-    "moderate": (
-        "1 % programming error (sigma_rel), 0.5 % read noise per read",
-        {"device": {"sigma_rel": 0.01, "read_noise": 0.005}},
-    ),
-    "harsh": (
-        "5 % programming error, 1.73 ohm wire segments, 1 % inverter-resistor mismatch, "
-        "1 mV op-amp offset",
-        {
-            "device": {"sigma_rel": 0.05},
-            "array": {"r_wire": 1.73, "inverter_mismatch": 0.01},
-            "opamp": {"offset": 1e-3},
-        },
-    ),
-    "sky130": (
-        "the sky130 preset: transistor-level SKY130 op-amps (two-stage Miller OTA, gain 9900, "
-        "51 MHz, +-0.65 V swing; the nodal engine uses the linear model extracted from the "
-        "transistors), +-0.2 V converter ranges, one INV slice, no gain compensation",
-        {},
-    ),
-}
-
-
-#: Levels that are a shipped preset applied on top (its op-amps, converters and scheme).
-PRESET_LEVELS = {"sky130": "sky130"}
-
-
-def noise_config(config: Config, level: str) -> Config:
-    """``config`` with the noise level ``level`` (``""``: unchanged) applied."""
-    if level not in ("", *NOISE_LEVELS):
-        raise InputError(f"unknown noise level {level!r}; choose from {', '.join(NOISE_LEVELS)}")
-    if level in PRESET_LEVELS:
-        name = PRESET_LEVELS[level]
-        return Config.from_toml(preset_text(name), source=f"preset {name}", base=config)
-    for section, values in NOISE_LEVELS.get(level, ("", {}))[1].items():
-        config = config.with_values(section, **values)
-    return config
-
-
-def setting_config(config: Config, setting: Setting) -> Config:
-    """The hardware of one setting: its noise level, and for ``single`` with cell bits ``k``
-    k-bit cells and a k-bit ADC (the DAC stays as configured)."""
-    config = noise_config(config, setting.noise)
-    if setting.backend == "single" and setting.bits is not None:
-        config = config.with_values("device", bits=int(setting.bits))
-        config = config.with_values("converters", adc_bits=int(setting.bits))
-    return config
 
 
 @dataclass(frozen=True)
@@ -129,6 +74,19 @@ class Setting:
     def family(self) -> str:
         """The label without the learning rate (baselines are tuned over it)."""
         return self.optimizer if self.optimizer != "kfac" else self.label
+
+
+#: What a spec stored before these keys existed meant (its grid had none of these axes).
+LEGACY_VALUES = {
+    "network": "mlp",
+    "cell_bits": [],
+    "noise": ["ideal"],
+    "noise_cell_bits": [],
+    "noise_damping": [],
+    "analog_damping": [],
+    "damping_rules": ["fixed"],
+    "eval_every": 1,
+}
 
 
 @dataclass(frozen=True)
@@ -363,6 +321,8 @@ class TrainingSpec:
         unknown = set(data) - set(known)
         if unknown:
             raise InputError(f"unknown training spec key(s) {sorted(unknown)}")
+        for key, value in LEGACY_VALUES.items():  # a file written before the key existed
+            data.setdefault(key, value)
         for key, value in data.items():
             if isinstance(value, list):
                 data[key] = tuple(value)

@@ -21,9 +21,9 @@ from scipy import stats
 import rerinv
 from rerinv.errors import InputError
 from rerinv.outputs import atomic_write
+from rerinv.training.levels import NOISE_LEVELS
 from rerinv.training.paired import bits_needed, choice_metric, has_validation, non_descent, tuning
 from rerinv.training.results import TrainingResults
-from rerinv.training.spec import NOISE_LEVELS
 from rerinv.training.train import steps_to
 
 BOOTSTRAP_SEED = 20240601

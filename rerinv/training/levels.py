@@ -1,0 +1,72 @@
+"""Hardware levels of the training study: named changes of the analog backends' hardware
+(programming error, read noise, wires, mismatch, offsets, or a shipped preset), applied to the
+configuration of each analog setting by the driver. ``float64`` and the ``quantised`` stand-in
+cannot model noise, so the levels apply to the analog backends only. See
+``docs/training.md``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from rerinv.config import Config
+from rerinv.errors import InputError
+from rerinv.presets import preset_text
+
+if TYPE_CHECKING:
+    from rerinv.training.spec import Setting
+
+#: Hardware noise levels: name -> (description, {section: {key: value}}) applied on top of the
+#: grid's configuration for the analog backends. ``ideal`` is the built-in default preset
+#: (whose non-ideal values are all zero: no programming error, read noise, wire resistance,
+#: offset or mismatch; only the op-amps' finite gain 1e5 and 100 MHz bandwidth). The two
+#: others are costed choices: read noise and wire resistance are each ~20x the nodal
+#: engine's time of an ideal inverse and ~200x together, so each level carries one of them.
+NOISE_LEVELS: dict[str, tuple[str, dict[str, dict[str, float]]]] = {
+    "ideal": ("default preset: no programming error, read noise, wires or offsets", {}),
+    "moderate": (
+        "1 % programming error (sigma_rel), 0.5 % read noise per read",
+        {"device": {"sigma_rel": 0.01, "read_noise": 0.005}},
+    ),
+    "harsh": (
+        "5 % programming error, 1.73 ohm wire segments, 1 % inverter-resistor mismatch, "
+        "1 mV op-amp offset",
+        {
+            "device": {"sigma_rel": 0.05},
+            "array": {"r_wire": 1.73, "inverter_mismatch": 0.01},
+            "opamp": {"offset": 1e-3},
+        },
+    ),
+    "sky130": (
+        "the sky130 preset: transistor-level SKY130 op-amps (two-stage Miller OTA, gain 9900, "
+        "51 MHz, +-0.65 V swing; the nodal engine uses the linear model extracted from the "
+        "transistors), +-0.2 V converter ranges, one INV slice, no gain compensation",
+        {},
+    ),
+}
+
+
+#: Levels that are a shipped preset applied on top (its op-amps, converters and scheme).
+PRESET_LEVELS = {"sky130": "sky130"}
+
+
+def noise_config(config: Config, level: str) -> Config:
+    """``config`` with the noise level ``level`` (``""``: unchanged) applied."""
+    if level not in ("", *NOISE_LEVELS):
+        raise InputError(f"unknown noise level {level!r}; choose from {', '.join(NOISE_LEVELS)}")
+    if level in PRESET_LEVELS:
+        name = PRESET_LEVELS[level]
+        return Config.from_toml(preset_text(name), source=f"preset {name}", base=config)
+    for section, values in NOISE_LEVELS.get(level, ("", {}))[1].items():
+        config = config.with_values(section, **values)
+    return config
+
+
+def setting_config(config: Config, setting: Setting) -> Config:
+    """The hardware of one setting: its noise level, and for ``single`` with cell bits ``k``
+    k-bit cells and a k-bit ADC (the DAC stays as configured)."""
+    config = noise_config(config, setting.noise)
+    if setting.backend == "single" and setting.bits is not None:
+        config = config.with_values("device", bits=int(setting.bits))
+        config = config.with_values("converters", adc_bits=int(setting.bits))
+    return config
