@@ -1,8 +1,10 @@
 """Second-order training with the analog inverse in the loop.
 
 The study: the networks, K-FAC and inverse backends live in :mod:`rerinv.nn`; this room has
-a driver that runs a grid {backend x bits x seed} (plus tuned SGD and Adam) into
-an HDF5 file; a report; the step-ratio JSON for the timing model; factor capture.
+a driver that runs a grid {backend x bits x hardware level x damping x seed} (plus SGD and
+Adam, tuned with the same budget on validation) into an HDF5 file; the paired statistics
+(:mod:`rerinv.training.paired`: bits needed against float64); a report with hardware time
+from the timing model; the step-ratio JSON for the timing model; factor capture.
 See ``docs/training.md``.
 """
 
