@@ -115,16 +115,15 @@ def _curves(
         keep = np.isfinite(values).any(axis=0)
         if not keep.any():
             continue
-        with np.errstate(all="ignore"):
-            y = np.nanmean(values, axis=0)
-            low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
-        x = np.arange(y.size, dtype=float)
+        x = np.flatnonzero(keep).astype(float)  # the steps some seed measured
+        values = values[:, keep]
+        y = np.nanmean(values, axis=0)
+        low, high = np.nanmin(values, axis=0), np.nanmax(values, axis=0)
         if axis == "hardware":
             x = x * step_seconds[row["label"]] * 1e3
         style = _style(row, i)
-        ax.plot(x[keep], y[keep], label=row["label"], **style)
-        ax.fill_between(x[keep], low[keep], high[keep], color=style["color"], alpha=0.12,
-                        linewidth=0)  # fmt: skip
+        ax.plot(x, y, label=row["label"], **style)
+        ax.fill_between(x, low, high, color=style["color"], alpha=0.12, linewidth=0)
     what = {
         "train_loss": "training loss (nats/sample)",
         "test_accuracy": "test accuracy",
