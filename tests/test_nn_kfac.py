@@ -140,3 +140,23 @@ def test_eval_every_measures_only_every_kth_index_and_the_last():
     for curve in (record.train_loss, record.val_accuracy, record.test_loss):
         assert np.flatnonzero(np.isfinite(curve)).tolist() == [0, 4, 8, 10]
     assert np.all(np.isfinite(record.batch_loss))
+
+
+@pytest.mark.parametrize("network", ["cnn1d", "cnn2d"])
+@pytest.mark.parametrize("backend", ["quantised", "single"])
+def test_cnns_train_with_k_bit_and_analog_inverses(network, backend):
+    """Both CNNs train with the k-bit stand-in and with the analog machine (nodal engine, one
+    8-bit solve per column): the loss falls, every inverse is made (none kept from before),
+    and the 321-wide A goes whole to the tiled machine with bits measured against its
+    inverse."""
+    spec = _spec(network)
+    spec.steps = 6
+    spec.kfac_settings_for = lambda setting: KfacSettings(inverse_every=6, kl_clip=0.01)
+    setting = Setting("kfac", backend, 8.0 if backend == "quantised" else None)
+    record = train_run(spec, setting, training_config(), seed=run_seed(0, 1))
+    assert record.status == "finished" and record.train_loss[-1] < record.train_loss[0]
+    assert record.events and all(e.error == "" for e in record.events)
+    wide = [e for e in record.events if e.size == 321]
+    assert len(wide) == 1 and 2 < wide[0].min_bits <= wide[0].median_bits < 12
+    if backend == "single":
+        assert "tiles" in wide[0].route
