@@ -11,8 +11,10 @@ STAMP := $(VENV)/.installed
 demo: setup
 	$(BIN)/rerinv verify
 
+# pytest-xdist: one worker per core, at most 4 (each may start its own ngspice); JOBS=0 is serial
+JOBS ?= auto --maxprocesses=4
 test: setup
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(JOBS)
 
 lint: setup
 	$(BIN)/ruff check rerinv tests benchmarks circuits
