@@ -63,9 +63,11 @@ def register(commands) -> argparse.ArgumentParser:
     add("--epochs", type=float, help="epochs of the first-order reference training")
     add(
         "--steps-ratio",
-        metavar="X|FILE.json",
-        help="second-order / SGD steps to the target: "
-        "a number or a JSON file with key second_order_vs_sgd (default 35/90, Osawa et al. 2019)",
+        metavar="X|repast|FILE.json",
+        help="second-order / SGD steps to the target: a number, 'repast' (the paper's own "
+        "per-network epoch ratios) or a JSON file with key second_order_vs_sgd (and optionally "
+        "per_network; `rerinv train` writes one); default: each network's cited ratio "
+        "(docs/timing.md), 35/90 (Osawa et al. 2019) for a user table",
     )
     add(
         "--sweep",
