@@ -100,6 +100,29 @@ class InverseEvent:
     error: str  #: "" or why the backend failed (the previous inverse was kept)
     route: str = ""  #: what held the factor (analog: e.g. "inv 2x2 tiles"); "" digital
 
+    @classmethod
+    def of(cls, step: int, layer: int, k: int, matrix: np.ndarray, added: float, outcome):
+        """The event of inverting ``matrix`` (factor ``k``: 0 = A, 1 = G, damped by ``added``)
+        with the backend's :class:`InverseOutcome`."""
+        bits = outcome.column_bits
+        return cls(
+            step=step,
+            layer=layer,
+            kind=FACTOR_KINDS[k],
+            size=matrix.shape[0],
+            damping=float(added),
+            condition=float(np.linalg.cond(matrix)),
+            min_bits=float(np.min(bits)) if bits.size else float("nan"),
+            median_bits=float(np.median(bits)) if bits.size else float("nan"),
+            inv_solves=outcome.inv_solves,
+            vmm_ops=outcome.vmm_ops,
+            passes=outcome.passes,
+            blocks=outcome.blocks,
+            wall_time=outcome.wall_time,
+            error=outcome.error,
+            route=outcome.route,
+        )
+
 
 #: ``capture(step, layer, kind, damped_factor, damping)``: called for every damped factor
 #: before it is inverted (factor capture for the real-matrix suites).
@@ -190,25 +213,8 @@ class Kfac:
                     self._seed.entropy, spawn_key=(*self._seed.spawn_key, u, f)
                 )
                 outcome = self.backend.invert(matrix, seed=seed)
-                bits = outcome.column_bits
                 self.events.append(
-                    InverseEvent(
-                        step=self.step_count,
-                        layer=layer,
-                        kind=FACTOR_KINDS[k],
-                        size=matrix.shape[0],
-                        damping=float(added),
-                        condition=float(np.linalg.cond(matrix)),
-                        min_bits=float(np.min(bits)) if bits.size else float("nan"),
-                        median_bits=float(np.median(bits)) if bits.size else float("nan"),
-                        inv_solves=outcome.inv_solves,
-                        vmm_ops=outcome.vmm_ops,
-                        passes=outcome.passes,
-                        blocks=outcome.blocks,
-                        wall_time=outcome.wall_time,
-                        error=outcome.error,
-                        route=outcome.route,
-                    )
+                    InverseEvent.of(self.step_count, layer, k, matrix, added, outcome)
                 )
                 if outcome.inverse is not None:
                     self.inverses[layer][k] = outcome.inverse

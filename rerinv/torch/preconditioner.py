@@ -270,7 +270,7 @@ class KfacPreconditioner:
                     self._hardware.entropy, spawn_key=(*self._hardware.spawn_key, u, f)
                 )
                 outcome = self.backend.invert(matrix, seed=seed)
-                self.events.append(_event(self.steps, index, k, matrix, added, outcome))
+                self.events.append(InverseEvent.of(self.steps, index, k, matrix, added, outcome))
                 inverse = outcome.inverse
                 if inverse is None:
                     if self.inverses[index][k] is not None:
@@ -313,23 +313,3 @@ class KfacPreconditioner:
         self.steps += 1
         self.last_nu = nu
         return nu
-
-
-def _event(step, layer, k, matrix, added, outcome) -> InverseEvent:
-    bits = outcome.column_bits
-    return InverseEvent(
-        step=step,
-        layer=layer,
-        kind=FACTOR_KINDS[k],
-        size=matrix.shape[0],
-        damping=float(added),
-        condition=float(np.linalg.cond(matrix)),
-        min_bits=float(np.min(bits)) if bits.size else float("nan"),
-        median_bits=float(np.median(bits)) if bits.size else float("nan"),
-        inv_solves=outcome.inv_solves,
-        vmm_ops=outcome.vmm_ops,
-        passes=outcome.passes,
-        blocks=outcome.blocks,
-        wall_time=outcome.wall_time,
-        error=outcome.error,
-    )
