@@ -213,3 +213,18 @@ def test_hardware_time_per_step_comes_from_the_timing_model():
     cnn = TrainingSpec(network="cnn2d", hidden=())
     kinds = [row[1] for row in layer_rows(cnn)]
     assert kinds == ["conv", "conv", "fc"] and layer_rows(cnn)[0][5] == 64  # 8x8 positions
+
+
+def test_a_level_states_the_grids_own_non_ideal_values():
+    """``--noise ideal --set device.sigma_rel=0.01`` ran with 1 % programming error: the
+    description in the steps JSON and the run log says so (it read "no programming error")."""
+    from rerinv.training.levels import describe_level
+
+    base = training_config()
+    assert "grid's hardware adds" not in describe_level(base, "ideal")
+    noisy = base.with_values("device", sigma_rel=0.01)
+    assert describe_level(noisy, "ideal").endswith(
+        "the grid's hardware adds device.sigma_rel = 0.01"
+    )
+    assert "adds" not in describe_level(noisy, "harsh")  # harsh sets its own 5 %
+    assert describe_level(noisy, "moderate").startswith("1 % programming error")

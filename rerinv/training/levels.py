@@ -50,6 +50,31 @@ NOISE_LEVELS: dict[str, tuple[str, dict[str, dict[str, float]]]] = {
 PRESET_LEVELS = {"sky130": "sky130"}
 
 
+#: The non-ideal values a level sets; a grid run with any of them non-zero in its own hardware
+#: (``--set``, ``--config``) states them beside each level's description.
+NOISE_FIELDS = (
+    ("device", "sigma_rel"),
+    ("device", "sigma_abs"),
+    ("device", "read_noise"),
+    ("array", "r_wire"),
+    ("array", "inverter_mismatch"),
+    ("opamp", "offset"),
+)
+
+
+def describe_level(config: Config, level: str) -> str:
+    """What ``level`` is on the grid's hardware ``config``: its description, plus the grid's
+    own non-ideal values where the level leaves them as they are (so ``ideal`` run with
+    ``--set device.sigma_rel=0.01`` never reads as "no programming error")."""
+    text, changes = NOISE_LEVELS[level]
+    kept = [
+        f"{section}.{key} = {getattr(getattr(config, section), key):g}"
+        for section, key in NOISE_FIELDS
+        if getattr(getattr(config, section), key) and key not in changes.get(section, {})
+    ]
+    return text + (f"; the grid's hardware adds {', '.join(kept)}" if kept else "")
+
+
 def noise_config(config: Config, level: str) -> Config:
     """``config`` with the noise level ``level`` (``""``: unchanged) applied."""
     if level not in ("", *NOISE_LEVELS):

@@ -33,7 +33,7 @@ from rerinv.errors import InputError
 from rerinv.interrupts import StopOnInterrupt, die_with_parent
 from rerinv.nn.backends import make_backend
 from rerinv.provenance import provenance
-from rerinv.training.levels import NOISE_LEVELS, setting_config
+from rerinv.training.levels import describe_level, setting_config
 from rerinv.training.results import NEW_STEP_FIELDS, run_settings
 from rerinv.training.spec import TrainingSpec
 from rerinv.training.store import TrainingStore
@@ -162,7 +162,7 @@ def describe_backends(spec: TrainingSpec, config: Config) -> list[str]:
     """One line per setting on how its K-FAC inverses are made (``""`` for baselines)."""
     return [
         make_backend(s.backend, setting_config(config, s), s.bits).describe()
-        + (f"; noise {s.noise}: {NOISE_LEVELS[s.noise][0]}" if s.noise else "")
+        + (f"; noise {s.noise}: {describe_level(config, s.noise)}" if s.noise else "")
         if s.optimizer == "kfac"
         else ""
         for s in spec.settings()

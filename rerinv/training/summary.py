@@ -21,7 +21,7 @@ from scipy import stats
 import rerinv
 from rerinv.errors import InputError
 from rerinv.outputs import atomic_write
-from rerinv.training.levels import NOISE_LEVELS
+from rerinv.training.levels import describe_level
 from rerinv.training.paired import bits_needed, choice_metric, has_validation, non_descent, tuning
 from rerinv.training.results import TrainingResults
 from rerinv.training.train import steps_to
@@ -270,7 +270,7 @@ def steps_summary(results: TrainingResults, setting: str | None = None) -> dict[
 
 def hardware_levels(results: TrainingResults) -> dict[str, str]:
     """Noise level -> what it changes (the levels the grid ran)."""
-    return {level: NOISE_LEVELS[level][0] for level in results.spec.noise}
+    return {level: describe_level(results.config, level) for level in results.spec.noise}
 
 
 def test_once(results: TrainingResults, rows: list[dict], chosen: dict) -> list[dict]:
