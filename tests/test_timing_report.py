@@ -11,7 +11,8 @@ from rerinv.cli import main
 from rerinv.system import evaluate, inv_timing, load_arch, load_workload, solve_cost
 from rerinv.system.arch import ARCH_FIELDS, preset_path
 from rerinv.system.plots import DPI, WIDTH_IN, duration, energy_text
-from rerinv.system.report import timing_study, verdict_rows, write_report
+from rerinv.system.report import timing_study, write_report
+from rerinv.system.tables import verdict_rows
 from rerinv.system.tornado import CLAIMS, requirements, tornado
 from rerinv.system.workloads import with_training
 

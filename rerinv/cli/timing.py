@@ -167,7 +167,8 @@ def cmd_timing(args: argparse.Namespace) -> int:
     from rerinv.provenance import software_versions
     from rerinv.system import load_arch
     from rerinv.system.arch import parse_assignments
-    from rerinv.system.report import summary_rows, timing_study, verdict_rows, write_report
+    from rerinv.system.report import timing_study, write_report
+    from rerinv.system.tables import summary_rows, verdict_rows
 
     inputs = [args.card, args.steps_ratio, args.arch, *(args.workload or [])]
     check_output_folder(args.out, ("timing.json", "timing.html"), force=args.force,

@@ -13,7 +13,7 @@ import html
 import re
 
 from rerinv.system.compare import BASELINES, MACHINES
-from rerinv.system.report import LABELS, summary_rows, verdict_rows
+from rerinv.system.tables import LABELS, summary_rows, verdict_rows
 
 MAX_WIDTH_PX = 1100
 

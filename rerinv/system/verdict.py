@@ -15,7 +15,8 @@ import json
 from pathlib import Path
 
 from rerinv.system.arch import load_arch, preset_path
-from rerinv.system.report import timing_study, verdict_rows
+from rerinv.system.report import timing_study
+from rerinv.system.tables import verdict_rows
 from rerinv.system.workloads import load_workload, workload_names
 
 BEGIN, END = "<!-- BEGIN verdict -->", "<!-- END verdict -->"

@@ -7,14 +7,9 @@ cannot model noise, so the levels apply to the analog backends only. See
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from rerinv.config import Config
 from rerinv.errors import InputError
 from rerinv.presets import preset_text
-
-if TYPE_CHECKING:
-    from rerinv.training.spec import Setting
 
 #: Hardware noise levels: name -> (description, {section: {key: value}}) applied on top of the
 #: grid's configuration for the analog backends. ``ideal`` is the built-in default preset
@@ -87,9 +82,10 @@ def noise_config(config: Config, level: str) -> Config:
     return config
 
 
-def setting_config(config: Config, setting: Setting) -> Config:
-    """The hardware of one setting: its noise level, and for ``single`` with cell bits ``k``
-    k-bit cells and a k-bit ADC (the DAC stays as configured)."""
+def setting_config(config: Config, setting) -> Config:
+    """The hardware of one setting (a :class:`rerinv.training.spec.Setting`): its noise
+    level, and for ``single`` with cell bits ``k`` k-bit cells and a k-bit ADC (the DAC stays
+    as configured)."""
     config = noise_config(config, setting.noise)
     if setting.backend == "single" and setting.bits is not None:
         config = config.with_values("device", bits=int(setting.bits))
